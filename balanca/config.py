@@ -1,0 +1,215 @@
+"""Parsing of the option values that are small languages: `--scale` specs and `--db` URLs.
+
+Pure functions that raise `ValueError` with a message an operator can act on; `balanca.tap`
+turns those into usage errors at start.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from balanca.protocols import PROTOCOLS
+from balanca.protocols.base import LineSettings
+
+DEFAULT_PROTOCOL = "toledo"
+SCALE_KEYS = {"protocol", "poll", "decimals", "stable", "tolerance"}
+LINE_KEYS = {"baudrate", "bytesize", "parity", "stopbits"}
+SIMULATOR_KEYS = {"protocol", "rate"}
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """Where the scale is and how to talk to it, from `--scale`."""
+
+    kind: Literal["simulator", "serial", "endpoint"]
+    protocol: str = DEFAULT_PROTOCOL
+    device: str = ""
+    endpoint: str = ""
+    """A Twisted client endpoint string (kind `endpoint`), with balanca's own keys removed."""
+    line: LineSettings = field(default_factory=LineSettings)
+    rate: float = 10.0
+    poll: float = 0.2
+    decimals: int | None = None
+    stable: int | None = None
+    """Readings in a row within `tolerance` that make a weight stable (software filter)."""
+    tolerance: Decimal = Decimal(0)
+
+    @property
+    def source(self) -> Literal["serial", "tcp", "simulator"]:
+        """The `source` its readings carry."""
+        return {"simulator": "simulator", "serial": "serial", "endpoint": "tcp"}[self.kind]
+
+    def describe(self) -> str:
+        """A short description for logs."""
+        where = {"simulator": "built-in simulator", "serial": self.device, "endpoint": self.endpoint}
+        return f"{where[self.kind]} ({self.protocol})"
+
+
+def split_escaped(text: str) -> list[str]:
+    """Split on `:` except where escaped as `\\:`, unescaping the parts."""
+    parts = re.split(r"(?<!\\):", text)
+    return [re.sub(r"\\(.)", r"\1", p) for p in parts]
+
+
+def escape(text: str) -> str:
+    """Escape `\\` and `:` for an endpoint string."""
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def parse_scale(spec: str) -> ScaleSpec:
+    """Parse a `--scale` spec (DESIGN.md's grammar)."""
+    head, *rest = split_escaped(spec.strip())
+    positional = [p for p in rest if "=" not in p]
+    options = dict(p.split("=", 1) for p in rest if "=" in p)
+    if head == "simulator":
+        _only(options, SIMULATOR_KEYS, spec)
+        if positional:
+            raise ValueError(f"--scale {spec!r}: simulator takes only protocol= and rate=")
+        rate = _number(options.get("rate", "10"), "rate", float)
+        if not 0 < rate <= 100:
+            raise ValueError(f"--scale {spec!r}: rate must be above 0 and at most 100 Hz")
+        return ScaleSpec("simulator", protocol=_protocol(options), rate=rate)
+    common = _scale_options(options, spec)
+    if head == "serial":
+        if len(positional) != 1 or not positional[0]:
+            raise ValueError(f"--scale {spec!r}: serial needs a device, as serial:/dev/ttyUSB0")
+        _only(options, SCALE_KEYS | LINE_KEYS, spec)
+        line = _line(options, PROTOCOLS[common["protocol"]].line, spec)
+        return ScaleSpec("serial", device=positional[0], line=line, **common)
+    endpoint_options = {k: v for k, v in options.items() if k not in SCALE_KEYS}
+    endpoint = ":".join(
+        [escape(head), *map(escape, positional)]
+        + [f"{escape(k)}={escape(v)}" for k, v in endpoint_options.items()]
+    )
+    return ScaleSpec("endpoint", endpoint=endpoint, **common)
+
+
+def _scale_options(options: Mapping[str, str], spec: str) -> dict[str, object]:
+    poll = _number(options.get("poll", "0.2"), "poll", float)
+    if not 0.02 <= poll <= 60:
+        raise ValueError(f"--scale {spec!r}: poll must be from 0.02 to 60 seconds")
+    decimals = options.get("decimals")
+    stable = options.get("stable")
+    out: dict[str, object] = {"protocol": _protocol(options), "poll": poll}
+    if decimals is not None:
+        out["decimals"] = _number(decimals, "decimals", int)
+        if not 0 <= int(decimals) <= 6:
+            raise ValueError(f"--scale {spec!r}: decimals must be from 0 to 6")
+    if stable is not None:
+        out["stable"] = _number(stable, "stable", int)
+        if not 2 <= int(stable) <= 100:
+            raise ValueError(f"--scale {spec!r}: stable must be from 2 to 100 readings")
+    if "tolerance" in options:
+        try:
+            out["tolerance"] = Decimal(options["tolerance"])
+        except InvalidOperation:
+            raise ValueError(f"tolerance must be a decimal number, not {options['tolerance']!r}")
+    return out
+
+
+def _line(options: Mapping[str, str], default: LineSettings, spec: str) -> LineSettings:
+    parity = options.get("parity", default.parity).upper()
+    if parity not in {"N", "E", "O", "M", "S"}:
+        raise ValueError(f"--scale {spec!r}: parity must be N, E or O")
+    line = LineSettings(
+        baudrate=_number(options.get("baudrate", str(default.baudrate)), "baudrate", int),
+        bytesize=_number(options.get("bytesize", str(default.bytesize)), "bytesize", int),
+        parity=parity,
+        stopbits=_number(options.get("stopbits", str(default.stopbits)), "stopbits", float),
+    )
+    if line.bytesize not in (5, 6, 7, 8) or line.stopbits not in (1, 1.5, 2):
+        raise ValueError(f"--scale {spec!r}: bytesize must be 5 to 8 and stopbits 1, 1.5 or 2")
+    if line.baudrate <= 0:
+        raise ValueError(f"--scale {spec!r}: baudrate must be positive")
+    return line
+
+
+def _protocol(options: Mapping[str, str]) -> str:
+    name = options.get("protocol", DEFAULT_PROTOCOL)
+    if name not in PROTOCOLS:
+        known = ", ".join(sorted(PROTOCOLS))
+        raise ValueError(f"unknown scale protocol {name!r} (known: {known})")
+    return name
+
+
+def _only(options: Mapping[str, str], allowed: set[str], spec: str) -> None:
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"--scale {spec!r}: unknown option(s) {', '.join(unknown)}")
+
+
+def _number(text: str, name: str, kind: type[int] | type[float]):  # type: ignore[no-untyped-def]
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {text!r}") from None
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    """Which database to record into, from `--db` or the `MYSQL_*` variables."""
+
+    dialect: Literal["sqlite", "mysql"]
+    path: str = ""
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = "root"
+    password: str = ""
+    database: str = "balanca"
+
+    def describe(self) -> str:
+        """Where it is, without the password."""
+        if self.dialect == "sqlite":
+            return f"SQLite {self.path}"
+        return f"MySQL {self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def parse_db(url: str) -> DatabaseSpec:
+    """Parse `sqlite:PATH` or `mysql://USER[:PASS]@HOST[:PORT]/DB`."""
+    if url.startswith("sqlite:"):
+        path = url[len("sqlite:") :]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise ValueError("--db sqlite: needs a path, as sqlite:balanca.sqlite3")
+        return DatabaseSpec("sqlite", path=path)
+    if url.startswith("mysql://"):
+        parts = urlsplit(url)
+        database = parts.path.lstrip("/")
+        if not parts.hostname or not database:
+            raise ValueError("--db must look like mysql://USER[:PASS]@HOST[:PORT]/DB")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise ValueError(f"--db {url!r}: the port must be a number") from None
+        return DatabaseSpec(
+            "mysql",
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=database,
+        )
+    raise ValueError(f"--db {url!r}: use sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB")
+
+
+def db_from_environment(env: Mapping[str, str]) -> DatabaseSpec | None:
+    """The old deployment's `MYSQL_*` variables, when `MYSQL_HOST` or `MYSQL_DATABASE` is set."""
+    if not (env.get("MYSQL_HOST") or env.get("MYSQL_DATABASE")):
+        return None
+    port = env.get("MYSQL_PORT", "3306")
+    if not port.isdigit():
+        raise ValueError(f"MYSQL_PORT must be a number, not {port!r}")
+    return DatabaseSpec(
+        "mysql",
+        host=env.get("MYSQL_HOST", "127.0.0.1"),
+        port=int(port),
+        user=env.get("MYSQL_USER", "root"),
+        password=env.get("MYSQL_PASSWORD", ""),
+        database=env.get("MYSQL_DATABASE", "balanca"),
+    )

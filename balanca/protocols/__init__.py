@@ -1,0 +1,8 @@
+"""The registry of scale wire protocols, by the name `--scale ...:protocol=NAME` uses."""
+
+from balanca.protocols import ad, mt8217, prix, sics, toledo
+from balanca.protocols.base import WireProtocol
+
+PROTOCOLS: dict[str, WireProtocol] = {
+    p.name: p for p in (toledo.PROTOCOL, sics.PROTOCOL, ad.PROTOCOL, prix.PROTOCOL, mt8217.PROTOCOL)
+}
