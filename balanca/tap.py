@@ -104,6 +104,24 @@ class Options(usage.Options):
 
 
 @dataclass(frozen=True)
+class Parts:
+    """The main objects of a running service, for introspection (tests, a manhole)."""
+
+    hub: Hub
+    scale: Scale
+    link: ScaleLink
+    live: LiveFactory
+    store: Store
+    site: Any
+
+
+class BalancaService(service.MultiService):
+    """The whole service; `parts` names its main objects."""
+
+    parts: Parts
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated options."""
 
@@ -218,12 +236,12 @@ def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
     return lambda protocol: connectProtocol(endpoint, protocol)
 
 
-def makeService(options: Options, reactor: Any = global_reactor) -> service.MultiService:
+def makeService(options: Options, reactor: Any = global_reactor) -> BalancaService:
     """Build the whole service from validated options."""
     settings = options.settings
     assert settings is not None, "postOptions validates the options"
     log = Logger(namespace="balanca")
-    top = service.MultiService()
+    top = BalancaService()
     spec = settings.scale
     hub = Hub(reactor, settings.stale_after)
     stability = StabilityFilter(spec.stable, spec.tolerance) if spec.stable else None
@@ -244,6 +262,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> service.Mult
     api = Api(reactor, hub, scale, store, lambda: len(live.clients), settings.access, RateLimiter(reactor))
     site = site_tree(api_tree(api), live.resource(), MetricsResource(registry), web_root())
     collector.site = site
+    top.parts = Parts(hub, scale, link, live, store, site)
     store.setServiceParent(top)
     link.setServiceParent(top)
     for description, endpoint in settings.http:
