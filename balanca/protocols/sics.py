@@ -33,6 +33,12 @@ _HEADS = {name: head for head, name in _COMMANDS.items()}
 _FAILED = {"I", "+", "-"}
 """Statuses that say a command was not done (not executable, above or below a limit)."""
 _ERRORS = {"ES", "ET", "EL"}
+_NO_WEIGHT = {
+    "I": Measurement(None, stable=False, status="error"),
+    "+": Measurement(None, stable=False, status="overload"),
+    "-": Measurement(None, stable=False, status="underload"),
+}
+"""`S` answers without a weight: busy, overload, underload."""
 
 
 def framer() -> DelimitedFramer:
@@ -44,40 +50,39 @@ def decode(frame: bytes, decimals: int | None = None) -> Measurement | Reply:
     """Decode one line; `decimals` is ignored (the weight carries its decimal point)."""
     text = frame_text(frame)
     tokens = text.split()
-    if not tokens:
-        raise DecodeError("malformed", "empty line")
-    head, status, rest = tokens[0], tokens[1:2], tokens[2:]
-    if head in _ERRORS and not status:
+    if len(tokens) == 1 and tokens[0] in _ERRORS:
         return Reply("", False, text)
-    if not status:
-        raise DecodeError("malformed", text)
+    if len(tokens) < 2:
+        raise DecodeError("malformed", f"not an answer: {text!r}")
+    head, status, rest = tokens[0], tokens[1], tokens[2:]
     if head == "S":
-        return _weight(status[0], rest, text)
+        if status in ("S", "D"):
+            _arity(rest, 2, text)
+            return Measurement(parse_decimal(rest[0]), rest[1], status == "S")
+        answer = _NO_WEIGHT.get(status)
+        if answer is None:
+            raise DecodeError("unknown-status", text)
+        _arity(rest, 0, text)
+        return answer
     command = _COMMANDS.get(head)
     if command is None:
         raise DecodeError("malformed", f"not an answer balanca asks for: {text!r}")
-    if status[0] in _FAILED and not rest:
+    if status in _FAILED:
+        _arity(rest, 0, text)
         return Reply(command, False, text)
-    if command == "tare" and status[0] == "S" and len(rest) == 2:
+    if command == "tare" and status == "S":
+        _arity(rest, 2, text)
         return Reply(command, True, text, parse_decimal(rest[0]))
-    if command != "tare" and status[0] == "A" and not rest:
+    if command != "tare" and status == "A":
+        _arity(rest, 0, text)
         return Reply(command, True, text)
     raise DecodeError("unknown-status", text)
 
 
-def _weight(status: str, rest: list[str], text: str) -> Measurement:
-    """An `S` answer."""
-    if status in ("S", "D") and len(rest) == 2:
-        return Measurement(parse_decimal(rest[0]), rest[1], status == "S")
-    if rest:
-        raise DecodeError("malformed", text)
-    if status == "I":
-        return Measurement(None, stable=False, status="error")
-    if status == "+":
-        return Measurement(None, stable=False, status="overload")
-    if status == "-":
-        return Measurement(None, stable=False, status="underload")
-    raise DecodeError("unknown-status", text)
+def _arity(values: list[str], count: int, text: str) -> None:
+    """Check that an answer has `count` values after its two header tokens."""
+    if len(values) != count:
+        raise DecodeError("malformed", f"{count} values expected: {text!r}")
 
 
 def encode(m: Measurement) -> bytes:
