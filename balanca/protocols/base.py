@@ -7,8 +7,10 @@ simulator.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol
 
 from balanca.reading import Measurement, Reply
@@ -42,6 +44,111 @@ class Framer(Protocol):
     def feed(self, data: bytes) -> list[bytes]:
         """Take more bytes; return the frames they complete, oldest first."""
         ...
+
+
+class FramerBase:
+    """The bookkeeping every framer shares: its stats and the `MAX_BUFFER` bound.
+
+    Each run of more than `MAX_BUFFER` bytes without a frame counts as an overflow: garbage
+    thrown away as it comes, or a partial frame that grew past the bound and was dropped.
+    """
+
+    def __init__(self) -> None:
+        self.stats = FramerStats()
+        self._quiet = 0
+        """Garbage bytes since the last frame or overflow."""
+
+    def _discard(self, count: int) -> None:
+        """Throw away `count` bytes that belong to no frame."""
+        self.stats.garbage_bytes += count
+        self._quiet += count
+        if self._quiet > MAX_BUFFER:
+            self.stats.overflows += self._quiet // (MAX_BUFFER + 1)
+            self._quiet %= MAX_BUFFER + 1
+
+    def _framed(self) -> None:
+        """A frame was found: the count of bytes without one starts again."""
+        self._quiet = 0
+
+    def _bounded(self, held: int) -> bool:
+        """Whether `held` bytes of one (partial) frame are within the bound; if not, they are
+        counted as dropped and the caller drops them."""
+        if held <= MAX_BUFFER:
+            return True
+        self.stats.garbage_bytes += held
+        self.stats.overflows += 1
+        self._quiet = 0
+        return False
+
+
+class DelimitedFramer(FramerBase):
+    """Frames that begin with one of the `starts` bytes and end with one of the `ends` bytes.
+
+    Frames are emitted with their start and end bytes, as soon as the end byte arrives. Bytes
+    outside frames are garbage, except stray end bytes (the LF of a CR LF, blank lines).
+
+    `resync`: start bytes never occur inside a frame (an STX protocol), so a start byte seen
+    before the end byte begins a new frame and what came before it is garbage. Without it
+    (line protocols, whose start letters also occur inside lines) a frame runs from the first
+    start byte after the previous frame to the next end byte.
+    """
+
+    def __init__(self, starts: bytes, ends: bytes, *, resync: bool) -> None:
+        super().__init__()
+        self._starts = starts
+        self._ends = ends
+        self._start = re.compile(b"[" + re.escape(starts) + b"]")
+        self._end = re.compile(b"[" + re.escape(ends) + b"]")
+        self._resync = resync
+        self._pending = bytearray()
+        """A partial frame: empty, or a start byte and bytes without an end byte."""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Take more bytes; return the frames they complete, oldest first."""
+        buf = self._pending
+        scanned = len(buf)
+        buf += data
+        frames: list[bytes] = []
+        pos = 0
+        while True:
+            if pos == scanned:  # no frame open: find the next start byte
+                found = self._start.search(buf, pos)
+                start = found.start() if found else len(buf)
+                self._skip(buf, pos, start)
+                pos = start
+                if found is None:
+                    break
+                scanned = pos + 1
+            end = self._end.search(buf, scanned)
+            if end is None:
+                if self._resync:
+                    last = self._last_start(buf, scanned, len(buf))
+                    if last > pos:
+                        self._skip(buf, pos, last)
+                        pos = last
+                break
+            if self._resync:
+                last = self._last_start(buf, scanned, end.start())
+                if last > pos:
+                    self._skip(buf, pos, last)
+                    pos = last
+            if self._bounded(end.end() - pos):
+                frames.append(bytes(buf[pos : end.end()]))
+                self._framed()
+            pos = scanned = end.end()
+        del buf[:pos]
+        if not self._bounded(len(buf)):
+            buf.clear()
+        return frames
+
+    def _last_start(self, buf: bytearray, begin: int, end: int) -> int:
+        """The index of the last start byte in `buf[begin:end]`, or -1."""
+        return max(buf.rfind(b, begin, end) for b in self._starts)
+
+    def _skip(self, buf: bytearray, begin: int, end: int) -> None:
+        """Count `buf[begin:end]` as garbage, except end bytes between frames."""
+        if end > begin:
+            self._discard(len(buf[begin:end].translate(None, self._ends)))
 
 
 @dataclass(frozen=True)
@@ -81,3 +188,44 @@ class WireProtocol:
     """The scale answers commands with a frame that decodes to a `Reply`."""
     encode_reply: Callable[[Reply], bytes] | None = None
     """The frame a scale sends for a command reply (for the simulator), where it sends one."""
+
+
+MASK7 = bytes(range(128)) * 2
+"""`frame.translate(MASK7)` clears bit 7 (parity on a 7-bit line) of every byte."""
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
+def fixed_point(units: int, decimals: int) -> Decimal:
+    """`units` × 10^-`decimals`, written with exactly `decimals` places.
+
+    A negative `decimals` multiplies (`fixed_point(1234, -2)` is `Decimal("123400")`), so the
+    value always prints as plain digits, never in exponent notation.
+    """
+    if decimals <= 0:
+        return Decimal(units * 10**-decimals)
+    return Decimal(units).scaleb(-decimals)
+
+
+def scaled_units(value: Decimal, decimals: int) -> int:
+    """The integer `value` × 10^`decimals`; `ValueError` when that is not a whole number."""
+    units = value.scaleb(decimals)
+    if units != units.to_integral_value():
+        raise ValueError(f"{value} has more than {decimals} decimals")
+    return int(units)
+
+
+def parse_decimal(text: str) -> Decimal:
+    """A signed decimal number as the scale wrote it (`-012.50`), exact; `-0` reads as 0."""
+    if not _NUMBER.fullmatch(text):
+        raise DecodeError("malformed", f"not a number: {text!r}")
+    value = Decimal(text)
+    return value.copy_abs() if value.is_zero() else value
+
+
+def frame_text(frame: bytes) -> str:
+    """An ASCII frame as text without surrounding blanks and line ends."""
+    try:
+        return frame.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise DecodeError("malformed", f"not ASCII: {frame!r}") from None
