@@ -251,7 +251,7 @@ def connection_pool(spec: DatabaseSpec, reactor: Any) -> adbapi.ConnectionPool:
     return adbapi.ConnectionPool(
         "pymysql",
         cp_min=1,
-        cp_max=5,
+        cp_max=3,
         cp_reconnect=True,
         cp_reactor=reactor,
         database=spec.database,

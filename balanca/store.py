@@ -16,21 +16,20 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal
 
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from balanca.backlog import Backlog
 from balanca.journal import Journal
 from balanca.reading import Reading
 from balanca.schema import (
@@ -55,8 +54,6 @@ if TYPE_CHECKING:
 RECORD_POLICIES = ("stable", "all", "none")
 FLUSH_INTERVAL = 1.0
 """Seconds between writes of the queued readings."""
-BATCH = 500
-"""Readings per `executemany`."""
 PING_INTERVAL = 10.0
 """Seconds without a write after which the store checks that the database still answers."""
 
@@ -92,14 +89,15 @@ class Store(Service):
         self.dialect = DIALECTS[spec.dialect]
         self.record = record
         self.scale = scale
-        self.max_pending = max_pending
         self._reactor = reactor
         self._clock: IReactorTime = clock or reactor
         self.run = run or new_run(self._clock.seconds())
-        self.journal = Journal(journal_path or default_journal_path(spec), reactor)
-        # Counters, read by the metrics collector at scrape time.
+        self._queue = Backlog(
+            Journal(journal_path or default_journal_path(spec), reactor), max_pending
+        )
+        # Counters, read by the metrics collector at scrape time (and `backlog`, `rows_failed`).
         self.rows_written = 0
-        self.rows_failed = 0
+        self.rows_refused = 0
         self.batches = 0
         self.failures = 0
         self.last_batch_seconds: float | None = None
@@ -108,11 +106,7 @@ class Store(Service):
         self._last_contact = self._clock.seconds()
         self._schema_ready = False
         self._pool: adbapi.ConnectionPool | None = None
-        self._pending: deque[Row] = deque()
-        self._spill: list[Row] = []
-        self._journaled: int | None = 0
-        self._journal_opening: Deferred[None] | None = None
-        self._draining: Deferred[bool] | None = None
+        self._writing = DeferredLock()
         self._last_stable: tuple[Decimal | None, str, str, Decimal | None] | None = None
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self._clock
@@ -124,7 +118,12 @@ class Store(Service):
     @property
     def backlog(self) -> int:
         """Readings waiting to be written, in memory and in the journal."""
-        return len(self._pending) + len(self._spill) + (self._journaled or 0)
+        return len(self._queue)
+
+    @property
+    def rows_failed(self) -> int:
+        """Readings that will never be written: refused by the columns, or lost by the journal."""
+        return self.rows_refused + self._queue.lost
 
     @property
     def state(self) -> Literal["ok", "degraded"]:
@@ -137,7 +136,7 @@ class Store(Service):
             "db": self.state,
             "database": self.spec.describe(),
             "backlog": self.backlog,
-            "journal": self._journaled or 0,
+            "journal": self._queue.journaled,
             "last_error": self.last_error,
             "last_batch_seconds": self.last_batch_seconds,
             "rows_written": self.rows_written,
@@ -154,15 +153,17 @@ class Store(Service):
             record=self.record, scale=self.scale, database=self.spec.describe(), run=self.run,
         )  # fmt: skip
         self._pool = connection_pool(self.spec, self._reactor)
-        if self.journal.exists():
-            self._journaled = None  # unknown: new readings queue behind the journal's
-            self._journal_opening = self.journal.count().addCallbacks(
-                self._journal_found, self._journal_unreadable
-            )
+        self._queue.open()
         self._loop.start(FLUSH_INTERVAL, now=True)
 
     def stopService(self) -> Deferred[None]:
-        """Write everything pending, or keep it in the journal if the database is down."""
+        """Write everything pending, or keep it in the journal if the database is down.
+
+        Readings that arrive from now on are not recorded. Fires when that is done and the
+        pools are closed.
+        """
+        if self._pool is None:
+            return succeed(None)
         super().stopService()
         if self._loop.running:
             self._loop.stop()
@@ -175,15 +176,12 @@ class Store(Service):
         try:
             row = encode_reading(reading, self.run)
         except ValueError as error:
-            self.rows_failed += 1
+            self.rows_refused += 1
             self.log.warn(  # noqa: G010
                 "reading {seq} not recorded: {error}", seq=reading.seq, error=error
             )
             return
-        if self._journaled == 0 and not self._spill and len(self._pending) < self.max_pending:
-            self._pending.append(row)
-        else:
-            self._spill.append(row)
+        self._queue.add(row)
 
     def status(self, payload: bytes) -> None:
         """Hub subscriber: the scale's state is not recorded."""
@@ -240,17 +238,9 @@ class Store(Service):
         return True
 
     def _tick(self) -> None:
-        self._save_spill()
-        if self._draining is None:
-            self._start_drain()
-
-    def _start_drain(self) -> Deferred[bool]:
-        def drained(written: bool) -> bool:
-            self._draining = None
-            return written
-
-        self._draining = Deferred.fromCoroutine(self._drain())
-        return self._draining.addCallback(drained)
+        self._queue.save()
+        if not self._writing.locked:
+            self._writing.run(self._drain)
 
     async def _drain(self) -> bool:
         """Write the backlog, oldest first, until it is empty; False if the database failed."""
@@ -258,7 +248,7 @@ class Store(Service):
             if not self._schema_ready:
                 await self._prepare()
             wrote = False
-            while await self._write_next():
+            while await self._queue.write_oldest(self._write):
                 wrote = True
             if not wrote and self._clock.seconds() - self._last_contact >= PING_INTERVAL:
                 await self._interact(_fetch, "SELECT 1", ())
@@ -268,7 +258,8 @@ class Store(Service):
         return True
 
     async def _prepare(self) -> None:
-        assert self._pool is not None
+        if self._pool is None:
+            raise DatabaseUnavailable("the store is not running")
         await deferToThreadPool(self._reactor, self._pool.threadpool, ensure_database, self.spec)
         applied = await self._interact(migrate, self.dialect)
         self._schema_ready = True
@@ -277,26 +268,6 @@ class Store(Service):
             database=self.spec.describe(),
             applied=f", applied {', '.join(applied)}" if applied else "",
         )
-
-    async def _write_next(self) -> bool:
-        """Write the oldest batch of the backlog; False when there is nothing to write."""
-        if self._pending:
-            rows = list(islice(self._pending, BATCH))
-            await self._write(rows)
-            for _ in rows:
-                self._pending.popleft()
-        elif self._journaled:
-            entries = await self.journal.oldest(BATCH)
-            if entries:
-                await self._write([row for _, row in entries])
-                await self.journal.discard(entries[-1][0])
-            self._journaled = self._journaled - len(entries) if entries else 0
-        elif self._spill and self._journaled == 0:
-            self._pending.extend(self._spill)
-            self._spill.clear()
-        else:
-            return False
-        return True
 
     async def _write(self, rows: list[Row]) -> None:
         started = self._clock.seconds()
@@ -318,7 +289,8 @@ class Store(Service):
         except Exception as error:
             if not lost_connection(error, self._pool.dbapi):
                 raise
-            self.log.info("database connection lost ({error}), trying again", error=error)
+            if self._reachable:
+                self.log.info("database connection lost ({error}), trying again", error=error)
             try:
                 result = await self._pool.runInteraction(interaction, *args)
             except Exception as again:
@@ -348,69 +320,27 @@ class Store(Service):
         return weighing_dict(stored)
 
     async def _flush(self) -> None:
-        while self._draining is not None:
-            await _after(self._draining)
-        await self._save_spill()
-        if not await self._start_drain():
+        await self._queue.save()
+        if not await self._writing.run(self._drain):
             raise DatabaseUnavailable(self.last_error)
 
     async def _stop(self) -> None:
         try:
-            if self._journal_opening is not None:
-                await _after(self._journal_opening)
-            try:
-                await self._flush()
-            except DatabaseUnavailable:
-                await self._keep_in_journal()
+            await self._flush()
+        except DatabaseUnavailable:
+            await self._queue.keep()
+            if self.backlog:
+                self.log.warn(  # noqa: G010
+                    "database {database} unavailable at stop: {count} readings kept in {path}"
+                    " for the next start",
+                    database=self.spec.describe(), count=self.backlog, path=self._queue.journal.path,
+                )  # fmt: skip
         finally:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
-            self.journal.close()
+            self._queue.close()
             self._schema_ready = False
-
-    async def _keep_in_journal(self) -> None:
-        rows = list(self._pending)
-        self._pending.clear()
-        if rows:
-            await self.journal.prepend(rows)
-            self._journaled = (self._journaled or 0) + len(rows)
-        await self._save_spill()
-        self.log.warn(  # noqa: G010
-            "database {database} unavailable at stop: {count} readings kept in {path}"
-            " for the next start",
-            database=self.spec.describe(), count=self.backlog, path=self.journal.path,
-        )  # fmt: skip
-
-    def _save_spill(self) -> Deferred[None]:
-        """Move the readings beyond the memory bound to the journal."""
-        if not self._spill or self._journaled is None:
-            return succeed(None)
-        rows, self._spill = self._spill, []
-        if self._journaled == 0:
-            self.log.warn(  # noqa: G010
-                "{count} readings waiting for the database: keeping the rest in {path}",
-                count=len(self._pending), path=self.journal.path,
-            )  # fmt: skip
-        self._journaled += len(rows)
-        return self.journal.append(rows).addErrback(self._spill_failed, len(rows))
-
-    def _spill_failed(self, failure: Any, count: int) -> None:
-        self._journaled = (self._journaled or count) - count
-        self.rows_failed += count
-        self.log.failure("{count} readings lost: the journal failed", failure, count=count)
-
-    def _journal_found(self, count: int) -> None:
-        self._journaled = count
-        if count:
-            self.log.info(
-                "{count} readings from an earlier run wait in {path}",
-                count=count, path=self.journal.path,
-            )  # fmt: skip
-
-    def _journal_unreadable(self, failure: Any) -> None:
-        self._journaled = 0
-        self.log.failure("journal {path} unreadable", failure, path=self.journal.path)
 
     def _degraded(self, error: BaseException) -> None:
         self.last_error = f"{type(error).__name__}: {error}"
@@ -443,18 +373,6 @@ def default_journal_path(spec: DatabaseSpec) -> str:
     if spec.dialect == "sqlite":
         return os.path.splitext(spec.path)[0] + "-journal.sqlite3"
     return "balanca-journal.sqlite3"
-
-
-def _after(deferred: Deferred[Any]) -> Deferred[None]:
-    """A Deferred that fires when `deferred` has, leaving its result to its own callbacks."""
-    waiter: Deferred[None] = Deferred()
-
-    def fire(result: Any) -> Any:
-        waiter.callback(None)
-        return result
-
-    deferred.addBoth(fire)
-    return waiter
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
+from balanca.backlog import BATCH
 from balanca.reading import Status
 from balanca.schema import migrations
-from balanca.store import BATCH, FLUSH_INTERVAL, Store
+from balanca.store import FLUSH_INTERVAL, Store
 from tests.storebase import START, MariaDBCase, SQLiteCase, make_reading, wait_until
 
 if TYPE_CHECKING:
