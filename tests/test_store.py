@@ -1,0 +1,222 @@
+"""The store against real databases: the same tests on a SQLite file and on MariaDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+
+from balanca.backlog import BATCH
+from balanca.reading import Status
+from balanca.schema import migrations
+from balanca.store import FLUSH_INTERVAL, Store
+from tests.storebase import START, MariaDBCase, SQLiteCase, make_reading, wait_until
+
+if TYPE_CHECKING:
+    from tests.storebase import StoreCase as Base
+else:
+    Base = object
+
+
+class StoreTests(Base):
+    """The store's behaviour, whatever the database."""
+
+    async def recorded(self, store: Store) -> list[int]:
+        """The seqs of the stored readings, oldest first, after writing what is queued."""
+        await store.flush()
+        return [row["seq"] for row in reversed(await store.readings(limit=10000))]
+
+    async def test_weights_come_back_with_their_exact_decimals(self) -> None:
+        store = await self.start_store(record="all")
+        weights = ["1234.50", "0.005", "-12.3", "123400", None, "12.340", "0.5", "0.000"]
+        for seq, weight in enumerate(weights, 1):
+            store.reading(make_reading(seq, weight, tare="1.50" if seq % 2 else None), b"")
+        await store.flush()
+        rows = list(reversed(await store.readings(limit=100)))
+        self.assertEqual([row["weight"] for row in rows], weights)
+        self.assertEqual([row["tare"] for row in rows], ["1.50", None] * 4)
+
+    async def test_times_come_back_as_the_same_iso_string(self) -> None:
+        store = await self.start_store(record="all")
+        times = [
+            START,
+            datetime(2025, 1, 2, 3, 4, 5, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+            datetime(2025, 1, 2, 3, 4, 6, 1, tzinfo=UTC),
+        ]
+        for seq, time in enumerate(times, 1):
+            store.reading(make_reading(seq, time=time), b"")
+        await store.flush()
+        stored = {row["seq"]: row["time"] for row in await store.readings(limit=10)}
+        self.assertEqual(stored, {1: START.isoformat(), 2: "2025-01-02T03:04:05.000000+05:30",
+                                  3: "2025-01-02T03:04:06.000001+00:00"})  # fmt: skip
+
+    async def test_a_stored_reading_has_the_reading_shape_with_its_id_and_run(self) -> None:
+        store = await self.start_store(record="all", run="run-1")
+        reading = make_reading(7, "1234.50", tare="0.00", mode="net", unit="lb")
+        store.reading(reading, b"")
+        await store.flush()
+        [row] = await store.readings()
+        self.assertEqual(row, {**reading.to_dict(), "id": row["id"], "run": "run-1"})
+
+    async def test_stable_policy_records_each_new_stable_weight_once(self) -> None:
+        store = await self.start_store()
+        feed: list[tuple[int, str | None, bool, Status]] = [
+            (1, "3.00", False, "ok"),  # motion
+            (2, "10.00", True, "ok"),  # recorded
+            (3, "10.00", True, "ok"),
+            (4, "10.0", True, "ok"),  # the same weight
+            (5, "12.00", True, "ok"),  # recorded: a different weight
+            (6, "12.50", False, "ok"),  # motion
+            (7, "12.00", True, "ok"),  # recorded: motion came in between
+            (8, None, True, "overload"),
+            (9, "12.00", True, "ok"),  # recorded: another status came in between
+            (10, "0.00", True, "ok"),  # recorded: zero between loads is a real reading
+            (11, "0.00", True, "ok"),
+        ]
+        for seq, weight, stable, status in feed:
+            store.reading(make_reading(seq, weight, stable=stable, status=status), b"")
+        self.assertEqual(await self.recorded(store), [2, 5, 7, 9, 10])
+
+    async def test_all_policy_records_every_reading(self) -> None:
+        store = await self.start_store(record="all")
+        for seq in range(1, 6):
+            store.reading(make_reading(seq, None if seq == 3 else "1.0", stable=seq > 2), b"")
+        self.assertEqual(await self.recorded(store), [1, 2, 3, 4, 5])
+
+    async def test_none_policy_records_no_reading_but_keeps_weighings(self) -> None:
+        store = await self.start_store(record="none")
+        store.reading(make_reading(1), b"")
+        await store.add_weighing(make_reading(1), "truck 1", None)
+        self.assertEqual(await self.recorded(store), [])
+        self.assertEqual(len(await store.weighings(10)), 1)
+
+    async def test_only_the_stores_own_scale_is_recorded_and_served(self) -> None:
+        store = await self.start_store(record="all", scale="silo")
+        store.reading(make_reading(1, scale="default"), b"")
+        store.reading(make_reading(2, scale="silo"), b"")
+        self.assertEqual(await self.recorded(store), [2])
+
+    async def test_queued_readings_are_written_in_one_batch_within_a_second(self) -> None:
+        store = await self.start_store(record="all")
+        batches = store.batches
+        for seq in range(1, 21):
+            store.reading(make_reading(seq), b"")
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(self.query("SELECT COUNT(*) FROM readings"), [(0,)])
+        self.clock.advance(FLUSH_INTERVAL)
+        await wait_until(lambda: store.rows_written == 20)
+        self.assertEqual(store.batches, batches + 1)
+        self.assertEqual(self.query("SELECT COUNT(*) FROM readings"), [(20,)])
+        self.assertEqual(store.health()["db"], "ok")
+
+    async def test_a_large_backlog_is_written_in_batches_of_executemany(self) -> None:
+        store = await self.start_store(record="all")
+        batches = store.batches
+        for seq in range(1, 2 * BATCH + 2):
+            store.reading(make_reading(seq), b"")
+        self.assertEqual(await self.recorded(store), list(range(1, 2 * BATCH + 2)))
+        self.assertEqual(store.batches, batches + 3)
+
+    async def test_a_retried_insert_of_the_same_readings_is_harmless(self) -> None:
+        store = await self.start_store(record="all", run="run-1")
+        for _ in range(2):
+            for seq in range(1, 4):
+                store.reading(make_reading(seq), b"")
+            await store.flush()
+        self.assertEqual(self.query("SELECT seq FROM readings ORDER BY seq"), [(1,), (2,), (3,)])
+        self.assertEqual((store.failures, store.rows_written), (0, 6))
+
+    async def test_a_weight_the_columns_cannot_hold_is_refused_alone(self) -> None:
+        store = await self.start_store(record="all")
+        for seq, weight in enumerate(["1.0", "1.0000001", "1000000000000", "2.0"], 1):
+            store.reading(make_reading(seq, weight), b"")
+        self.assertEqual(await self.recorded(store), [1, 4])
+        self.assertEqual(store.rows_failed, 2)
+
+    async def test_readings_are_paged_newest_first_by_time(self) -> None:
+        store = await self.start_store(record="all")
+        for seq in range(1, 11):
+            store.reading(make_reading(seq, time=START + timedelta(seconds=seq)), b"")
+        await store.flush()
+
+        def seqs(rows: list[dict[str, object]]) -> list[object]:
+            return [row["seq"] for row in rows]
+
+        at = {seq: START + timedelta(seconds=seq) for seq in range(1, 11)}
+        self.assertEqual(seqs(await store.readings(limit=3)), [10, 9, 8])
+        self.assertEqual(seqs(await store.readings(until=at[8], limit=3)), [7, 6, 5])
+        self.assertEqual(seqs(await store.readings(since=at[3], until=at[5])), [4, 3])
+        utc = at[9].astimezone(UTC)
+        self.assertEqual(seqs(await store.readings(since=utc)), [10, 9])
+
+    async def test_a_weighing_is_stored_and_returned_with_exact_weights(self) -> None:
+        store = await self.start_store(run="run-1")
+        reading = make_reading(42, "1234.50", tare="100.00", mode="net")
+        weighing = await store.add_weighing(reading, "NF 123", "first load")
+        self.assertEqual(weighing, {
+            "id": weighing["id"], "scale": "default", "run": "run-1", "seq": 42,
+            "time": reading.to_dict()["time"], "weight": "1234.50", "unit": "kg", "mode": "net",
+            "tare": "100.00", "reference": "NF 123", "note": "first load",
+        })  # fmt: skip
+        self.assertEqual(await store.weighings(10), [weighing])
+
+    async def test_a_weighing_needs_a_weight(self) -> None:
+        store = await self.start_store()
+        with self.assertRaises(ValueError):
+            await store.add_weighing(make_reading(1, None, status="overload"), None, None)
+
+    async def test_weighings_are_paged_newest_first_by_id(self) -> None:
+        store = await self.start_store()
+        ids = [
+            (await store.add_weighing(make_reading(n), f"ref {n}", None))["id"] for n in range(5)
+        ]
+        page = await store.weighings(2)
+        self.assertEqual([w["id"] for w in page], ids[:-3:-1])
+        page = await store.weighings(2, before=page[-1]["id"])
+        self.assertEqual([w["id"] for w in page], ids[-3:-5:-1])
+        self.assertEqual([w["reference"] for w in page], ["ref 2", "ref 1"])
+
+    async def test_a_stop_writes_what_is_queued(self) -> None:
+        store = await self.start_store(record="all")
+        for seq in range(1, 6):
+            store.reading(make_reading(seq), b"")
+        await store.stopService()
+        self.assertEqual(self.query("SELECT COUNT(*) FROM readings"), [(5,)])
+
+    async def test_readings_and_weighings_survive_a_restart_and_migrations_run_once(self) -> None:
+        first = await self.start_store(record="all")
+        first.reading(make_reading(1, "1.50"), b"")
+        await first.add_weighing(make_reading(1, "1.50"), "before", None)
+        await first.stopService()
+        second = await self.start_store(record="all")
+        self.assertNotEqual(first.run, second.run)
+        second.reading(make_reading(1, "2.50"), b"")
+        await second.flush()
+        rows = await second.readings()
+        self.assertEqual([(r["run"], r["weight"]) for r in rows],
+                         [(second.run, "2.50"), (first.run, "1.50")])  # fmt: skip
+        self.assertEqual([w["reference"] for w in await second.weighings(10)], ["before"])
+        versions = self.query("SELECT version, name FROM schema_version ORDER BY version")
+        self.assertEqual(versions, [(n, name) for n, name, _ in migrations(self.dialect)])
+
+    async def test_health_reports_state_counters_and_backlog(self) -> None:
+        store = await self.start_store(record="all")
+        store.reading(make_reading(1), b"")
+        self.assertEqual(store.health()["backlog"], 1)
+        await store.flush()
+        health = store.health()
+        self.assertEqual(
+            {k: health[k] for k in ("db", "backlog", "last_error", "rows_written", "failures")},
+            {"db": "ok", "backlog": 0, "last_error": None, "rows_written": 1, "failures": 0},
+        )
+        self.assertIsInstance(health["last_batch_seconds"], float)
+
+
+class SQLiteStoreTests(StoreTests, SQLiteCase):
+    """The store on a SQLite file."""
+
+
+class MariaDBStoreTests(StoreTests, MariaDBCase):
+    """The store on MariaDB."""
