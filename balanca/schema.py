@@ -47,8 +47,6 @@ class Dialect:
     """What differs between the SQL the store sends to SQLite and to MySQL/MariaDB."""
 
     name: Literal["sqlite", "mysql"]
-    module: str
-    """The DB-API module adbapi imports."""
     marker: str
     """The parameter placeholder."""
     ignore_duplicates: str
@@ -60,8 +58,8 @@ class Dialect:
 
 
 DIALECTS = {
-    "sqlite": Dialect("sqlite", "sqlite3", "?", " ON CONFLICT DO NOTHING"),
-    "mysql": Dialect("mysql", "pymysql", "%s", " ON DUPLICATE KEY UPDATE seq = seq"),
+    "sqlite": Dialect("sqlite", "?", " ON CONFLICT DO NOTHING"),
+    "mysql": Dialect("mysql", "%s", " ON DUPLICATE KEY UPDATE seq = seq"),
 }
 
 LOST_CONNECTION_CODES = frozenset({2003, 2006, 2013})
@@ -173,16 +171,12 @@ def encode_weighing(
 
 def encode_time(moment: datetime) -> tuple[str, int]:
     """An aware datetime as (UTC text that sorts, offset in seconds east of UTC)."""
-    offset = moment.utcoffset()
-    if offset is None:
-        raise ValueError(f"time {moment!r} has no UTC offset")
-    return utc_text(moment), int(offset.total_seconds())
+    return utc_text(moment), int(_offset(moment).total_seconds())
 
 
 def utc_text(moment: datetime) -> str:
     """An aware datetime as the UTC text the time columns hold."""
-    if moment.utcoffset() is None:
-        raise ValueError(f"time {moment!r} has no UTC offset")
+    _offset(moment)  # refuse a naive time: astimezone() would take it as local time
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
@@ -211,6 +205,13 @@ def decode_decimal(value: Decimal | str | None, decimals: int | None) -> Decimal
     if value is None or decimals is None:
         return None
     return Decimal(value).quantize(Decimal(1).scaleb(-decimals))
+
+
+def _offset(moment: datetime) -> timedelta:
+    offset = moment.utcoffset()
+    if offset is None:
+        raise ValueError(f"time {moment!r} has no UTC offset")
+    return offset
 
 
 def _text(column: str, value: str) -> str:

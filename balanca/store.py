@@ -211,7 +211,8 @@ class Store(Service):
     ) -> Deferred[list[dict[str, Any]]]:
         """Stored readings, newest first: up to `limit` with since <= time < until.
 
-        `since` and `until` are aware datetimes (or None for no bound).
+        `since` and `until` are aware datetimes or None (no bound); a naive one raises
+        ValueError at once.
         """
         where, params = ["scale = ?"], list[object]([self.scale])
         for bound, clause in ((since, "time >= ?"), (until, "time < ?")):

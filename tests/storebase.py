@@ -7,8 +7,11 @@ when `BALANCA_REQUIRE_ALL=1`.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -72,7 +75,9 @@ class StoreCase(TestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.journal_path = os.path.abspath(self.mktemp()) + "-journal.sqlite3"
+        self.directory = tempfile.mkdtemp(prefix="balanca-store-test-")
+        self.addCleanup(shutil.rmtree, self.directory, True)
+        self.journal_path = os.path.join(self.directory, "journal.sqlite3")
 
     def spec(self, port: int | None = None) -> DatabaseSpec:
         """Where this test's database is (through `port` instead of the server's, for MySQL)."""
@@ -99,8 +104,6 @@ class StoreCase(TestCase):
 
     def journal_rows(self) -> list[dict[str, Any]]:
         """The readings waiting in the spill journal, oldest first."""
-        import json
-
         with sqlite3.connect(self.journal_path) as connection:
             rows = connection.execute("SELECT row FROM pending ORDER BY ord").fetchall()
         return [json.loads(row) for (row,) in rows]
@@ -113,7 +116,7 @@ class SQLiteCase(StoreCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.path = os.path.abspath(self.mktemp()) + ".sqlite3"
+        self.path = os.path.join(self.directory, "balanca.sqlite3")
 
     def spec(self, port: int | None = None) -> DatabaseSpec:
         return DatabaseSpec("sqlite", path=self.path)

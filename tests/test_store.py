@@ -9,9 +9,11 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from balanca.backlog import BATCH
+from balanca.config import DatabaseSpec
+from balanca.hub import Hub
 from balanca.reading import Status
 from balanca.schema import migrations
-from balanca.store import FLUSH_INTERVAL, Store
+from balanca.store import FLUSH_INTERVAL, Store, default_journal_path
 from tests.storebase import START, MariaDBCase, SQLiteCase, make_reading, wait_until
 
 if TYPE_CHECKING:
@@ -220,3 +222,34 @@ class SQLiteStoreTests(StoreTests, SQLiteCase):
 
 class MariaDBStoreTests(StoreTests, MariaDBCase):
     """The store on MariaDB."""
+
+
+class StoreOptionTests(SQLiteCase):
+    """What the constructor takes and what it makes of it."""
+
+    def test_an_unknown_record_policy_is_refused(self) -> None:
+        with self.assertRaises(ValueError):
+            self.make_store(record="sometimes")
+
+    def test_the_journal_lives_next_to_a_sqlite_database_or_in_the_working_directory(self) -> None:
+        self.assertEqual(
+            default_journal_path(DatabaseSpec("sqlite", path="/var/lib/balanca/data.sqlite3")),
+            "/var/lib/balanca/data-journal.sqlite3",
+        )
+        self.assertEqual(default_journal_path(DatabaseSpec("mysql")), "balanca-journal.sqlite3")
+
+    def test_each_start_gets_its_own_run(self) -> None:
+        self.assertNotEqual(self.make_store().run, self.make_store().run)
+
+    async def test_a_time_without_offset_is_refused(self) -> None:
+        store = await self.start_store()
+        self.assertRaises(ValueError, store.readings, since=datetime(2025, 1, 1))
+
+    async def test_the_store_records_what_the_hub_publishes(self) -> None:
+        store = await self.start_store(record="all")
+        hub = Hub(self.clock, stale_after=3)
+        hub.subscribe(store)
+        hub.publish(make_reading(1, "5.25"))
+        await store.flush()
+        self.assertEqual([r["weight"] for r in await store.readings()], ["5.25"])
+        hub.stop()

@@ -17,6 +17,7 @@ from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
+from balanca.store import PING_INTERVAL, DatabaseUnavailable
 from tests.storebase import MARIADB, MariaDBCase, make_reading, wait_until
 
 
@@ -183,3 +184,24 @@ class OutageTests(MariaDBCase):
         after = await self.start_proxied_store()
         self.assertEqual(self.seqs_in_write_order(), list(range(1, 31)))
         self.assertEqual((after.backlog, self.journal_rows()), (0, []))
+
+    async def test_an_idle_store_notices_an_outage_and_the_recovery(self) -> None:
+        store = await self.start_proxied_store()
+        await self.proxy.cut()
+        self.clock.advance(PING_INTERVAL)
+        await wait_until(lambda: store.state == "degraded")
+        self.proxy.restore()
+        self.clock.advance(PING_INTERVAL)
+        await wait_until(lambda: store.state == "ok")
+
+    async def test_queries_during_an_outage_fail_as_unavailable(self) -> None:
+        store = await self.start_proxied_store()
+        await self.proxy.cut()
+        with self.assertRaises(DatabaseUnavailable):
+            await store.weighings(10)
+        with self.assertRaises(DatabaseUnavailable):
+            await store.add_weighing(make_reading(1), "truck", None)
+        self.assertEqual(store.health()["db"], "degraded")
+        self.proxy.restore()
+        self.assertEqual(await store.weighings(10), [])
+        self.assertEqual(store.health()["db"], "ok")
