@@ -16,6 +16,7 @@ What is provable, per protocol, and asserted:
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,17 +24,22 @@ from hypothesis import strategies as st
 from balanca.protocols import PROTOCOLS
 from balanca.protocols.base import MAX_BUFFER, DecodeError, WireProtocol, fixed_point
 from balanca.protocols.toledo import CR
-from balanca.reading import Measurement, Reply
+from balanca.reading import Measurement, Mode, Reply, Status
 
 SETTINGS = settings(max_examples=200, deadline=None)
-PROBLEM_STATUS = st.sampled_from(["overload", "underload", "error"])
+_PROBLEMS: tuple[Status, ...] = ("overload", "underload", "error")
+_OUT_OF_RANGE: tuple[Status, ...] = ("overload", "underload")
+_MODES: tuple[Mode, ...] = ("gross", "net")
+PROBLEM_STATUS = st.sampled_from(_PROBLEMS)
+OUT_OF_RANGE = st.sampled_from(_OUT_OF_RANGE)
+MODES = st.sampled_from(_MODES)
 
 
 @st.composite
 def toledo_measurements(draw: st.DrawFn) -> Measurement:
     places = draw(st.integers(-2, 5))
     unit = draw(st.sampled_from(["kg", "lb", "g", "t", "oz"]))
-    mode = draw(st.sampled_from(["gross", "net"]))
+    mode = draw(MODES)
     tare = draw(st.none() | st.integers(0, 999_999).map(lambda u: Decimal(u).scaleb(-places)))
     if draw(st.booleans()):
         return Measurement(None, unit, False, mode, tare, draw(PROBLEM_STATUS))
@@ -53,12 +59,11 @@ def sics_measurements(draw: st.DrawFn) -> Measurement:
 @st.composite
 def ad_measurements(draw: st.DrawFn) -> Measurement:
     unit = draw(st.sampled_from(["kg", "g", "t", "lb"]))
-    mode = draw(st.sampled_from(["gross", "net"]))
+    mode = draw(MODES)
     value = Decimal(draw(st.integers(-(10**8), 10**8))).scaleb(-draw(st.integers(0, 4)))
     kind = draw(st.sampled_from(["weight", "out of range", "tare"]))
     if kind == "out of range":
-        status = draw(st.sampled_from(["overload", "underload"]))
-        return Measurement(None, unit, False, mode, status=status)
+        return Measurement(None, unit, False, mode, status=draw(OUT_OF_RANGE))
     if kind == "tare":
         return Measurement(None, unit, False, "net", value)
     return Measurement(value, unit, draw(st.booleans()), mode)
@@ -67,16 +72,16 @@ def ad_measurements(draw: st.DrawFn) -> Measurement:
 @st.composite
 def prix_measurements(draw: st.DrawFn) -> Measurement:
     if draw(st.booleans()):
-        status = draw(st.sampled_from(["ok", "overload", "underload"]))
+        status = draw(st.sampled_from(("ok", *_OUT_OF_RANGE)))
         return Measurement(None, stable=False, status=status)
     return Measurement(fixed_point(draw(st.integers(0, 999_999)), 3))
 
 
 @st.composite
 def mt8217_measurements(draw: st.DrawFn) -> Measurement:
-    mode = draw(st.sampled_from(["gross", "net"]))
+    mode = draw(MODES)
     if draw(st.booleans()):
-        status = draw(st.sampled_from(["ok", "overload", "underload", "error"]))
+        status = draw(st.sampled_from(("ok", *_PROBLEMS)))
         return Measurement(None, "kg", False, mode, None, status)
     unit, places = draw(st.sampled_from([("kg", 3), ("lb", 2)]))
     return Measurement(
@@ -116,7 +121,7 @@ def feed_split(protocol: WireProtocol, data: bytes, cuts: list[int]) -> list[byt
     """Feed `data` to a new framer in pieces cut at `cuts`; return the frames."""
     framer = protocol.framer()
     bounds = [0, *sorted(cuts), len(data)]
-    return [frame for a, b in zip(bounds, bounds[1:]) for frame in framer.feed(data[a:b])]
+    return [frame for a, b in pairwise(bounds) for frame in framer.feed(data[a:b])]
 
 
 def garbage(name: str) -> st.SearchStrategy[bytes]:

@@ -17,7 +17,7 @@ def test_the_manuals_gross_example_reads_123_45_kg_stable_gross() -> None:
 
 def test_the_manuals_net_example_reads_10000_kg_net() -> None:
     m = decode(b"ST,NT,+0010000kg\r\n")
-    assert m == Measurement(Decimal("10000"), "kg", True, "net")
+    assert m == Measurement(Decimal(10000), "kg", True, "net")
     assert decimal_text(m.weight) == "10000"
 
 
@@ -107,7 +107,7 @@ def test_encode_writes_the_manuals_layout() -> None:
     "m",
     [
         Measurement(Decimal("123.45")),
-        Measurement(Decimal("10000"), mode="net"),
+        Measurement(Decimal(10000), mode="net"),
         Measurement(Decimal("-0.005"), "t", False),
         Measurement(Decimal("123456789.12"), "lb"),
         Measurement(None, "kg", False, "gross", None, "overload"),
@@ -123,9 +123,9 @@ def test_an_encoded_measurement_decodes_back(m: Measurement) -> None:
     "m",
     [
         Measurement(None),
-        Measurement(Decimal("1"), status="error"),
-        Measurement(Decimal("1"), status="overload"),
-        Measurement(Decimal("1"), "kgs"),
+        Measurement(Decimal(1), status="error"),
+        Measurement(Decimal(1), status="overload"),
+        Measurement(Decimal(1), "kgs"),
     ],
 )
 def test_encode_refuses_what_a_line_cannot_carry(m: Measurement) -> None:

@@ -131,9 +131,9 @@ def test_an_encoded_measurement_decodes_back(m: Measurement) -> None:
     "m",
     [
         Measurement(None),
-        Measurement(Decimal("1"), status="overload"),
-        Measurement(Decimal("1"), "k g"),
-        Measurement(Decimal("1"), ""),
+        Measurement(Decimal(1), status="overload"),
+        Measurement(Decimal(1), "k g"),
+        Measurement(Decimal(1), ""),
     ],
 )
 def test_encode_refuses_what_an_answer_cannot_carry(m: Measurement) -> None:
