@@ -138,11 +138,11 @@ def test_the_protocol_reads_a_continuous_8n1_line() -> None:
     assert PROTOCOL.poll is None and PROTOCOL.flags_stability and not PROTOCOL.seven_bit
 
 
-def test_lines_are_framed_at_their_first_cr_or_lf() -> None:
+def test_lines_are_framed_at_cr_lf_cr_or_lf() -> None:
     f = framer()
     stream = b"ST,GS,+0001.00kg\r\nST,GS,+0002.00kg\rUS,GS,+0003.00kg\n"
     assert f.feed(stream) == [
-        b"ST,GS,+0001.00kg\r",
+        b"ST,GS,+0001.00kg\r\n",
         b"ST,GS,+0002.00kg\r",
         b"US,GS,+0003.00kg\n",
     ]
@@ -152,5 +152,5 @@ def test_lines_are_framed_at_their_first_cr_or_lf() -> None:
 def test_a_line_that_starts_mid_frame_is_skipped_up_to_a_header_letter() -> None:
     f = framer()
     frames = f.feed(b",+0123.45kg\r\nST,GS,+0123.45kg\r\n")
-    assert frames == [b"ST,GS,+0123.45kg\r"]
+    assert frames == [b"ST,GS,+0123.45kg\r\n"]
     assert f.stats.garbage_bytes == len(b",+0123.45kg")
