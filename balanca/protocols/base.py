@@ -3,6 +3,11 @@
 A protocol module holds pure code only (bytes in, values out). The scale protocol object in
 `balanca.scale` drives it from any byte transport: a serial port, a TCP connection or the
 simulator.
+
+What every decoder promises: weights and tares are exact `Decimal`s with the frame's own
+decimals (plain digits, never exponent notation; `-0` reads as 0); a measurement without a
+weight (overload, underload, error, "unstable" answers) is never `stable`; a frame that names
+no unit reads as `kg`; anything else raises `DecodeError`.
 """
 
 from __future__ import annotations
