@@ -17,7 +17,7 @@ SAMPLES: dict[str, list[Measurement]] = {
         M(Decimal("12.34"), tare=Decimal("0.00")),
         M(Decimal("-0.500"), "lb", False, "net", Decimal("1.000")),
         M(None, stable=False, status="overload"),
-        M(Decimal("1234")),
+        M(Decimal(1234)),
     ],
     "sics": [
         M(Decimal("100.00"), "g"),
@@ -27,7 +27,7 @@ SAMPLES: dict[str, list[Measurement]] = {
     ],
     "ad": [
         M(Decimal("123.45")),
-        M(Decimal("10000"), mode="net"),
+        M(Decimal(10000), mode="net"),
         M(Decimal("-0.5"), "g", False),
         M(None, "kg", False, status="overload"),
         M(None, "kg", False, "net", Decimal("2.00")),

@@ -113,7 +113,7 @@ def test_encode_answers_as_a_prix_scale_would(m: Measurement, frame: bytes) -> N
     [
         Measurement(Decimal("1.2345")),
         Measurement(Decimal("1000.000")),
-        Measurement(Decimal("1"), "lb"),
+        Measurement(Decimal(1), "lb"),
         Measurement(None, stable=False, status="error"),
     ],
 )

@@ -131,9 +131,9 @@ def test_an_encoded_measurement_decodes_back(m: Measurement) -> None:
     "m",
     [
         Measurement(None),
-        Measurement(Decimal("1"), status="overload"),
-        Measurement(Decimal("1"), "k g"),
-        Measurement(Decimal("1"), ""),
+        Measurement(Decimal(1), status="overload"),
+        Measurement(Decimal(1), "k g"),
+        Measurement(Decimal(1), ""),
     ],
 )
 def test_encode_refuses_what_an_answer_cannot_carry(m: Measurement) -> None:
@@ -174,9 +174,16 @@ def test_the_protocol_polls_with_si_and_has_tare_zero_and_clear_tare() -> None:
     assert PROTOCOL.encode_reply is encode_reply
 
 
-def test_lines_are_framed_at_cr_and_the_lf_is_not_garbage() -> None:
+def test_a_line_is_framed_with_its_cr_lf() -> None:
     f = framer()
-    assert f.feed(b"S S     100.00 g\r\nZ A\r\n") == [b"S S     100.00 g\r", b"Z A\r"]
+    assert f.feed(b"S S     100.00 g\r\nZ A\r\n") == [b"S S     100.00 g\r\n", b"Z A\r\n"]
+    assert f.stats.garbage_bytes == 0
+
+
+def test_a_line_whose_lf_is_late_is_framed_at_cr_and_the_lf_is_not_garbage() -> None:
+    f = framer()
+    assert f.feed(b"S S 1 g\r") == [b"S S 1 g\r"]
+    assert f.feed(b"\nS S 2 g\r\n") == [b"S S 2 g\r\n"]
     assert f.stats.garbage_bytes == 0
 
 
@@ -184,11 +191,11 @@ def test_lines_ending_in_lf_or_cr_alone_are_framed_too() -> None:
     assert framer().feed(b"S S 1 g\nS S 2 g\rS S 3 g\r\n") == [
         b"S S 1 g\n",
         b"S S 2 g\r",
-        b"S S 3 g\r",
+        b"S S 3 g\r\n",
     ]
 
 
 def test_bytes_before_a_capital_letter_are_garbage() -> None:
     f = framer()
-    assert f.feed(b"\x00\xff12 S S 1 g\r\n") == [b"S S 1 g\r"]
+    assert f.feed(b"\x00\xff12 S S 1 g\r\n") == [b"S S 1 g\r\n"]
     assert f.stats.garbage_bytes == 5

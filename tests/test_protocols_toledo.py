@@ -58,7 +58,7 @@ def decode_all(frames: list[bytes]) -> list[Measurement | str]:
 
 def test_the_manuals_example_frame_has_a_valid_checksum_and_reads_12340_kg_stable_gross() -> None:
     assert EXAMPLE == frame()
-    assert decode(EXAMPLE) == Measurement(Decimal("12340"), "kg", True, "gross", Decimal("0"))
+    assert decode(EXAMPLE) == Measurement(Decimal(12340), "kg", True, "gross", Decimal(0))
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_the_net_bit_gives_a_net_weight_with_its_tare() -> None:
 
 def test_the_motion_bit_makes_the_weight_unstable() -> None:
     m = decode(frame(swb=0x38))
-    assert m.weight == Decimal("12340") and not m.stable
+    assert m.weight == Decimal(12340) and not m.stable
 
 
 def test_out_of_range_reads_as_overload_without_a_weight() -> None:
@@ -126,7 +126,7 @@ def test_out_of_range_and_negative_reads_as_underload() -> None:
 
 
 def test_out_of_range_keeps_the_tare() -> None:
-    assert decode(frame(swb=0x35, tare=b"000100")).tare == Decimal("100")
+    assert decode(frame(swb=0x35, tare=b"000100")).tare == Decimal(100)
 
 
 def test_power_up_not_zeroed_reads_as_an_error_without_a_weight() -> None:
@@ -195,7 +195,7 @@ def test_the_short_form_without_tare_has_no_tare() -> None:
 
 def test_the_short_form_with_checksum_is_checked() -> None:
     short = frame(weight=b"001250", tare=None)
-    assert len(short) == 12 and decode(short).weight == Decimal("1250")
+    assert len(short) == 12 and decode(short).weight == Decimal(1250)
     with pytest.raises(DecodeError):
         decode(short[:-1] + bytes([(short[-1] + 1) & 0x7F]))
 
@@ -206,7 +206,7 @@ def test_the_brazilian_variant_with_a_space_and_five_digits_decodes() -> None:
 
 
 def test_a_blank_padded_weight_reads_its_digits() -> None:
-    assert decode(frame(weight=b"  1234")).weight == Decimal("1234")
+    assert decode(frame(weight=b"  1234")).weight == Decimal(1234)
 
 
 @pytest.mark.parametrize(
@@ -239,11 +239,11 @@ def test_the_decimals_option_does_not_override_the_frames_own() -> None:
 @pytest.mark.parametrize(
     "m",
     [
-        Measurement(Decimal("12340"), tare=Decimal("0")),
+        Measurement(Decimal(12340), tare=Decimal(0)),
         Measurement(Decimal("12.34"), "lb", False, "net", Decimal("1.00")),
         Measurement(Decimal("-0.005"), "g"),
         Measurement(Decimal("1.23456"), "oz"),
-        Measurement(Decimal("999999"), "t"),
+        Measurement(Decimal(999999), "t"),
         Measurement(None, "kg", False, "gross", Decimal("0.0"), "overload"),
         Measurement(None, "kg", False, "net", None, "underload"),
         Measurement(None, "kg", False, "gross", None, "error"),
@@ -267,10 +267,10 @@ def test_encode_keeps_a_x100_weight_as_a_x100_frame() -> None:
     "m",
     [
         Measurement(Decimal("1.234567")),
-        Measurement(Decimal("1234567")),
-        Measurement(Decimal("1"), "ct"),
+        Measurement(Decimal(1234567)),
+        Measurement(Decimal(1), "ct"),
         Measurement(None),
-        Measurement(Decimal("1"), status="overload"),
+        Measurement(Decimal(1), status="overload"),
         Measurement(Decimal("1.0"), tare=Decimal("0.05")),
     ],
 )

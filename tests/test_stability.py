@@ -62,8 +62,8 @@ def test_a_count_of_one_makes_every_weight_stable() -> None:
 
 def test_the_frames_own_stable_flag_is_ignored() -> None:
     f = StabilityFilter(2, Decimal(0))
-    assert not f.update(Measurement(Decimal("1"), stable=True)).stable
-    assert f.update(Measurement(Decimal("1"), stable=False)).stable
+    assert not f.update(Measurement(Decimal(1), stable=True)).stable
+    assert f.update(Measurement(Decimal(1), stable=False)).stable
 
 
 def test_the_rest_of_the_measurement_is_kept() -> None:

@@ -12,7 +12,7 @@ Weightech WT3000, Libratek and many OEM indicators).
   `g`, `t`, `lb`, ...); a blank unit reads as `kg`.
 
 Lines end in CR LF, CR or LF; a frame is a line from its first `S`, `U` or `O` (the first
-letter of every header) to its first CR or LF.
+letter of every header; what comes before is garbage) to its line end.
 """
 
 from __future__ import annotations

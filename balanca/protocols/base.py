@@ -3,6 +3,11 @@
 A protocol module holds pure code only (bytes in, values out). The scale protocol object in
 `balanca.scale` drives it from any byte transport: a serial port, a TCP connection or the
 simulator.
+
+What every decoder promises: weights and tares are exact `Decimal`s with the frame's own
+decimals (plain digits, never exponent notation; `-0` reads as 0); a measurement without a
+weight (overload, underload, error, "unstable" answers) is never `stable`; a frame that names
+no unit reads as `kg`; anything else raises `DecodeError`.
 """
 
 from __future__ import annotations
@@ -84,8 +89,9 @@ class FramerBase:
 class DelimitedFramer(FramerBase):
     """Frames that begin with one of the `starts` bytes and end with one of the `ends` bytes.
 
-    Frames are emitted with their start and end bytes, as soon as the end byte arrives. Bytes
-    outside frames are garbage, except stray end bytes (the LF of a CR LF, blank lines).
+    Frames are emitted with their start and end bytes, as soon as the end byte arrives; where
+    both CR and LF end frames, a CR LF that has arrived whole ends one frame. Bytes outside
+    frames are garbage, except stray end bytes (blank lines, an LF that came after its CR).
 
     `resync`: start bytes never occur inside a frame (an STX protocol), so a start byte seen
     before the end byte begins a new frame and what came before it is garbage. Without it
@@ -100,6 +106,7 @@ class DelimitedFramer(FramerBase):
         self._start = re.compile(b"[" + re.escape(starts) + b"]")
         self._end = re.compile(b"[" + re.escape(ends) + b"]")
         self._resync = resync
+        self._crlf = b"\r" in ends and b"\n" in ends
         self._pending = bytearray()
         """A partial frame: empty, or a start byte and bytes without an end byte."""
 
@@ -132,10 +139,13 @@ class DelimitedFramer(FramerBase):
                 if last > pos:
                     self._skip(buf, pos, last)
                     pos = last
-            if self._bounded(end.end() - pos):
-                frames.append(bytes(buf[pos : end.end()]))
+            stop = end.end()
+            if buf[stop - 1 : stop + 1] == b"\r\n" and self._crlf:
+                stop += 1
+            if self._bounded(stop - pos):
+                frames.append(bytes(buf[pos:stop]))
                 self._framed()
-            pos = scanned = end.end()
+            pos = scanned = stop
         del buf[:pos]
         if not self._bounded(len(buf)):
             buf.clear()

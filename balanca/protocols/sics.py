@@ -13,8 +13,8 @@ whitespace-separated tokens, not columns:
 `S I` becomes a measurement with no weight and status `error`: the balance cannot tell its
 weight now, and a live view should show that rather than keep the last weight. Replies to
 `Z`, `T` and `TAC` become a `Reply`; so do `ES`/`ET`/`EL`, which do not name the command they
-answer: their `command` is empty (they answer the command sent last). A line is framed at its
-CR or LF; its first byte must be a capital letter (what comes before is garbage).
+answer: their `command` is empty (they answer the command sent last). A frame is a line from
+its first capital letter (what comes before is garbage) to its CR LF (or a lone CR or LF).
 """
 
 from __future__ import annotations
