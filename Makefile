@@ -10,12 +10,12 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.run: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -q -e '.[mysql]'
+	$(BIN)/pip install -q -e '.[mysql]' --config-settings editable_mode=compat
 	$(BIN)/twistd --help > /dev/null  # regenerates the plugin cache
 	touch $@
 
 $(VENV)/.test: $(VENV)/.run
-	$(BIN)/pip install -q -e '.[mysql,test]'
+	$(BIN)/pip install -q -e '.[mysql,test]' --config-settings editable_mode=compat
 	touch $@
 
 run: $(VENV)/.run

@@ -22,7 +22,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from balanca.hub import Hub
 from balanca.reading import Reading, Reply, isotime, json_bytes, local_time
+from balanca.scale import CommandError
 from balanca.security import Access, RateLimiter, bearer, token_matches
+from balanca.store import DatabaseUnavailable
 
 MAX_BODY = 16 * 1024
 MAX_LIMIT = 1000
@@ -150,9 +152,11 @@ class Endpoint(Resource):
             raise ApiError(429, "too many requests", "writes are limited per client address")
 
     def _failed(self, failure: Failure) -> Answer:
-        if failure.check(ApiError):
+        if failure.check(ApiError, CommandError):
             e = failure.value
             return e.status, error_body(e.error, e.detail)
+        if failure.check(DatabaseUnavailable):
+            return 503, error_body("database unavailable", str(failure.value))
         self.log.failure("API request failed", failure)
         return 500, error_body("internal error", "see the service log")
 
@@ -216,12 +220,14 @@ class HealthEndpoint(Endpoint):
 
     def get(self, request: Request) -> Answer:
         scale = self.api.hub.status()
-        db = self.api.store.health()
-        ok = scale["state"] not in ("disconnected", "stale") and db.get("state") == "ok"
+        database = dict(self.api.store.health())
+        db = database.pop("db")
+        ok = scale["state"] not in ("disconnected", "stale") and db == "ok"
         body = {
             "status": "ok" if ok else "degraded",
             "scale": scale,
             "db": db,
+            "database": database,
             "clients": self.api.clients(),
             "time": isotime(local_time(self.api.clock.seconds())),
         }

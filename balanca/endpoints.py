@@ -107,12 +107,11 @@ def tls_options(cert_path: str, key_path: str) -> Any:
     if not blocks:
         raise ValueError(f"no PEM certificate in {cert_path}")
     with open(key_path, "rb") as f:
-        key = ssl.KeyPair.load(f.read(), ssl.FILETYPE_PEM)
-    leaf, *chain = (ssl.Certificate.loadPEM(b) for b in blocks)
+        leaf = ssl.PrivateCertificate.loadPEM(f.read() + b"\n" + blocks[0])
     return ssl.CertificateOptions(
-        privateKey=key.original,
+        privateKey=leaf.privateKey.original,
         certificate=leaf.original,
-        extraCertChain=[c.original for c in chain],
+        extraCertChain=[ssl.Certificate.loadPEM(b).original for b in blocks[1:]],
     )
 
 

@@ -74,7 +74,6 @@ class ScaleLink(Service):
             self.reconnects += 1
         self._failures = 0
         self._announce("connected", f"scale connected: {self.where}")
-        self.scale.hub.connected()
         protocol.lost.addCallback(self._lost, protocol)
 
     def _lost(self, reason: Failure, protocol: ScaleProtocol) -> None:

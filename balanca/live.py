@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
@@ -167,7 +166,7 @@ class LiveFactory(WebSocketServerFactory):
         self.setProtocolOptions(
             autoPingInterval=ping_interval,
             autoPingTimeout=ping_timeout,
-            autoPingSize=4,
+            autoPingSize=12,
             maxMessagePayloadSize=MAX_CLIENT_MESSAGE,
             maxFramePayloadSize=MAX_CLIENT_MESSAGE,
             openHandshakeTimeout=10,
@@ -176,10 +175,6 @@ class LiveFactory(WebSocketServerFactory):
             failByDrop=True,
         )
         hub.subscribe(self)
-
-    def resource(self) -> WebSocketResource:
-        """This stream as a `twisted.web` resource (for `/ws`)."""
-        return WebSocketResource(self)
 
     def current(self) -> list[bytes]:
         """What a client gets on connect: the status, then the latest reading if any."""

@@ -70,11 +70,11 @@ class BalancaCollector:
 
     def _database(self) -> Iterator[Metric]:
         h = self.store.health()
-        yield _gauge("db_up", "1 while the database takes writes", h.get("state") == "ok")
-        yield _gauge("db_backlog", "Rows waiting to be written", h.get("backlog", 0))
-        yield _gauge("db_write_latency_seconds", "Duration of the last batch write", h.get("write_latency") or 0)
-        yield _counter("db_rows_written", "Rows written to the database", h.get("rows_written", 0))
-        yield _counter("db_write_failures", "Batch writes that failed", h.get("failures", 0))
+        yield _gauge("db_up", "1 while the database takes writes", h["db"] == "ok")
+        yield _gauge("db_backlog", "Rows waiting to be written", h["backlog"])
+        yield _gauge("db_write_latency_seconds", "Duration of the last batch write", h["last_batch_seconds"] or 0)
+        yield _counter("db_rows_written", "Rows written to the database", h["rows_written"])
+        yield _counter("db_write_failures", "Batch writes that failed", h["failures"])
 
     def _http(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(

@@ -159,6 +159,7 @@ class ScaleProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.scale.connection = self
+        self.scale.hub.connected()
         if self.scale.wire.poll is not None:
             self._poller = LoopingCall(self._poll)
             self._poller.clock = self.scale.clock

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import txaio
+from autobahn.twisted.resource import WebSocketResource
 from prometheus_client import CollectorRegistry
 from twisted.application import internet, service
 from twisted.internet import reactor as global_reactor
@@ -241,6 +243,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     settings = options.settings
     assert settings is not None, "postOptions validates the options"
     log = Logger(namespace="balanca")
+    txaio.set_global_log_level("info")  # Autobahn's per-frame debug logging costs CPU and floods logs
     top = BalancaService()
     spec = settings.scale
     hub = Hub(reactor, settings.stale_after)
@@ -260,7 +263,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     collector = BalancaCollector(hub, scale, link, live, store)
     registry.register(collector)
     api = Api(reactor, hub, scale, store, lambda: len(live.clients), settings.access, RateLimiter(reactor))
-    site = site_tree(api_tree(api), live.resource(), MetricsResource(registry), web_root())
+    site = site_tree(api_tree(api), WebSocketResource(live), MetricsResource(registry), web_root())
     collector.site = site
     top.parts = Parts(hub, scale, link, live, store, site)
     store.setServiceParent(top)

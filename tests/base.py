@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -16,6 +17,8 @@ from twisted.web.http_headers import Headers
 from balanca.tap import Listener, Options, makeService
 
 REQUIRE_ALL = os.environ.get("BALANCA_REQUIRE_ALL") == "1"
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+"""`twistd` of the interpreter running the tests (as a command line)."""
 
 
 def skip_or_fail(reason: str) -> None:

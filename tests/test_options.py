@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
 from balanca.tap import Options
+from tests.base import TWISTD
 
 
 def parse(*args: str, env: dict[str, str] | None = None) -> Options:
@@ -109,7 +109,7 @@ class OptionValues(TestCase):
 class CommandLine(TestCase):
     def test_twistd_exits_non_zero_with_the_message_for_a_bad_option(self) -> None:
         run = subprocess.run(
-            [sys.executable, "-m", "twisted.scripts.twistd", "-n", "--pidfile=", "balanca", "--scale", "simulator:protocol=nope"],
+            [*TWISTD, "-n", "--pidfile=", "balanca", "--scale", "simulator:protocol=nope"],
             capture_output=True, text=True, timeout=60, cwd=tempfile.mkdtemp(),
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
         )
