@@ -76,11 +76,11 @@ class ScaleLink(Service):
         self._announce("connected", f"scale connected: {self.where}")
         protocol.lost.addCallback(self._lost, protocol)
 
-    def _lost(self, reason: Failure, protocol: ScaleProtocol) -> None:
+    def _lost(self, why: str, protocol: ScaleProtocol) -> None:
         if self._protocol is protocol:
             self._protocol = None
         if self.running:
-            self._down(f"connection lost: {reason.getErrorMessage()}")
+            self._down(f"connection lost: {why}")
 
     def _failed(self, reason: Failure) -> None:
         if self.running:

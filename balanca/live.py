@@ -62,7 +62,7 @@ class LiveProtocol(WebSocketServerProtocol):
         access = self.factory.access
         origin = request.headers.get("origin")
         secure = ISSLTransport.providedBy(self.transport)
-        if not access.origin_allowed(origin, request.host, secure):
+        if not access.origin_allowed(origin, request.headers.get("host"), secure):
             self.log.warn(
                 "WebSocket refused from {peer}: origin {origin} is not allowed",
                 peer=self.address,

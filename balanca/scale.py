@@ -152,7 +152,8 @@ class ScaleProtocol(Protocol):
     def __init__(self, scale: Scale) -> None:
         self.scale = scale
         self.framer = scale.wire.framer()
-        self.lost: defer.Deferred[Failure] = defer.Deferred()
+        self.lost: defer.Deferred[str] = defer.Deferred()
+        """Fires with why the connection ended (a message, not a Failure: it is no error)."""
         self._poller: LoopingCall | None = None
         self._asked_at: float | None = None
         self._pending: list[tuple[str, defer.Deferred[Reply], IDelayedCall]] = []
@@ -183,7 +184,7 @@ class ScaleProtocol(Protocol):
             timer.cancel()
             d.errback(CommandError(503, "scale disconnected", "the connection closed"))
         self._pending.clear()
-        self.lost.callback(reason)
+        self.lost.callback(reason.getErrorMessage())
 
     def answered(self) -> None:
         """A measurement came in: a polled request is answered."""

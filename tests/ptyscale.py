@@ -25,6 +25,7 @@ class PtyScale:
         self.wire = PROTOCOLS[protocol]
         self.link = link or Path(tempfile.mkdtemp(prefix="balanca-pty-"), "scale0")
         self.master: int | None = None
+        self._slave = -1
         self.requests: list[bytes] = []
         self.measurement: Measurement | None = None
         self.replies: dict[str, Reply] = {}
@@ -36,8 +37,7 @@ class PtyScale:
         master, slave = os.openpty()
         tty.setraw(master)
         name = os.ttyname(slave)
-        os.close(slave)
-        self.master = master
+        self.master, self._slave = master, slave  # held open: no hang-up before balanca opens it
         if self.link.is_symlink():
             self.link.unlink()
         self.link.symlink_to(name)
@@ -55,6 +55,7 @@ class PtyScale:
             self._thread = None
         if self.master is not None:
             os.close(self.master)
+            os.close(self._slave)
             self.master = None
         if self.link.is_symlink():
             self.link.unlink()
