@@ -13,7 +13,10 @@ import re
 import socket
 from typing import Any
 
+import errno
+
 from twisted.internet import defer, tcp
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
     IProtocolFactory,
@@ -23,6 +26,7 @@ from twisted.internet.interfaces import (
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+NO_IPV6_ERRORS = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
 NO_IPV6 = "this host has no IPv6: use a tcp: endpoint (e.g. tcp:{port}) instead of dualstack:"
 
 
@@ -82,7 +86,12 @@ class DualStackEndpoint:
 
             factory = TLSMemoryBIOFactory(self.tls, False, factory)
         port = DualStackPort(self.port, factory, self.backlog, self.interface, self.reactor)
-        port.startListening()
+        try:
+            port.startListening()
+        except CannotListenError as e:
+            if isinstance(e.socketError, OSError) and e.socketError.errno in NO_IPV6_ERRORS:
+                raise CannotListenError(self.interface, self.port, OSError(NO_IPV6.format(port=self.port)))
+            raise
         return port
 
 

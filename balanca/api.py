@@ -1,0 +1,318 @@
+"""The JSON HTTP API (`/api/...`): thin resources that read the hub, the store and the scale.
+
+Every answer is JSON; errors are `{"error": ..., "detail": ...}` with their status code,
+checked in DESIGN.md's order: 401 token, 413 body size, 400 malformed, 409/503 scale state,
+429 rate limit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from balanca.hub import Hub
+from balanca.reading import Reading, Reply, isotime, json_bytes, local_time
+from balanca.security import Access, RateLimiter, bearer, token_matches
+
+MAX_BODY = 16 * 1024
+MAX_LIMIT = 1000
+Answer = tuple[int, "dict[str, Any] | list[Any] | bytes"]
+
+
+class ApiError(Exception):
+    """An error answer: status code, a short `error` and a `detail` for people."""
+
+    def __init__(self, status: int, error: str, detail: str = "") -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+class ScaleCommands(Protocol):
+    """Sends commands to the scale (tare, zero) through its protocol object."""
+
+    def command(self, name: str) -> defer.Deferred[Reply]:
+        """Ask the scale for `name`; fails with ApiError when it cannot."""
+        ...
+
+
+class Records(Protocol):
+    """The store, as the API uses it."""
+
+    def add_weighing(
+        self, reading: Reading, reference: str | None, note: str | None
+    ) -> defer.Deferred[dict[str, Any]]: ...
+
+    def weighings(self, limit: int, before: int | None) -> defer.Deferred[list[dict[str, Any]]]: ...
+
+    def readings(
+        self, since: datetime | None, until: datetime | None, limit: int
+    ) -> defer.Deferred[list[dict[str, Any]]]: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Api:
+    """What the API resources read from and act on."""
+
+    clock: IReactorTime
+    hub: Hub
+    scale: ScaleCommands
+    store: Records
+    clients: Callable[[], int]
+    access: Access
+    limiter: RateLimiter
+
+
+def error_body(error: str, detail: str = "") -> bytes:
+    return json_bytes({"error": error, "detail": detail})
+
+
+def finish(request: Request, status: int, body: dict[str, Any] | list[Any] | bytes) -> None:
+    """Write a JSON answer, unless the client has gone."""
+    if getattr(request, "_disconnected", False) or request.finished:
+        return
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.write(body if isinstance(body, bytes) else json_bytes(body))
+    request.finish()
+
+
+class Endpoint(Resource):
+    """A leaf of the API: runs the common checks, then `get` or `post`."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, api: Api) -> None:
+        super().__init__()
+        self.api = api
+
+    def get(self, request: Request) -> Answer | defer.Deferred[Answer]:
+        raise NotImplementedError
+
+    def post(self, request: Request, body: Any) -> Answer | defer.Deferred[Answer]:
+        raise NotImplementedError
+
+    def allowed(self) -> list[bytes]:
+        own = type(self).__dict__
+        return [m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own]
+
+    def render(self, request: Request) -> bytes | int:
+        try:
+            answer = self._dispatch(request)
+        except ApiError as e:
+            answer = (e.status, error_body(e.error, e.detail))
+        if isinstance(answer, defer.Deferred):
+            answer.addErrback(self._failed).addCallback(lambda a: finish(request, *a))
+            return NOT_DONE_YET
+        finish(request, *answer)
+        return NOT_DONE_YET
+
+    def _dispatch(self, request: Request) -> Answer | defer.Deferred[Answer]:
+        if any(request.postpath):
+            raise ApiError(404, "not found", request.path.decode("utf-8", "replace"))
+        allowed = self.allowed()
+        if request.method not in allowed:
+            request.setHeader(b"Allow", b", ".join(allowed))
+            raise ApiError(405, "method not allowed", f"use {', '.join(m.decode() for m in allowed)}")
+        if request.method == b"POST":
+            self._authorize(request, self.api.access.write_token, "writes")
+            if getattr(request, "body_too_large", False):
+                raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
+            return self.post(request, parse_body(request))
+        self._authorize(request, self.api.access.read_token, "reads", also=self.api.access.write_token)
+        return self.get(request)
+
+    def _authorize(self, request: Request, token: str | None, what: str, also: str | None = None) -> None:
+        if token is None:
+            return
+        presented = bearer(request.getHeader(b"Authorization"))
+        if token_matches(token, presented) or (also is not None and token_matches(also, presented)):
+            return
+        request.setHeader(b"WWW-Authenticate", b'Bearer realm="balanca"')
+        raise ApiError(401, "unauthorized", f"{what} need Authorization: Bearer TOKEN")
+
+    def limit(self, request: Request) -> None:
+        """Spend one write from the client's rate budget (the last check before acting)."""
+        if not self.api.limiter.allow(request.getClientAddress().host):  # type: ignore[attr-defined]
+            raise ApiError(429, "too many requests", "writes are limited per client address")
+
+    def _failed(self, failure: Failure) -> Answer:
+        if failure.check(ApiError):
+            e = failure.value
+            return e.status, error_body(e.error, e.detail)
+        self.log.failure("API request failed", failure)
+        return 500, error_body("internal error", "see the service log")
+
+
+def parse_body(request: Request) -> Any:
+    """The JSON body of a write (empty means `{}`); 400 when malformed."""
+    raw = request.content.read() if request.content is not None else b""
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, "malformed JSON", str(e)) from None
+
+
+def query(request: Request, name: str) -> str | None:
+    values = request.args.get(name.encode())
+    return values[-1].decode("utf-8", "replace") if values else None
+
+
+def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    text = query(request, name)
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ApiError(400, f"bad {name}", f"{name} must be a whole number from {low} to {high}")
+    return int(text)
+
+
+def query_time(request: Request, name: str) -> datetime | None:
+    text = query(request, name)
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, f"bad {name}", f"{name} must be an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+class TimeEndpoint(Endpoint):
+    """`GET /api/time`: the service's clock, as readings are stamped."""
+
+    def get(self, request: Request) -> Answer:
+        return 200, {"time": isotime(local_time(self.api.clock.seconds()))}
+
+
+class WeightEndpoint(Endpoint):
+    """`GET /api/weight`: the latest reading, from the bytes encoded once when it arrived."""
+
+    def get(self, request: Request) -> Answer:
+        hub = self.api.hub
+        if hub.is_live() and hub.latest_json is not None:
+            return 200, hub.latest_json
+        last = None if hub.latest is None else hub.latest.to_dict()
+        return 503, {"error": f"scale {hub.state}", "detail": hub.reason, "last": last}
+
+
+class HealthEndpoint(Endpoint):
+    """`GET /api/health`: scale, database and clients; 503 when something needs a look."""
+
+    def get(self, request: Request) -> Answer:
+        scale = self.api.hub.status()
+        db = self.api.store.health()
+        ok = scale["state"] not in ("disconnected", "stale") and db.get("state") == "ok"
+        body = {
+            "status": "ok" if ok else "degraded",
+            "scale": scale,
+            "db": db,
+            "clients": self.api.clients(),
+            "time": isotime(local_time(self.api.clock.seconds())),
+        }
+        return (200 if ok else 503), body
+
+
+class CommandEndpoint(Endpoint):
+    """`POST /api/tare` and `POST /api/zero`: the command, through the scale's protocol."""
+
+    def __init__(self, api: Api, name: str) -> None:
+        super().__init__(api)
+        self.name = name
+
+    def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
+        self.limit(request)
+        d = self.api.scale.command(self.name)
+        return d.addCallback(
+            lambda r: (200 if r.ok else 409, {"command": self.name, "ok": r.ok, "reply": r.text})
+        )
+
+
+def text_field(body: dict[str, Any], name: str, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ApiError(400, f"bad {name}", f"{name} must be a string of at most {limit} characters")
+    return value
+
+
+class WeighingsEndpoint(Endpoint):
+    """`POST /api/weighings` records the current stable weight; `GET` lists weighings."""
+
+    def get(self, request: Request) -> defer.Deferred[Answer]:
+        limit = query_int(request, "limit", 50, 1, MAX_LIMIT)
+        before = query_int(request, "before", None, 1, 2**63 - 1)
+        d = self.api.store.weighings(limit or 50, before)
+        return d.addCallback(lambda rows: (200, {"weighings": rows}))
+
+    def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
+        if not isinstance(body, dict):
+            raise ApiError(400, "malformed body", "expected a JSON object")
+        unknown = set(body) - {"reference", "note"}
+        if unknown:
+            raise ApiError(400, "unknown fields", ", ".join(sorted(unknown)))
+        reference = text_field(body, "reference", 100)
+        note = text_field(body, "note", 500)
+        hub = self.api.hub
+        reading = hub.latest
+        if not hub.is_live() or reading is None:
+            raise ApiError(409, f"scale {hub.state}", hub.reason)
+        if not reading.stable or reading.weight is None or reading.status != "ok":
+            raise ApiError(409, "scale in motion", "a weighing needs a stable weight")
+        self.limit(request)
+        d = self.api.store.add_weighing(reading, reference, note)
+        return d.addCallback(lambda row: (201, row))
+
+
+class ReadingsEndpoint(Endpoint):
+    """`GET /api/readings?since=&until=&limit=`: recorded readings, newest first."""
+
+    def get(self, request: Request) -> defer.Deferred[Answer]:
+        since, until = query_time(request, "since"), query_time(request, "until")
+        limit = query_int(request, "limit", 100, 1, MAX_LIMIT) or 100
+        d = self.api.store.readings(since, until, limit)
+        return d.addCallback(lambda rows: (200, {"readings": rows}))
+
+
+def api_tree(api: Api) -> Resource:
+    """The `/api` resource with its children."""
+    root = NotFound()
+    for name, child in (
+        (b"time", TimeEndpoint(api)),
+        (b"weight", WeightEndpoint(api)),
+        (b"health", HealthEndpoint(api)),
+        (b"tare", CommandEndpoint(api, "tare")),
+        (b"zero", CommandEndpoint(api, "zero")),
+        (b"weighings", WeighingsEndpoint(api)),
+        (b"readings", ReadingsEndpoint(api)),
+    ):
+        root.putChild(name, child)
+    return root
+
+
+class NotFound(Resource):
+    """A JSON 404 for any path it does not hold."""
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return self
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"Content-Type", b"application/json")
+        return error_body("not found", request.path.decode("utf-8", "replace"))

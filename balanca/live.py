@@ -1,0 +1,234 @@
+"""Live readings over WebSocket (Autobahn): `/ws` on every HTTP listener and `--ws` listeners.
+
+The protocol is one-way: on connect a client gets the scale's status and the latest reading,
+then every reading and every change of status, each as one JSON text message (DESIGN.md).
+Clients send nothing but control frames; messages they send are ignored, oversized ones close
+the connection.
+
+Each message is framed once for all clients. A client whose socket cannot keep up has
+readings skipped (counted) and gets the newest one when it drains; one that stops answering
+pings is dropped by the keepalive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import PreparedMessage
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.interfaces import ISSLTransport
+from twisted.logger import Logger
+from zope.interface import implementer
+from twisted.internet.interfaces import IPushProducer
+
+from balanca import fastsend
+from balanca.hub import Hub
+from balanca.reading import Reading, json_bytes
+from balanca.security import Access, token_matches
+
+MAX_CLIENT_MESSAGE = 4096
+
+
+def frame(payload: bytes) -> bytes:
+    """The WebSocket text frame for `payload`, as a server sends it (unmasked)."""
+    return PreparedMessage(payload, False, False, True).payloadHybi
+
+
+def peer_text(peer: Any) -> str:
+    """`[::ffff:127.0.0.1]:5000` or `127.0.0.1:5000` for a transport's peer address."""
+    host, port = getattr(peer, "host", str(peer)), getattr(peer, "port", "")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@implementer(IPushProducer)
+class LiveProtocol(WebSocketServerProtocol):
+    """One WebSocket client of the live stream."""
+
+    log = Logger()
+    factory: LiveFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued = 0
+        self.skipped = 0
+        self.paused = False
+        self.missed = False
+        self.ping_timed_out = False
+        self.address = "?"
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        self.address = peer_text(self.transport.getPeer())  # type: ignore[union-attr]
+        access = self.factory.access
+        origin = request.headers.get("origin")
+        secure = ISSLTransport.providedBy(self.transport)
+        if not access.origin_allowed(origin, request.host, secure):
+            self.log.warn(
+                "WebSocket refused from {peer}: origin {origin} is not allowed",
+                peer=self.address,
+                origin=origin,
+            )
+            raise ConnectionDeny(403, "origin not allowed")
+        if access.read_token is not None:
+            presented = request.params.get("token", [None])[-1]
+            auth = request.headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                presented = auth[7:].strip()
+            if not (
+                token_matches(access.read_token, presented)
+                or (access.write_token is not None and token_matches(access.write_token, presented))
+            ):
+                raise ConnectionDeny(401, "token required")
+
+    def onOpen(self) -> None:
+        transport = self.transport
+        producer = getattr(transport, "producer", None)
+        if producer is not None and producer is not self:
+            transport.unregisterProducer()  # type: ignore[union-attr]  # twisted.web's channel
+        transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self.factory.join(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """Clients have nothing to say on this stream; what they send is ignored."""
+
+    def onAutoPingTimeout(self) -> None:
+        self.ping_timed_out = True
+        super().onAutoPingTimeout()
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.factory.leave(self, code, reason)
+
+    def push(self, data: bytes) -> None:
+        """Send one framed message, or skip it while this client cannot keep up."""
+        if self.state != WebSocketServerProtocol.STATE_OPEN:
+            return
+        if self.paused or self.queued >= self.factory.max_queue:
+            if fastsend.idle(self.transport) and not self.paused:
+                self.queued = 0
+            else:
+                self.skipped += 1
+                self.factory.skipped += 1
+                self.missed = True
+                return
+        if self.send_queue:
+            self.transport.write(data)  # type: ignore[union-attr]
+            self.queued += 1
+        elif fastsend.send(self.transport, data):
+            self.queued = 0
+        else:
+            self.queued += 1
+        self.factory.sent += 1
+
+    def catch_up(self) -> None:
+        """Send what was skipped: the current status and the newest reading."""
+        self.missed = False
+        for data in self.factory.current():
+            self.push(data)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.queued = 0
+        if self.missed:
+            self.catch_up()
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+
+class LiveFactory(WebSocketServerFactory):
+    """The live stream's clients, fed by the hub (it is a hub subscriber)."""
+
+    protocol = LiveProtocol
+    log = Logger()
+
+    def __init__(
+        self,
+        hub: Hub,
+        access: Access,
+        *,
+        ping_interval: float = 30,
+        ping_timeout: float = 10,
+        max_queue: int = 32,
+    ) -> None:
+        super().__init__()
+        self.hub, self.access, self.max_queue = hub, access, max_queue
+        self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
+        self.clients: set[LiveProtocol] = set()
+        self.connections = 0
+        self.sent = 0
+        self.skipped = 0
+        self.keepalive_drops = 0
+        self._status_frame = frame(json_bytes(hub.status()))
+        self._reading_frame: bytes | None = None
+        self.setProtocolOptions(
+            autoPingInterval=ping_interval,
+            autoPingTimeout=ping_timeout,
+            autoPingSize=4,
+            maxMessagePayloadSize=MAX_CLIENT_MESSAGE,
+            maxFramePayloadSize=MAX_CLIENT_MESSAGE,
+            openHandshakeTimeout=10,
+            closeHandshakeTimeout=2,
+            webStatus=False,
+            failByDrop=True,
+        )
+        hub.subscribe(self)
+
+    def resource(self) -> WebSocketResource:
+        """This stream as a `twisted.web` resource (for `/ws`)."""
+        return WebSocketResource(self)
+
+    def current(self) -> list[bytes]:
+        """What a client gets on connect: the status, then the latest reading if any."""
+        frames = [self._status_frame]
+        if self._reading_frame is not None:
+            frames.append(self._reading_frame)
+        return frames
+
+    def join(self, client: LiveProtocol) -> None:
+        self.clients.add(client)
+        self.connections += 1
+        self.log.info(
+            "WebSocket: nova conexão (new connection) from {peer}; {count} clients",
+            peer=client.address,
+            count=len(self.clients),
+        )
+        for data in self.current():
+            client.push(data)
+
+    def leave(self, client: LiveProtocol, code: int | None, reason: str | None) -> None:
+        if client not in self.clients:
+            return
+        self.clients.discard(client)
+        if client.ping_timed_out:
+            self.keepalive_drops += 1
+            self.log.info(
+                "WebSocket keepalive: {peer} did not answer a ping within {timeout:g} s, "
+                "dropped; {count} clients",
+                peer=client.address,
+                timeout=self.ping_timeout,
+                count=len(self.clients),
+            )
+        else:
+            self.log.info(
+                "WebSocket: {peer} disconnected ({code} {reason}); {count} clients",
+                peer=client.address,
+                code=code,
+                reason=reason or "",
+                count=len(self.clients),
+            )
+
+    def reading(self, reading: Reading, payload: bytes) -> None:
+        """Hub subscriber: frame the reading once and push it to every client."""
+        data = self._reading_frame = frame(payload)
+        for client in self.clients:
+            client.push(data)
+
+    def status(self, payload: bytes) -> None:
+        """Hub subscriber: push a change of the scale's state to every client."""
+        data = self._status_frame = frame(payload)
+        for client in self.clients:
+            client.push(data)

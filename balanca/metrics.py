@@ -1,0 +1,108 @@
+"""`GET /metrics`: Prometheus series read from the service's own counters at scrape time.
+
+Nothing on the hot path touches prometheus_client: the scale, hub, WebSocket factory, store and
+site keep plain counters, and this collector turns them into `balanca_*` series when scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from balanca.hub import Hub
+from balanca.link import ScaleLink
+from balanca.live import LiveFactory
+from balanca.scale import Scale
+from balanca.web import BalancaSite
+
+SCALE_STATES = ("waiting", "live", "stale", "disconnected")
+
+
+class BalancaCollector:
+    """Reads every counter of a running service into Prometheus metric families."""
+
+    def __init__(
+        self, hub: Hub, scale: Scale, link: ScaleLink, live: LiveFactory, store: Any
+    ) -> None:
+        self.hub, self.scale, self.link, self.live, self.store = hub, scale, link, live, store
+        self.site: BalancaSite | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._scale()
+        yield from self._websocket()
+        yield from self._database()
+        yield from self._http()
+
+    def _scale(self) -> Iterator[Metric]:
+        c = self.scale.counters
+        yield _counter("readings", "Readings decoded from the scale", c.readings)
+        rejected = CounterMetricFamily(
+            "balanca_frames_rejected", "Frames the decoder rejected, by reason", labels=["reason"]
+        )
+        for reason, count in sorted(self.scale.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        yield _counter("framer_garbage_bytes", "Bytes outside any frame", self.scale.garbage_bytes)
+        yield _counter("framer_overflows", "Framer buffers dropped for holding no frame", self.scale.overflows)
+        yield _counter("scale_missing_replies", "Poll requests the scale did not answer", c.missing_replies)
+        yield _counter("scale_reconnects", "Times the scale link was reopened", self.link.reconnects)
+        yield _gauge("scale_connected", "1 while the scale's transport is open", self.hub.link == "connected")
+        state = GaugeMetricFamily("balanca_scale_state", "The scale's state (1 for the current one)", labels=["state"])
+        for name in SCALE_STATES:
+            state.add_metric([name], float(self.hub.state == name))
+        yield state
+        age = self.hub.age()
+        yield _gauge("seconds_since_last_reading", "Age of the latest reading (-1 before the first)", -1 if age is None else age)
+
+    def _websocket(self) -> Iterator[Metric]:
+        live = self.live
+        yield _gauge("websocket_clients", "WebSocket clients connected now", len(live.clients))
+        yield _counter("websocket_connections", "WebSocket connections opened", live.connections)
+        yield _counter("websocket_messages_sent", "Messages sent to WebSocket clients", live.sent)
+        yield _counter("websocket_messages_skipped", "Messages skipped for slow WebSocket clients", live.skipped)
+        yield _counter("websocket_keepalive_drops", "Clients dropped for not answering pings", live.keepalive_drops)
+
+    def _database(self) -> Iterator[Metric]:
+        h = self.store.health()
+        yield _gauge("db_up", "1 while the database takes writes", h.get("state") == "ok")
+        yield _gauge("db_backlog", "Rows waiting to be written", h.get("backlog", 0))
+        yield _gauge("db_write_latency_seconds", "Duration of the last batch write", h.get("write_latency") or 0)
+        yield _counter("db_rows_written", "Rows written to the database", h.get("rows_written", 0))
+        yield _counter("db_write_failures", "Batch writes that failed", h.get("failures", 0))
+
+    def _http(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "balanca_http_requests", "HTTP requests by route and status code", labels=["path", "code"]
+        )
+        if self.site is not None:
+            for (path, code), count in sorted(self.site.requests.items()):
+                requests.add_metric([path, str(code)], count)
+        yield requests
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(f"balanca_{name}", documentation, value=value)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"balanca_{name}", documentation, value=float(value))
+
+
+class MetricsResource(Resource):
+    """Serves a registry in Prometheus text format."""
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)

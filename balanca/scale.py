@@ -1,0 +1,233 @@
+"""The scale: bytes from any transport → frames → measurements → readings for the hub.
+
+`Scale` lives as long as the service (sequence numbers, counters, the stability filter);
+`ScaleProtocol` lives as long as one connection (its framer and its poller). Commands go back
+to the indicator through the connected protocol, never around it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from balanca.hub import Hub
+from balanca.protocols.base import DecodeError, WireProtocol
+from balanca.reading import Measurement, Reading, Reply, Source, local_time
+from balanca.stability import StabilityFilter
+
+COMMAND_TIMEOUT = 2.0
+REJECTION_LOG_EVERY = 60.0
+SEVEN_BIT = bytes(range(128)) * 2
+
+
+class CommandError(Exception):
+    """A command the scale cannot take now: `status` is the HTTP code that says why."""
+
+    def __init__(self, status: int, error: str, detail: str = "") -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+@dataclass
+class ScaleCounters:
+    """What the scale path has seen since start (read by /metrics and /api/health)."""
+
+    frames: int = 0
+    readings: int = 0
+    missing_replies: int = 0
+    high_bit_bytes: int = 0
+
+
+class Scale:
+    """One scale: decodes what its connections receive and publishes readings to the hub."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        wire: WireProtocol,
+        hub: Hub,
+        clock: IReactorTime,
+        *,
+        source: Source,
+        decimals: int | None = None,
+        poll: float = 0.2,
+        stability: StabilityFilter | None = None,
+    ) -> None:
+        self.wire, self.hub, self.clock = wire, hub, clock
+        self.source = source
+        self.decimals = decimals
+        self.poll = poll
+        self.stability = stability if not wire.flags_stability else None
+        self.counters = ScaleCounters()
+        self.rejected: Counter[str] = Counter()
+        self.garbage_bytes = 0
+        self.overflows = 0
+        self.connection: ScaleProtocol | None = None
+        self._seq = 0
+        self._warned_high_bit = False
+        self._rejections_logged_at: dict[str, float] = {}
+
+    def protocol(self) -> ScaleProtocol:
+        """A protocol for a new connection to the indicator."""
+        return ScaleProtocol(self)
+
+    def frame(self, frame: bytes) -> None:
+        """Decode one frame and act on it."""
+        self.counters.frames += 1
+        try:
+            value = self.wire.decode(frame, self.decimals)
+        except DecodeError as e:
+            self._reject(e, frame)
+            return
+        if isinstance(value, Reply):
+            if self.connection is not None:
+                self.connection.replied(value)
+            return
+        if self.connection is not None:
+            self.connection.answered()
+        self.publish(value)
+
+    def publish(self, m: Measurement) -> None:
+        """Stamp a measurement and hand the reading to the hub."""
+        if self.stability is not None:
+            m = self.stability.update(m)
+        self._seq += 1
+        self.counters.readings += 1
+        reading = Reading.stamp(
+            m,
+            scale=self.hub.scale,
+            seq=self._seq,
+            time=local_time(self.clock.seconds()),
+            source=self.source,
+        )
+        self.hub.publish(reading)
+
+    def seven_bit(self, data: bytes) -> bytes:
+        """Mask parity off a 7-bit protocol's bytes, warning once when any had it set."""
+        masked = data.translate(SEVEN_BIT)
+        if masked != data:
+            self.counters.high_bit_bytes += sum(1 for b in data if b & 0x80)
+            if not self._warned_high_bit:
+                self._warned_high_bit = True
+                self.log.warn(
+                    "scale: bytes with bit 7 set on a 7-bit protocol ({protocol}): the port "
+                    "settings look wrong (this protocol's line is usually 7E1)",
+                    protocol=self.wire.name,
+                )
+        return masked
+
+    def command(self, name: str) -> defer.Deferred[Reply]:
+        """Ask the indicator to `name` (tare, zero); the Deferred fires with its reply."""
+        if self.connection is None:
+            return defer.fail(CommandError(503, "scale disconnected", self.hub.reason))
+        return self.connection.command(name)
+
+    def _reject(self, e: DecodeError, frame: bytes) -> None:
+        self.rejected[e.reason] += 1
+        now = self.clock.seconds()
+        last = self._rejections_logged_at.get(e.reason)
+        if last is None or now - last >= REJECTION_LOG_EVERY:
+            self._rejections_logged_at[e.reason] = now
+            self.log.warn(
+                "scale: rejected a {protocol} frame ({reason}; {count} so far): {frame!r} {detail}",
+                protocol=self.wire.name,
+                reason=e.reason,
+                count=self.rejected[e.reason],
+                frame=frame,
+                detail=e.detail,
+            )
+
+
+class ScaleProtocol(Protocol):
+    """One connection to the indicator: frames its bytes, polls it, carries its commands."""
+
+    def __init__(self, scale: Scale) -> None:
+        self.scale = scale
+        self.framer = scale.wire.framer()
+        self.lost: defer.Deferred[Failure] = defer.Deferred()
+        self._poller: LoopingCall | None = None
+        self._asked_at: float | None = None
+        self._pending: list[tuple[str, defer.Deferred[Reply], IDelayedCall]] = []
+
+    def connectionMade(self) -> None:
+        self.scale.connection = self
+        if self.scale.wire.poll is not None:
+            self._poller = LoopingCall(self._poll)
+            self._poller.clock = self.scale.clock
+            self._poller.start(self.scale.poll, now=True)
+
+    def dataReceived(self, data: bytes) -> None:
+        scale = self.scale
+        if scale.wire.seven_bit:
+            data = scale.seven_bit(data)
+        for frame in self.framer.feed(data):
+            scale.frame(frame)
+        scale.garbage_bytes = self.framer.stats.garbage_bytes
+        scale.overflows = self.framer.stats.overflows
+
+    def connectionLost(self, reason: Failure = error.ConnectionDone()) -> None:  # type: ignore[assignment]
+        if self._poller is not None and self._poller.running:
+            self._poller.stop()
+        if self.scale.connection is self:
+            self.scale.connection = None
+        for _, d, timer in self._pending:
+            timer.cancel()
+            d.errback(CommandError(503, "scale disconnected", "the connection closed"))
+        self._pending.clear()
+        self.lost.callback(reason)
+
+    def answered(self) -> None:
+        """A measurement came in: a polled request is answered."""
+        self._asked_at = None
+
+    def replied(self, reply: Reply) -> None:
+        """A command reply came in: it answers the oldest pending command of its kind."""
+        for i, (name, d, timer) in enumerate(self._pending):
+            if name == reply.command:
+                del self._pending[i]
+                timer.cancel()
+                d.callback(reply)
+                return
+        self.scale.log.info("scale: unexpected reply {text!r}", text=reply.text)
+
+    def command(self, name: str) -> defer.Deferred[Reply]:
+        """Send command `name`; fire with the scale's reply (or `sent` where none comes)."""
+        wire = self.scale.wire
+        request = wire.commands.get(name)
+        if request is None:
+            simulated = getattr(self.transport, "simulated_command", None)
+            if simulated is None:
+                return defer.fail(
+                    CommandError(501, "not supported", f"protocol {wire.name} has no {name} command")
+                )
+            return defer.succeed(simulated(name))
+        self.transport.write(request)  # type: ignore[union-attr]
+        if not wire.replies:
+            return defer.succeed(Reply(name, True, "sent"))
+        d: defer.Deferred[Reply] = defer.Deferred()
+        timer = self.scale.clock.callLater(COMMAND_TIMEOUT, self._timed_out, d)
+        self._pending.append((name, d, timer))
+        return d
+
+    def _timed_out(self, d: defer.Deferred[Reply]) -> None:
+        self._pending = [p for p in self._pending if p[1] is not d]
+        d.errback(CommandError(504, "no reply", f"the scale did not answer in {COMMAND_TIMEOUT:g} s"))
+
+    def _poll(self) -> None:
+        """Ask a polled scale for a frame, keeping at most one request outstanding."""
+        scale, now = self.scale, self.scale.clock.seconds()
+        if self._asked_at is not None:
+            if now - self._asked_at < max(scale.poll, 0.25):
+                return
+            scale.counters.missing_replies += 1
+            scale.hub.frame_missing("no reply to the poll request")
+        self._asked_at = now
+        self.transport.write(scale.wire.poll)  # type: ignore[union-attr,arg-type]

@@ -1,0 +1,283 @@
+"""`twistd balanca`: the options and `makeService`, the one place that wires objects together.
+
+Every option can also come from an environment variable (`--stale-after` from
+`BALANCA_STALE_AFTER`, ...); the command line wins. Values are checked at start, and a bad
+one stops the service with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from twisted.application import internet, service
+from twisted.internet import reactor as global_reactor
+from twisted.internet.endpoints import clientFromString, connectProtocol, serverFromString
+from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python import usage
+
+from balanca import __version__
+from balanca.api import Api, api_tree
+from balanca.config import DatabaseSpec, ScaleSpec, db_from_environment, parse_db, parse_scale
+from balanca.endpoints import is_dual_stack
+from balanca.hub import Hub
+from balanca.link import Opener, ScaleLink
+from balanca.live import LiveFactory
+from balanca.metrics import BalancaCollector, MetricsResource
+from balanca.protocols import PROTOCOLS
+from balanca.scale import Scale, ScaleProtocol
+from balanca.security import Access, RateLimiter, read_token_file
+from balanca.simulator import SimulatedIndicator
+from balanca.stability import StabilityFilter
+from balanca.store import Store
+from balanca.web import site_tree, web_root
+
+LIST_OPTIONS = ("http", "ws", "allowed-origin")
+
+
+def env_name(option: str) -> str:
+    return "BALANCA_" + option.upper().replace("-", "_")
+
+
+class Options(usage.Options):
+    """`twistd balanca` options (DESIGN.md's table)."""
+
+    synopsis = "[options]"
+    longdesc = "Serve a weighing scale's live weight over HTTP and WebSocket, and record it."
+    optParameters = [
+        ["scale", None, "simulator", "simulator[:protocol=P][:rate=HZ], serial:DEVICE[:...] or tcp:HOST:PORT[:protocol=P]"],
+        ["stale-after", None, "3", "seconds without a frame before the latest reading is stale"],
+        ["db", None, None, "sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB [default: sqlite:balanca.sqlite3]"],
+        ["record", None, "stable", "which readings are stored: stable, all or none"],
+        ["token-file", None, None, "file holding the bearer token that writes need"],
+        ["read-token-file", None, None, "file holding a token that reads and /ws need too"],
+        ["ping-interval", None, "30", "seconds between WebSocket keepalive pings"],
+        ["ping-timeout", None, "10", "seconds to wait for a pong before dropping a client"],
+        ["ws-max-queue", None, "32", "messages a slow WebSocket client may have queued before readings are skipped"],
+    ]
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.environ = os.environ if environ is None else environ
+        self["http"], self["ws"], self["allowed-origin"] = ["dualstack:8080"], [], []
+        for name in LIST_OPTIONS:
+            if self.environ.get(env_name(name)):
+                self[name] = self.environ[env_name(name)].split()
+        for name, *_ in self.optParameters:
+            if self.environ.get(env_name(name)):
+                self[name] = self.environ[env_name(name)]
+        self._given: set[str] = set()
+        self.settings: Settings | None = None
+
+    def _append(self, name: str, value: str) -> None:
+        if name not in self._given:
+            self._given.add(name)
+            self[name] = []
+        self[name].append(value)
+
+    def opt_http(self, endpoint: str) -> None:
+        """HTTP + WebSocket (/ws) listener, a Twisted endpoint string (repeatable) [default: dualstack:8080]"""
+        self._append("http", endpoint)
+
+    def opt_ws(self, endpoint: str) -> None:
+        """extra WebSocket-only listener, any path (repeatable)"""
+        self._append("ws", endpoint)
+
+    def opt_allowed_origin(self, pattern: str) -> None:
+        """browser origin allowed on the WebSocket besides the page's own, e.g. https://*.example.com (repeatable)"""
+        self._append("allowed-origin", pattern)
+
+    def opt_version(self) -> None:
+        """show the version and exit"""
+        print(f"balanca {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        try:
+            self.settings = settings_from(self, self.environ)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The main objects of a running service, for introspection (tests, a manhole)."""
+
+    hub: Hub
+    scale: Scale
+    link: ScaleLink
+    live: LiveFactory
+    store: Store
+    site: Any
+
+
+class BalancaService(service.MultiService):
+    """The whole service; `parts` names its main objects."""
+
+    parts: Parts
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated options."""
+
+    http: list[tuple[str, IStreamServerEndpoint]]
+    ws: list[tuple[str, IStreamServerEndpoint]]
+    scale: ScaleSpec
+    db: DatabaseSpec
+    record: str
+    stale_after: float
+    access: Access
+    ping_interval: float
+    ping_timeout: float
+    ws_max_queue: int
+
+
+def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Settings:
+    """Check every option and turn it into a value; ValueError says what is wrong."""
+    if options["record"] not in ("stable", "all", "none"):
+        raise ValueError(f"--record must be stable, all or none, not {options['record']!r}")
+    if options["db"]:
+        db = parse_db(options["db"])
+    else:
+        db = db_from_environment(environ) or parse_db("sqlite:balanca.sqlite3")
+    write_token = environ.get("BALANCA_TOKEN", "").strip() or None
+    if options["token-file"]:
+        write_token = read_token_file(options["token-file"])
+    read_token = read_token_file(options["read-token-file"]) if options["read-token-file"] else None
+    if not options["http"] and not options["ws"]:
+        raise ValueError("nothing to listen on: give --http or --ws")
+    return Settings(
+        http=[(s, server_endpoint(s)) for s in options["http"]],
+        ws=[(s, server_endpoint(s)) for s in options["ws"]],
+        scale=parse_scale(options["scale"]),
+        db=db,
+        record=options["record"],
+        stale_after=_positive(options, "stale-after"),
+        access=Access(write_token, read_token, tuple(options["allowed-origin"])),
+        ping_interval=_positive(options, "ping-interval"),
+        ping_timeout=_positive(options, "ping-timeout"),
+        ws_max_queue=int(_positive(options, "ws-max-queue")),
+    )
+
+
+def server_endpoint(description: str) -> IStreamServerEndpoint:
+    """A server endpoint from its string, or a ValueError naming the bad string."""
+    try:
+        return serverFromString(global_reactor, description)
+    except Exception as e:  # Twisted raises ValueError, KeyError, TypeError, OSError...
+        raise ValueError(f"bad endpoint {description!r}: {e}") from None
+
+
+def _positive(options: usage.Options, name: str) -> float:
+    try:
+        value = float(options[name])
+    except ValueError:
+        raise ValueError(f"--{name} must be a number, not {options[name]!r}") from None
+    if not value > 0:
+        raise ValueError(f"--{name} must be above 0")
+    return value
+
+
+class Listener(internet.StreamServerEndpointService):
+    """An endpoint service that logs where it listens once it does."""
+
+    log = Logger()
+
+    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: Any, what: str) -> None:
+        super().__init__(endpoint, factory)
+        self.description, self.what = description, what
+        self.port: Any = None
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._waitingForPort.addCallback(self._listening)
+
+    def _listening(self, port: Any) -> Any:
+        self.port = port
+        sock = getattr(port, "socket", None)
+        family = "dual-stack IPv4+IPv6" if sock is not None and is_dual_stack(sock) else "single-stack"
+        host = port.getHost()
+        self.log.info(
+            "{what} listening on {address} ({family}) from {description}",
+            what=self.what,
+            address=f"[{host.host}]:{host.port}" if ":" in getattr(host, "host", "") else f"{getattr(host, 'host', host)}:{getattr(host, 'port', '')}",
+            family=family,
+            description=self.description,
+        )
+        return port
+
+
+def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
+    """How to connect a scale protocol to the indicator `spec` names."""
+    if spec.kind == "simulator":
+
+        def simulate(protocol: ScaleProtocol) -> None:
+            SimulatedIndicator(scale.wire, reactor, spec.rate).attach(protocol)
+
+        return simulate
+    if spec.kind == "serial":
+        from twisted.internet.serialport import SerialPort
+
+        def open_serial(protocol: ScaleProtocol) -> SerialPort:
+            line = spec.line
+            return SerialPort(
+                protocol, spec.device, reactor,
+                baudrate=line.baudrate, bytesize=line.bytesize, parity=line.parity, stopbits=line.stopbits,
+            )
+
+        return open_serial
+    endpoint = clientFromString(reactor, spec.endpoint)
+    return lambda protocol: connectProtocol(endpoint, protocol)
+
+
+def makeService(options: Options, reactor: Any = global_reactor) -> BalancaService:
+    """Build the whole service from validated options."""
+    settings = options.settings
+    assert settings is not None, "postOptions validates the options"
+    log = Logger(namespace="balanca")
+    top = BalancaService()
+    spec = settings.scale
+    hub = Hub(reactor, settings.stale_after)
+    stability = StabilityFilter(spec.stable, spec.tolerance) if spec.stable else None
+    scale = Scale(
+        PROTOCOLS[spec.protocol], hub, reactor,
+        source=spec.source, decimals=spec.decimals, poll=spec.poll, stability=stability,
+    )
+    link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.describe())
+    store = Store(settings.db, reactor, record=settings.record, scale=hub.scale)
+    hub.subscribe(store)
+    live = LiveFactory(
+        hub, settings.access,
+        ping_interval=settings.ping_interval, ping_timeout=settings.ping_timeout, max_queue=settings.ws_max_queue,
+    )
+    registry = CollectorRegistry()
+    collector = BalancaCollector(hub, scale, link, live, store)
+    registry.register(collector)
+    api = Api(reactor, hub, scale, store, lambda: len(live.clients), settings.access, RateLimiter(reactor))
+    site = site_tree(api_tree(api), live.resource(), MetricsResource(registry), web_root())
+    collector.site = site
+    top.parts = Parts(hub, scale, link, live, store, site)
+    store.setServiceParent(top)
+    link.setServiceParent(top)
+    for description, endpoint in settings.http:
+        Listener(description, endpoint, site, "HTTP + WebSocket (/ws)").setServiceParent(top)
+    for description, endpoint in settings.ws:
+        Listener(description, endpoint, live, "WebSocket").setServiceParent(top)
+    log.info(
+        "balanca {version}: scale {scale}{simulated}, database {db}, recording {record}",
+        version=__version__, scale=spec.describe(),
+        simulated=" (SIMULATED)" if spec.kind == "simulator" else "",
+        db=settings.db.describe(), record=settings.record,
+    )
+    log.info(
+        "WebSocket keepalive: ping every {interval:g} s, pong timeout {timeout:g} s; "
+        "slow clients skip readings past {queue} queued messages",
+        interval=settings.ping_interval, timeout=settings.ping_timeout, queue=settings.ws_max_queue,
+    )
+    return top

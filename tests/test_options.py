@@ -1,0 +1,117 @@
+"""Options: every one has an environment variable, and a bad value stops the start with a
+clear message and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from twisted.python import usage
+from twisted.trial.unittest import TestCase
+
+from balanca.tap import Options
+
+
+def parse(*args: str, env: dict[str, str] | None = None) -> Options:
+    options = Options(environ=env or {})
+    options.parseOptions(list(args))
+    return options
+
+
+class OptionValues(TestCase):
+    def test_defaults_run_the_simulator_on_sqlite_on_port_8080(self) -> None:
+        settings = parse().settings
+        assert settings is not None
+        self.assertEqual(settings.scale.kind, "simulator")
+        self.assertEqual(settings.scale.protocol, "toledo")
+        self.assertEqual(settings.db.dialect, "sqlite")
+        self.assertEqual([d for d, _ in settings.http], ["dualstack:8080"])
+        self.assertEqual((settings.ping_interval, settings.ping_timeout), (30, 10))
+        self.assertEqual(settings.ws_max_queue, 32)
+        self.assertEqual(settings.stale_after, 3)
+
+    def test_environment_variables_set_options_and_the_command_line_wins(self) -> None:
+        env = {
+            "BALANCA_HTTP": "tcp:9000 tcp6:9001",
+            "BALANCA_STALE_AFTER": "5",
+            "BALANCA_RECORD": "all",
+            "BALANCA_SCALE": "simulator:protocol=sics:rate=5",
+        }
+        settings = parse(env=env).settings
+        assert settings is not None
+        self.assertEqual([d for d, _ in settings.http], ["tcp:9000", "tcp6:9001"])
+        self.assertEqual(settings.stale_after, 5)
+        self.assertEqual(settings.record, "all")
+        self.assertEqual((settings.scale.protocol, settings.scale.rate), ("sics", 5))
+        settings = parse("--http", "tcp:9002", "--record", "none", env=env).settings
+        assert settings is not None
+        self.assertEqual([d for d, _ in settings.http], ["tcp:9002"])
+        self.assertEqual(settings.record, "none")
+
+    def test_mysql_variables_select_mysql_when_db_is_absent(self) -> None:
+        env = {"MYSQL_HOST": "db.local", "MYSQL_USER": "scale", "MYSQL_PASSWORD": "p:w", "MYSQL_DATABASE": "pesagem"}
+        settings = parse(env=env).settings
+        assert settings is not None
+        self.assertEqual(
+            (settings.db.dialect, settings.db.host, settings.db.user, settings.db.password, settings.db.database),
+            ("mysql", "db.local", "scale", "p:w", "pesagem"),
+        )
+        settings = parse("--db", "sqlite:x.sqlite3", env=env).settings
+        assert settings is not None
+        self.assertEqual(settings.db.dialect, "sqlite")
+
+    def test_a_token_file_is_read_and_stripped(self) -> None:
+        path = Path(tempfile.mkdtemp(), "token")
+        path.write_text("  s3cret\n")
+        settings = parse("--token-file", str(path)).settings
+        assert settings is not None
+        self.assertEqual(settings.access.write_token, "s3cret")
+        settings = parse(env={"BALANCA_TOKEN": "from-env"}).settings
+        assert settings is not None
+        self.assertEqual(settings.access.write_token, "from-env")
+
+    def test_serial_and_tcp_scale_specs(self) -> None:
+        settings = parse("--scale", "serial:/dev/serial/by-path/pci-0\\:1:baudrate=4800:protocol=sics").settings
+        assert settings is not None
+        spec = settings.scale
+        self.assertEqual((spec.kind, spec.device, spec.line.baudrate, spec.protocol), ("serial", "/dev/serial/by-path/pci-0:1", 4800, "sics"))
+        self.assertEqual((spec.line.bytesize, spec.line.parity), (8, "N"))
+        toledo = parse("--scale", "serial:/dev/ttyUSB0").settings
+        assert toledo is not None
+        self.assertEqual((toledo.scale.line.bytesize, toledo.scale.line.parity), (7, "E"))
+        tcp = parse("--scale", "tcp:10.0.0.5:4001:protocol=ad:timeout=3").settings
+        assert tcp is not None
+        self.assertEqual((tcp.scale.kind, tcp.scale.endpoint, tcp.scale.protocol, tcp.scale.source), ("endpoint", "tcp:10.0.0.5:4001:timeout=3", "ad", "tcp"))
+
+    def test_bad_values_are_usage_errors_that_say_what_is_wrong(self) -> None:
+        cases = [
+            (["--http", "nonsense:1234"], "nonsense"),
+            (["--http", "dualstack:notaport"], "port"),
+            (["--scale", "simulator:protocol=nope"], "unknown scale protocol"),
+            (["--scale", "serial:/dev/ttyS0:parity=Q"], "parity"),
+            (["--scale", "serial"], "device"),
+            (["--scale", "simulator:speed=3"], "speed"),
+            (["--token-file", "/nonexistent/token"], "cannot read token file"),
+            (["--db", "postgres://x/y"], "sqlite:PATH or mysql://"),
+            (["--record", "sometimes"], "--record"),
+            (["--stale-after", "-1"], "--stale-after"),
+            (["--ping-interval", "soon"], "--ping-interval"),
+        ]
+        for args, words in cases:
+            with self.assertRaises(usage.UsageError, msg=args) as caught:
+                parse(*args)
+            self.assertIn(words, str(caught.exception), args)
+
+
+class CommandLine(TestCase):
+    def test_twistd_exits_non_zero_with_the_message_for_a_bad_option(self) -> None:
+        run = subprocess.run(
+            [sys.executable, "-m", "twisted.scripts.twistd", "-n", "--pidfile=", "balanca", "--scale", "simulator:protocol=nope"],
+            capture_output=True, text=True, timeout=60, cwd=tempfile.mkdtemp(),
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        )
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("unknown scale protocol 'nope'", run.stdout + run.stderr)
