@@ -54,6 +54,9 @@ from pathlib import Path
 from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+"""twistd of the Python running the benchmark (`-m twisted.scripts.twistd` does nothing: no main)."""
 RESULTS = HERE / "results" / "latest.json"
 CLIENTS_PER_PROCESS = 250
 GRACE_SECONDS = 3.0
@@ -185,7 +188,7 @@ def balanca_command(launch: Launch) -> list[str]:
     """balanca under twistd, HTTP and WebSocket on one dual-stack port."""
     device = launch.tty.replace(":", "\\:")
     return [
-        twistd(), "-n", "--pidfile=", "balanca",
+        *TWISTD, "-n", "--pidfile=", "balanca",
         "--http", f"dualstack:{launch.http_port}",
         "--scale", f"serial:{device}:protocol=toledo",
         "--record", "none", "--db", f"sqlite:{launch.workdir / 'bench.sqlite3'}",
@@ -204,10 +207,14 @@ def server_specs(old_broadcast: str) -> dict[str, ServerSpec]:
     }
 
 
-def twistd() -> str:
-    """The twistd script of the Python running the benchmark."""
-    local = Path(sys.executable).parent / "twistd"
-    return str(local) if local.exists() else shutil.which("twistd") or "twistd"
+def server_env() -> dict[str, str]:
+    """The servers' environment: the source tree the benchmark lives in comes first on the path.
+
+    So balanca runs from this checkout (installed or not), as the test suite does; Twisted's
+    plugin finder does not see `twisted/plugins` through PEP 660 editable installs anyway.
+    """
+    path = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 def unavailable(spec: ServerSpec) -> str | None:
@@ -215,11 +222,13 @@ def unavailable(spec: ServerSpec) -> str | None:
     if spec.name != "balanca":
         return None
     try:
-        out = subprocess.run([twistd(), "--help"], check=False, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [*TWISTD, "--help"], check=False, capture_output=True, text=True, timeout=60, env=server_env()
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"twistd not runnable: {exc!r}"
     if not re.search(r"^\s+balanca\s", out.stdout, re.MULTILINE):
-        return "no `balanca` twistd plugin in this Python (pip install -e . first)"
+        return f"no `balanca` twistd plugin in {ROOT} or this Python"
     return None
 
 
@@ -240,7 +249,7 @@ def running_server(spec: ServerSpec, device: str, workdir: Path) -> Iterator[Run
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             spec.command(launch), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=workdir,
+            cwd=workdir, env=server_env(),
         )  # fmt: skip
     try:
         server = RunningServer(
@@ -411,7 +420,7 @@ def delivery_and_latency(
         times.frombytes(rec["times"])
         client_lags.frombytes(rec["lags"])
         seen: set[int] = set()
-        for seq, t, lag in zip(seqs, times, client_lags):
+        for seq, t, lag in zip(seqs, times, client_lags, strict=True):
             if seq in window and seq not in seen:
                 seen.add(seq)
                 latencies.append(t - written[seq])
@@ -511,7 +520,7 @@ def guarded(what: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         result = measure()
     except Exception as exc:  # noqa: BLE001 (one failed measurement must not end the run)
-        log(f"  {what}: FAILED: {exc}")
+        log(f"  {what}: FAILED: {last_line(str(exc))}")
         return {"error": str(exc)}
     log(f"  {what}: {brief(result)}")
     return result
@@ -588,6 +597,12 @@ def row(
     }
 
 
+def last_line(text: str) -> str:
+    """The last non-empty line of an error (a traceback's exception), for a table cell."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "?").replace("|", "/")
+
+
 def fmt(value: Any, spec: str = ".1f") -> str:
     """A table cell: numbers formatted, missing values as an em dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -616,7 +631,7 @@ def markdown(results: dict[str, Any]) -> str:
             continue
         for n, r in server["ws"].items():
             if "error" in r:
-                out.append(f"| {name} | {n} | failed: {r['error'].splitlines()[0]} |||||||||")
+                out.append(f"| {name} | {n} | failed: {last_line(r['error'])} |||||||||")
                 continue
             out.append(
                 f"| {name} | {n} | {r['delivery']:.2%} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])}"
@@ -633,7 +648,7 @@ def markdown(results: dict[str, Any]) -> str:
     for name, server in results["servers"].items():
         w = server.get("wrk")
         if w is None or "error" in w:
-            out.append(f"| {name} | {'failed: ' + w['error'] if w else 'not run'} |||||")
+            out.append(f"| {name} | {'failed: ' + last_line(w['error']) if w else 'not run'} |||||")
             continue
         out.append(
             f"| {name} | {fmt(w['rps'], '.0f')} | {fmt(w['p50_ms'], '.2f')}"
