@@ -321,6 +321,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of stat
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy so far (user, nice, system, irq, softirq, steal), in seconds."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 def peak_rss_mib(pid: int) -> float:
     """VmHWM of process `pid`, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -449,10 +456,12 @@ def measure_ws(spec: ServerSpec, clients: int, args: argparse.Namespace) -> dict
             time.sleep(SETTLE_SECONDS)
             pids = [p.pid for p, _ in procs]
             cpu0, ccpu0 = cpu_seconds(server.proc.pid), sum(map(cpu_seconds, pids))
+            busy0, own0 = machine_busy_seconds(), cpu_seconds(os.getpid())
             t0 = time.monotonic()
             time.sleep(args.seconds)
             t1 = time.monotonic()
             cpu1, ccpu1 = cpu_seconds(server.proc.pid), sum(map(cpu_seconds, pids))
+            busy1, own1 = machine_busy_seconds(), cpu_seconds(os.getpid())
             time.sleep(GRACE_SECONDS)
             rss = peak_rss_mib(server.proc.pid)
             records = collect_records(procs)
@@ -469,6 +478,7 @@ def measure_ws(spec: ServerSpec, clients: int, args: argparse.Namespace) -> dict
             cpu_core_pct=100 * (cpu1 - cpu0) / (t1 - t0),
             peak_rss_mib=rss,
             client_cpu_s=ccpu1 - ccpu0,
+            other_cpu_s=(busy1 - busy0) - (cpu1 - cpu0) - (ccpu1 - ccpu0) - (own1 - own0),
             writer_dropped=writer.dropped,
         )
         return result
@@ -533,7 +543,8 @@ def brief(result: dict[str, Any]) -> str:
     return (
         f"delivery {result['delivery']:.2%}, p50 {result['p50_ms']:.1f} ms, "
         f"p99 {result['p99_ms']:.1f} ms, CPU {result['cpu_s']:.2f} s, "
-        f"RSS {result['peak_rss_mib']:.0f} MiB, clients' CPU {result['client_cpu_s']:.2f} s"
+        f"RSS {result['peak_rss_mib']:.0f} MiB, clients' CPU {result['client_cpu_s']:.2f} s, "
+        f"other processes' CPU {result['other_cpu_s']:.2f} s"
     )
 
 
@@ -621,9 +632,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         (
             "| server | clients | delivery | p50 ms | p99 ms | max ms | server CPU s "
-            "| CPU % core | peak RSS MiB | clients' CPU s |"
+            "| CPU % core | peak RSS MiB | clients' CPU s | other CPU s |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, server in results["servers"].items():
         if "unavailable" in server:
@@ -636,7 +647,8 @@ def markdown(results: dict[str, Any]) -> str:
             out.append(
                 f"| {name} | {n} | {r['delivery']:.2%} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])}"
                 f" | {fmt(r['max_ms'])} | {fmt(r['cpu_s'], '.2f')} | {fmt(r['cpu_core_pct'])}"
-                f" | {fmt(r['peak_rss_mib'])} | {fmt(r['client_cpu_s'], '.2f')} |"
+                f" | {fmt(r['peak_rss_mib'])} | {fmt(r['client_cpu_s'], '.2f')}"
+                f" | {fmt(r.get('other_cpu_s'), '.2f')} |"
             )
     out += [
         "",

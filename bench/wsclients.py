@@ -78,12 +78,11 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
 
 
 def handshake_request(host: str, path: str, deflate: bool) -> bytes:
-    """The HTTP upgrade request (with an Origin equal to the host, like a same-origin page)."""
+    """The HTTP upgrade request: no Origin header, like any non-browser client."""
     key = base64.b64encode(os.urandom(16)).decode()
     lines = [
         f"GET {path} HTTP/1.1",
         f"Host: {host}",
-        f"Origin: http://{host}",
         "Upgrade: websocket",
         "Connection: Upgrade",
         f"Sec-WebSocket-Key: {key}",
