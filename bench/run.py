@@ -670,7 +670,7 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["", "### balanca / old", "", "| figure | measured | target | met |",
                 "|---|---:|---:|:---:|"]  # fmt: skip
         for r in results["comparison"]:
-            met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+            met = {True: "yes", False: "**no**", None: "not measured" if r["target"] else ""}[r["met"]]
             spec = ".2%" if r["figure"].startswith("delivery") else ".2f"
             out.append(f"| {r['figure']} | {fmt(r['measured'], spec)} | {r['target'] or ''} | {met} |")
     return "\n".join(out)
