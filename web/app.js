@@ -6,8 +6,8 @@
 
 const LANG_KEY = "balanca.lang"; // localStorage: the operator's language survives restarts
 const TOKEN_KEY = "balanca.token"; // sessionStorage: a token lives only as long as the tab
-const CHART_WINDOW_MS = 5 * 60 * 1000;
-const CHART_MIN_STEP_MS = 100; // at most 10 points a second: 3000 points in the window
+const CHART_WINDOW_MS = 2 * 60 * 1000; // several load cycles, each still wide enough to read
+const CHART_MIN_STEP_MS = 100; // at most 10 points a second: 1200 points in the window
 const CHART_GAP_MS = 1500; // a longer pause between points breaks the line
 const CHART_REDRAW_MS = 200;
 const FRESH_GRACE_S = 2; // slack on top of stale_after before the page itself calls it stale
@@ -43,8 +43,8 @@ const TEXT = {
     ageSeconds: "Última leitura há {n} s",
     ageMinutes: "Última leitura há {n} min",
     ageHours: "Última leitura há {n} h",
-    chart: "Últimos 5 minutos",
-    chartLabel: "Gráfico do peso nos últimos 5 minutos",
+    chart: "Últimos 2 minutos",
+    chartLabel: "Gráfico do peso nos últimos 2 minutos",
     now: "agora",
     weighings: "Pesagens",
     reference: "Referência (placa, lote, pedido)",
@@ -107,8 +107,8 @@ const TEXT = {
     ageSeconds: "Last reading {n} s ago",
     ageMinutes: "Last reading {n} min ago",
     ageHours: "Last reading {n} h ago",
-    chart: "Last 5 minutes",
-    chartLabel: "Chart of the weight over the last 5 minutes",
+    chart: "Last 2 minutes",
+    chartLabel: "Chart of the weight over the last 2 minutes",
     now: "now",
     weighings: "Weighings",
     reference: "Reference (plate, lot, order)",
@@ -194,8 +194,8 @@ function workerSaid(message) {
     state.socket = message.state;
     state.everOpened = state.everOpened || message.state === "open";
     state.retryAt = message.state === "closed" ? performance.now() + message.retryIn : null;
-  } else if (message.type === "auth-required") {
-    askToken(false);
+  } else if (message.type === "auth-required" && (message.token || null) === state.token) {
+    askToken(false); // unless the token that failed is one we have replaced already
   }
   scheduleRender();
 }
@@ -420,15 +420,15 @@ function drawGrid(ctx, { w, h, pad, low, high, x, y, color, ratio }) {
   drawTimeLabels(ctx, { w, h, pad, x, ratio });
 }
 
-// Minute marks under the plot; every other one when the plot is narrow (a phone).
+// Marks every 30 s under the plot; every other one when the plot is narrow (a phone).
 function drawTimeLabels(ctx, { w, h, pad, x, ratio }) {
   const now = performance.now();
-  const wide = (w - pad.left - pad.right) / 5 > 70 * ratio;
+  const span = CHART_WINDOW_MS / 1000;
+  const step = (w - pad.left - pad.right) / (span / 30) > 70 * ratio ? 30 : 60;
   ctx.textBaseline = "bottom";
-  for (let minutes = 5; minutes >= 0; minutes -= wide ? 1 : 2.5) {
-    const xx = x(now - minutes * 60000);
-    ctx.textAlign = minutes === 5 ? "left" : minutes === 0 ? "right" : "center";
-    ctx.fillText(minutes === 0 ? t("now") : `−${minutes} min`, xx, h);
+  for (let seconds = span; seconds >= 0; seconds -= step) {
+    ctx.textAlign = seconds === span ? "left" : seconds === 0 ? "right" : "center";
+    ctx.fillText(seconds === 0 ? t("now") : `−${seconds} s`, x(now - seconds * 1000), h);
   }
 }
 
@@ -482,11 +482,11 @@ async function send(method, path, body) {
 // `interactive` is true for what the operator just pressed; background refreshes do not
 // reopen a dialog the operator has cancelled.
 async function api(method, path, body, interactive = true) {
+  const used = state.token;
   let answer = await send(method, path, body);
   if (answer.status !== 401) return answer;
-  const hadToken = Boolean(state.token);
-  if (!interactive && state.tokenDeclined) return answer;
-  if (!(await askToken(interactive, hadToken))) return answer;
+  // A token given meanwhile (another request asked) is tried before asking again.
+  if (state.token === used && !(await askToken(interactive, Boolean(used)))) return answer;
   answer = await send(method, path, body);
   if (answer.status === 401) forgetToken();
   return answer;

@@ -11,7 +11,7 @@
 //   {type: "status", status}                      the scale's state (waiting|live|stale|disconnected)
 //   {type: "connection", state, retryIn}          "connecting" | "open" | "closed" (retryIn ms)
 //   {type: "health", scale}                       /api/health's scale part (fresh age) while not live
-//   {type: "auth-required"}                       the service wants a token we do not have
+//   {type: "auth-required", token}                the service refused this token (or none)
 //
 // Dead-connection watchdog. Browsers hide WebSocket ping/pong from scripts, and the server's
 // keepalive (ping every 30 s) only protects the server, so a half-open connection (cable
@@ -178,9 +178,10 @@ function authHeaders() {
 // A browser does not tell a script why a WebSocket handshake failed; when it never opened,
 // one health request tells a missing or wrong token (401) from a service that is down.
 async function checkAuthorization() {
+  const used = token;
   try {
     const response = await fetch("/api/health", { headers: authHeaders(), cache: "no-store" });
-    if (response.status === 401) post({ type: "auth-required" });
+    if (response.status === 401) post({ type: "auth-required", token: used });
   } catch (error) {
     // unreachable: the reconnect loop is already on it
   }
