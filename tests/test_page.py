@@ -16,14 +16,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.pagebase import ARTIFACTS, REPO, Browser, Page, PageWatch, Service, chromium, expect, running
 
-DESKTOP = {"width": 1920, "height": 1080}
-PHONE = {"width": 390, "height": 844}
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
+
+DESKTOP: ViewportSize = {"width": 1920, "height": 1080}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 CYCLE_MS = 20_000  # a little over the simulator's cycle: long enough to wait for any phase
 
 STABLE_LOAD = """() => document.body.dataset.connection === "live"
@@ -220,7 +223,9 @@ def test_the_page_fetches_nothing_outside_the_service_and_logs_no_error(kiosk: K
     assert kiosk.watch.foreign_urls(origin) == []
     # Chromium logs every 4xx answer to a fetch; these two the tests ask for on purpose (a
     # weighing in motion, and a command the simulated protocol may not have).
-    provoked = re.compile(r"console: Failed to load resource: the server responded with a status of (409|501) .*")
+    provoked = re.compile(
+        r"console: Failed to load resource: the server responded with a status of (409|501) .*"
+    )
     assert [e for e in kiosk.watch.errors if not provoked.fullmatch(e)] == []
     assert kiosk.watch.csp_violations() == []
 
@@ -285,8 +290,9 @@ def test_a_locked_service_asks_for_the_token_once_and_the_tab_keeps_it(browser: 
     secrets = Path(tempfile.mkdtemp(prefix="balanca-tokens-"))
     (secrets / "read").write_text("reader-secret\n")
     (secrets / "write").write_text("writer-secret\n")
+    locked = ("--read-token-file", str(secrets / "read"), "--token-file", str(secrets / "write"))
     try:
-        with running("--read-token-file", str(secrets / "read"), "--token-file", str(secrets / "write")) as service:
+        with running(*locked) as service:
             context = browser.new_context(viewport=DESKTOP)
             try:
                 page = context.new_page()

@@ -69,6 +69,7 @@ const TEXT = {
     refused: "Recusado ({status})",
     unreachable: "Serviço inalcançável: verifique a rede.",
     tokenRequired: "É preciso um token para isso.",
+    tokenNeeded: "O serviço exige um token de acesso: recarregue a página para informá-lo.",
     tokenRejected: "Token recusado.",
     announceWeight: "Peso estável: {weight} {unit}",
     errors: {
@@ -133,6 +134,7 @@ const TEXT = {
     refused: "Refused ({status})",
     unreachable: "Service unreachable: check the network.",
     tokenRequired: "A token is required for this.",
+    tokenNeeded: "The service requires an access token: reload the page to enter it.",
     tokenRejected: "Token rejected.",
     announceWeight: "Stable weight: {weight} {unit}",
     errors: {},
@@ -153,6 +155,7 @@ const state = {
   readingAt: 0, // performance.now() when the reading arrived
   readingAge: 0, // its age in seconds when it arrived (0 while live)
   everOpened: false,
+  needsToken: false, // the live stream refused us for want of a token
   connection: null, // what body[data-connection] says
   announced: null,
   chart: [], // {t: performance.now(), v: number}, oldest first
@@ -177,7 +180,7 @@ function startWorker() {
   worker.onerror = () => {
     worker.terminate();
     state.socket = "closed";
-    setTimeout(startWorker, 1000);
+    setTimeout(startWorker, 5000);
   };
   worker.postMessage({ type: "start", token: state.token });
   state.worker = worker;
@@ -193,8 +196,13 @@ function workerSaid(message) {
   } else if (message.type === "connection") {
     state.socket = message.state;
     state.everOpened = state.everOpened || message.state === "open";
+    if (message.state === "open") state.needsToken = false;
     state.retryAt = message.state === "closed" ? performance.now() + message.retryIn : null;
+    // What the last connection said about the scale is unknown on the next one until the
+    // server's first status message arrives.
+    if (message.state !== "open") state.scale = null;
   } else if (message.type === "auth-required" && (message.token || null) === state.token) {
+    state.needsToken = true;
     askToken(false); // unless the token that failed is one we have replaced already
   }
   scheduleRender();
@@ -207,7 +215,7 @@ function readingArrived(reading) {
   // the status's age is a lower bound until the worker's health probe says exactly.
   const live = state.scale && state.scale.state === "live";
   state.readingAge = live ? 0 : (state.scale && state.scale.age) || 0;
-  addChartPoint(reading);
+  if (live) addChartPoint(reading); // a replayed old reading does not belong at "now"
 }
 
 function healthArrived(scale) {
@@ -261,8 +269,9 @@ function renderConnection() {
   }
   document.body.dataset.scale = state.scale ? state.scale.state : "waiting";
   $("connection-text").textContent = connectionText(connection);
+  // The server's own words on why the scale is not live (they come in English).
   const reason = connection === "live" || !state.scale ? "" : state.scale.reason || "";
-  $("reason").textContent = state.socket === "open" ? reason : "";
+  $("reason").textContent = state.needsToken ? t("tokenNeeded") : reason;
 }
 
 // ---- the reading ----
