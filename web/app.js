@@ -155,6 +155,7 @@ const state = {
   readingAt: 0, // performance.now() when the reading arrived
   readingAge: 0, // its age in seconds when it arrived (0 while live)
   everOpened: false,
+  everLive: false,
   needsToken: false, // the live stream refused us for want of a token
   connection: null, // what body[data-connection] says
   announced: null,
@@ -264,7 +265,9 @@ function renderConnection() {
     document.body.dataset.connection = connection;
     // Announced once per change: the countdown would flood a screen reader.
     if (state.connection !== null) announce(connection === "reconnecting" ? t("reconnecting") : connectionText(connection));
-    if (connection === "live" && state.connection !== null) loadWeighings();
+    // Back after an outage: other stations may have recorded weighings meanwhile.
+    if (connection === "live" && state.everLive) loadWeighings();
+    state.everLive = state.everLive || connection === "live";
     state.connection = connection;
   }
   document.body.dataset.scale = state.scale ? state.scale.state : "waiting";

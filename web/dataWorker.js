@@ -37,10 +37,12 @@ const GOOD_CONNECTION_MS = 10000; // open this long: the next failure starts aga
 const CONNECT_TIMEOUT_MS = 10000; // a handshake that hangs (SYN into the void) is a failure
 const GRACE_MS = 2000; // network and timer slack on top of the server's stale_after
 const HEALTH_PERIOD_MS = 10000;
+const HEALTH_TIMEOUT_MS = 5000; // the service answers at once; a hanging request is a dead path
 const WATCHDOG_TICK_MS = 500;
 
 let token = null;
 let socket = null;
+let socketOpened = false;
 let attempt = 0; // failures since the last good connection
 let retryTimer = null;
 let connectTimer = null;
@@ -48,7 +50,7 @@ let goodTimer = null;
 let staleAfterMs = 3000; // the server's --stale-after, from its status messages
 let lastMessageAt = 0;
 let expectingSince = null; // when the server started owing us messages, or null
-let lastHealthAt = 0;
+let lastHealthAt = -Infinity;
 let healthInFlight = false;
 
 function post(message) {
@@ -96,9 +98,9 @@ function connect() {
 function opened(ws) {
   if (ws !== socket) return;
   clearTimeout(connectTimer);
+  socketOpened = true;
   lastMessageAt = now();
-  expectingSince = null;
-  lastHealthAt = 0;
+  expectingSince = now(); // the server owes us its status message straight away
   goodTimer = setTimeout(() => { attempt = 0; }, GOOD_CONNECTION_MS);
   post({ type: "connection", state: "open" });
 }
@@ -124,7 +126,7 @@ function statusReceived(status) {
     staleAfterMs = status.stale_after * 1000;
   }
   expectingSince = serverOwesMessages(status) ? now() : null;
-  lastHealthAt = 0; // a change of state: ask health soon if we are now waiting on silence
+  lastHealthAt = -Infinity; // a change of state: ask health now if we are to wait on silence
   post({ type: "status", status });
 }
 
@@ -138,10 +140,9 @@ function closed(ws) {
   socket = null;
   clearTimeout(connectTimer);
   clearTimeout(goodTimer);
-  const everOpened = lastMessageAt !== 0;
-  lastMessageAt = 0;
+  if (!socketOpened) checkAuthorization();
+  socketOpened = false;
   expectingSince = null;
-  if (!everOpened) checkAuthorization();
   scheduleReconnect();
 }
 
@@ -171,8 +172,12 @@ function reconnectNow() {
   connect();
 }
 
-function authHeaders() {
-  return token ? { Authorization: `Bearer ${token}` } : {};
+function fetchHealth() {
+  return fetch("/api/health", {
+    headers: token ? { Authorization: `Bearer ${token}` } : {},
+    cache: "no-store",
+    signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+  });
 }
 
 // A browser does not tell a script why a WebSocket handshake failed; when it never opened,
@@ -180,7 +185,7 @@ function authHeaders() {
 async function checkAuthorization() {
   const used = token;
   try {
-    const response = await fetch("/api/health", { headers: authHeaders(), cache: "no-store" });
+    const response = await fetchHealth();
     if (response.status === 401) post({ type: "auth-required", token: used });
   } catch (error) {
     // unreachable: the reconnect loop is already on it
@@ -202,14 +207,14 @@ async function probeHealth(ws) {
   healthInFlight = true;
   lastHealthAt = now();
   try {
-    const response = await fetch("/api/health", { headers: authHeaders(), cache: "no-store" });
+    const response = await fetchHealth();
     if (response.status === 401) return; // the socket got in; this is not the socket's problem
     const health = await response.json();
     if (ws !== socket || !health.scale) return;
     post({ type: "health", scale: health.scale });
     if (expectingSince === null && serverOwesMessages(health.scale)) expectingSince = now();
   } catch (error) {
-    drop(ws); // the service is unreachable, so this socket is as good as dead
+    drop(ws); // the service is unreachable or does not answer: this socket is as good as dead
   } finally {
     healthInFlight = false;
   }
