@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -19,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.base import skip_or_fail
+from tests.base import TWISTD, skip_or_fail
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -72,7 +71,7 @@ class Service:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "twisted.scripts.twistd", "-n", "--pidfile=", "balanca",
+            *TWISTD, "-n", "--pidfile=", "balanca",
             "--http", f"dualstack:{self.port}",
             "--db", f"sqlite:{self.workdir / 'x.sqlite3'}",
             *self.args,

@@ -345,7 +345,8 @@ function addChartPoint(reading) {
   while (state.chart.length && state.chart[0].t < oldest) state.chart.shift();
 }
 
-// Bounds that include zero and end on round numbers, so the axis does not jitter.
+// The plotted range: zero and every point, with a little room above (and below, for
+// negative weights) so the line does not run along the edge.
 function chartRange(points) {
   let low = 0;
   let high = 0;
@@ -355,8 +356,15 @@ function chartRange(points) {
     high = Math.max(high, p.v);
   }
   if (high === low) high = low + 1;
-  const step = 10 ** Math.floor(Math.log10(high - low));
-  return { low: Math.floor(low / step) * step, high: Math.ceil((high * 1.05) / step) * step };
+  const room = (high - low) * 0.05;
+  return { low: low < 0 ? low - room : low, high: high + room };
+}
+
+// A round step (1, 2, 2.5 or 5 times a power of ten) giving about four grid lines.
+function gridStep(low, high) {
+  const raw = (high - low) / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((step) => step >= raw);
 }
 
 function sizeCanvas(canvas) {
@@ -415,8 +423,8 @@ function drawGrid(ctx, { w, h, pad, low, high, x, y, color, ratio }) {
   ctx.textBaseline = "middle";
   // Plain digits with a dot, like the weight itself, not locale grouping ("30.000" reads as
   // thirty in English and as thirty thousand in Portuguese).
-  for (let i = 0; i <= 4; i += 1) {
-    const value = low + ((high - low) * i) / 4;
+  const step = gridStep(low, high);
+  for (let value = Math.ceil(low / step) * step; value <= high; value += step) {
     const yy = Math.round(y(value)) + 0.5;
     ctx.beginPath();
     ctx.moveTo(pad.left, yy);
