@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -109,7 +109,9 @@ class Endpoint(Resource):
 
     def allowed(self) -> list[bytes]:
         own = type(self).__dict__
-        return [m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own]
+        return [
+            m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own
+        ]
 
     def render(self, request: Request) -> bytes | int:
         try:
@@ -123,21 +125,27 @@ class Endpoint(Resource):
         return NOT_DONE_YET
 
     def _dispatch(self, request: Request) -> Answer | defer.Deferred[Answer]:
-        if any(request.postpath):
+        if any(request.postpath or ()):
             raise ApiError(404, "not found", request.path.decode("utf-8", "replace"))
         allowed = self.allowed()
         if request.method not in allowed:
             request.setHeader(b"Allow", b", ".join(allowed))
-            raise ApiError(405, "method not allowed", f"use {', '.join(m.decode() for m in allowed)}")
+            raise ApiError(
+                405, "method not allowed", f"use {', '.join(m.decode() for m in allowed)}"
+            )
         if request.method == b"POST":
             self._authorize(request, self.api.access.write_token, "writes")
             if getattr(request, "body_too_large", False):
                 raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
             return self.post(request, parse_body(request))
-        self._authorize(request, self.api.access.read_token, "reads", also=self.api.access.write_token)
+        self._authorize(
+            request, self.api.access.read_token, "reads", also=self.api.access.write_token
+        )
         return self.get(request)
 
-    def _authorize(self, request: Request, token: str | None, what: str, also: str | None = None) -> None:
+    def _authorize(
+        self, request: Request, token: str | None, what: str, also: str | None = None
+    ) -> None:
         if token is None:
             return
         presented = bearer(request.getHeader(b"Authorization"))
@@ -153,7 +161,7 @@ class Endpoint(Resource):
 
     def _failed(self, failure: Failure) -> Answer:
         if failure.check(ApiError, CommandError):
-            e = failure.value
+            e = cast(ApiError | CommandError, failure.value)
             return e.status, error_body(e.error, e.detail)
         if failure.check(DatabaseUnavailable):
             return 503, error_body("database unavailable", str(failure.value))

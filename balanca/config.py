@@ -10,13 +10,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from balanca.protocols import PROTOCOLS
 from balanca.protocols.base import LineSettings
+from balanca.reading import Source
 
 DEFAULT_PROTOCOL = "toledo"
+SOURCES: dict[str, Source] = {"simulator": "simulator", "serial": "serial", "endpoint": "tcp"}
 SCALE_KEYS = {"protocol", "poll", "decimals", "stable", "tolerance"}
 LINE_KEYS = {"baudrate", "bytesize", "parity", "stopbits"}
 SIMULATOR_KEYS = {"protocol", "rate"}
@@ -40,13 +42,17 @@ class ScaleSpec:
     tolerance: Decimal = Decimal(0)
 
     @property
-    def source(self) -> Literal["serial", "tcp", "simulator"]:
+    def source(self) -> Source:
         """The `source` its readings carry."""
-        return {"simulator": "simulator", "serial": "serial", "endpoint": "tcp"}[self.kind]
+        return SOURCES[self.kind]
 
     def describe(self) -> str:
         """A short description for logs."""
-        where = {"simulator": "built-in simulator", "serial": self.device, "endpoint": self.endpoint}
+        where = {
+            "simulator": "built-in simulator",
+            "serial": self.device,
+            "endpoint": self.endpoint,
+        }
         return f"{where[self.kind]} ({self.protocol})"
 
 
@@ -89,13 +95,13 @@ def parse_scale(spec: str) -> ScaleSpec:
     return ScaleSpec("endpoint", endpoint=endpoint, **common)
 
 
-def _scale_options(options: Mapping[str, str], spec: str) -> dict[str, object]:
+def _scale_options(options: Mapping[str, str], spec: str) -> dict[str, Any]:
     poll = _number(options.get("poll", "0.2"), "poll", float)
     if not 0.02 <= poll <= 60:
         raise ValueError(f"--scale {spec!r}: poll must be from 0.02 to 60 seconds")
     decimals = options.get("decimals")
     stable = options.get("stable")
-    out: dict[str, object] = {"protocol": _protocol(options), "poll": poll}
+    out: dict[str, Any] = {"protocol": _protocol(options), "poll": poll}
     if decimals is not None:
         out["decimals"] = _number(decimals, "decimals", int)
         if not 0 <= int(decimals) <= 6:
@@ -108,7 +114,9 @@ def _scale_options(options: Mapping[str, str], spec: str) -> dict[str, object]:
         try:
             out["tolerance"] = Decimal(options["tolerance"])
         except InvalidOperation:
-            raise ValueError(f"tolerance must be a decimal number, not {options['tolerance']!r}")
+            raise ValueError(
+                f"tolerance must be a decimal number, not {options['tolerance']!r}"
+            ) from None
     return out
 
 

@@ -9,11 +9,10 @@ With `certKey=` and `privateKey=` it serves TLS on the same socket.
 
 from __future__ import annotations
 
+import errno
 import re
 import socket
 from typing import Any
-
-import errno
 
 from twisted.internet import defer, tcp
 from twisted.internet.error import CannotListenError
@@ -90,7 +89,9 @@ class DualStackEndpoint:
             port.startListening()
         except CannotListenError as e:
             if isinstance(e.socketError, OSError) and e.socketError.errno in NO_IPV6_ERRORS:
-                raise CannotListenError(self.interface, self.port, OSError(NO_IPV6.format(port=self.port)))
+                raise CannotListenError(
+                    self.interface, self.port, OSError(NO_IPV6.format(port=self.port))
+                ) from e
             raise
         return port
 
@@ -121,7 +122,7 @@ class DualStackParser:
 
     prefix = "dualstack"
 
-    def parseStreamServer(
+    def parseStreamServer(  # type: ignore[override]  # the interface only says *args, **kwargs
         self,
         reactor: Any,
         port: str,

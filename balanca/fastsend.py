@@ -24,7 +24,7 @@ SUPPORTED = all(
 
 def idle(transport: Any) -> bool:
     """`transport` is a plain TCP connection with no bytes waiting in its buffers."""
-    return (
+    return bool(
         SUPPORTED
         and isinstance(transport, tcp.Connection)
         and transport.connected

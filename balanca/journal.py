@@ -77,7 +77,7 @@ class Journal:
 
 
 def _dump(row: Row) -> str:
-    return json.dumps(dict(zip(READING_COLUMNS, row)), separators=(",", ":"))
+    return json.dumps(dict(zip(READING_COLUMNS, row, strict=True)), separators=(",", ":"))
 
 
 def _load(text: str) -> Row:

@@ -7,7 +7,6 @@ service treats each as an `Opener` and logs each change of state once, not every
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -17,8 +16,9 @@ from twisted.python.failure import Failure
 
 from balanca.scale import Scale, ScaleProtocol
 
-Opener = Callable[[ScaleProtocol], "defer.Deferred[Any]"]
-"""Connects a fresh scale protocol to the indicator; fails when it cannot."""
+Opener = Callable[[ScaleProtocol], object]
+"""Connects a fresh scale protocol to the indicator: raises, or returns a Deferred that fails,
+when it cannot."""
 
 FIRST_DELAY = 0.5
 MAX_DELAY = 10.0
@@ -90,7 +90,9 @@ class ScaleLink(Service):
         self._failures += 1
         delay = backoff(self._failures)
         self.scale.hub.disconnected(f"{self.where}: {why}")
-        self._announce("disconnected", f"scale disconnected: {self.where}: {why}; retrying with backoff")
+        self._announce(
+            "disconnected", f"scale disconnected: {self.where}: {why}; retrying with backoff"
+        )
         self.log.debug("scale: retrying {where} in {delay} s", where=self.where, delay=delay)
         self._retry = self.clock.callLater(delay, self._open)
 

@@ -17,10 +17,9 @@ from typing import Any
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.logger import Logger
 from zope.interface import implementer
-from twisted.internet.interfaces import IPushProducer
 
 from balanca import fastsend
 from balanca.hub import Hub
@@ -141,7 +140,7 @@ class LiveProtocol(WebSocketServerProtocol):
 class LiveFactory(WebSocketServerFactory):
     """The live stream's clients, fed by the hub (it is a hub subscriber)."""
 
-    protocol = LiveProtocol
+    protocol = LiveProtocol  # type: ignore[assignment]
     log = Logger()
 
     def __init__(

@@ -49,36 +49,64 @@ class BalancaCollector:
             rejected.add_metric([reason], count)
         yield rejected
         yield _counter("framer_garbage_bytes", "Bytes outside any frame", self.scale.garbage_bytes)
-        yield _counter("framer_overflows", "Framer buffers dropped for holding no frame", self.scale.overflows)
-        yield _counter("scale_missing_replies", "Poll requests the scale did not answer", c.missing_replies)
-        yield _counter("scale_reconnects", "Times the scale link was reopened", self.link.reconnects)
-        yield _gauge("scale_connected", "1 while the scale's transport is open", self.hub.link == "connected")
-        state = GaugeMetricFamily("balanca_scale_state", "The scale's state (1 for the current one)", labels=["state"])
+        yield _counter(
+            "framer_overflows", "Framer buffers dropped for holding no frame", self.scale.overflows
+        )
+        yield _counter(
+            "scale_missing_replies", "Poll requests the scale did not answer", c.missing_replies
+        )
+        yield _counter(
+            "scale_reconnects", "Times the scale link was reopened", self.link.reconnects
+        )
+        yield _gauge(
+            "scale_connected", "1 while the scale's transport is open", self.hub.link == "connected"
+        )
+        state = GaugeMetricFamily(
+            "balanca_scale_state", "The scale's state (1 for the current one)", labels=["state"]
+        )
         for name in SCALE_STATES:
             state.add_metric([name], float(self.hub.state == name))
         yield state
         age = self.hub.age()
-        yield _gauge("seconds_since_last_reading", "Age of the latest reading (-1 before the first)", -1 if age is None else age)
+        yield _gauge(
+            "seconds_since_last_reading",
+            "Age of the latest reading (-1 before the first)",
+            -1 if age is None else age,
+        )
 
     def _websocket(self) -> Iterator[Metric]:
         live = self.live
         yield _gauge("websocket_clients", "WebSocket clients connected now", len(live.clients))
         yield _counter("websocket_connections", "WebSocket connections opened", live.connections)
         yield _counter("websocket_messages_sent", "Messages sent to WebSocket clients", live.sent)
-        yield _counter("websocket_messages_skipped", "Messages skipped for slow WebSocket clients", live.skipped)
-        yield _counter("websocket_keepalive_drops", "Clients dropped for not answering pings", live.keepalive_drops)
+        yield _counter(
+            "websocket_messages_skipped",
+            "Messages skipped for slow WebSocket clients",
+            live.skipped,
+        )
+        yield _counter(
+            "websocket_keepalive_drops",
+            "Clients dropped for not answering pings",
+            live.keepalive_drops,
+        )
 
     def _database(self) -> Iterator[Metric]:
         h = self.store.health()
         yield _gauge("db_up", "1 while the database takes writes", h["db"] == "ok")
         yield _gauge("db_backlog", "Rows waiting to be written", h["backlog"])
-        yield _gauge("db_write_latency_seconds", "Duration of the last batch write", h["last_batch_seconds"] or 0)
+        yield _gauge(
+            "db_write_latency_seconds",
+            "Duration of the last batch write",
+            h["last_batch_seconds"] or 0,
+        )
         yield _counter("db_rows_written", "Rows written to the database", h["rows_written"])
         yield _counter("db_write_failures", "Batch writes that failed", h["failures"])
 
     def _http(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
-            "balanca_http_requests", "HTTP requests by route and status code", labels=["path", "code"]
+            "balanca_http_requests",
+            "HTTP requests by route and status code",
+            labels=["path", "code"],
         )
         if self.site is not None:
             for (path, code), count in sorted(self.site.requests.items()):

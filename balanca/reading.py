@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -95,7 +95,7 @@ def isotime(moment: datetime) -> str:
 
 def local_time(seconds: float) -> datetime:
     """The local wall-clock time for POSIX `seconds` (as `IReactorTime.seconds()` gives)."""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).astimezone()
+    return datetime.fromtimestamp(seconds, tz=UTC).astimezone()
 
 
 def json_bytes(value: Any) -> bytes:

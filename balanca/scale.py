@@ -25,6 +25,7 @@ from balanca.stability import StabilityFilter
 COMMAND_TIMEOUT = 2.0
 REJECTION_LOG_EVERY = 60.0
 SEVEN_BIT = bytes(range(128)) * 2
+CONNECTION_DONE = Failure(error.ConnectionDone())
 
 
 class CommandError(Exception):
@@ -175,7 +176,7 @@ class ScaleProtocol(Protocol):
         scale.garbage_bytes = self.framer.stats.garbage_bytes
         scale.overflows = self.framer.stats.overflows
 
-    def connectionLost(self, reason: Failure = error.ConnectionDone()) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = CONNECTION_DONE) -> None:
         if self._poller is not None and self._poller.running:
             self._poller.stop()
         if self.scale.connection is self:
@@ -208,7 +209,9 @@ class ScaleProtocol(Protocol):
             simulated = getattr(self.transport, "simulated_command", None)
             if simulated is None:
                 return defer.fail(
-                    CommandError(501, "not supported", f"protocol {wire.name} has no {name} command")
+                    CommandError(
+                        501, "not supported", f"protocol {wire.name} has no {name} command"
+                    )
                 )
             return defer.succeed(simulated(name))
         self.transport.write(request)  # type: ignore[union-attr]
@@ -221,7 +224,9 @@ class ScaleProtocol(Protocol):
 
     def _timed_out(self, d: defer.Deferred[Reply]) -> None:
         self._pending = [p for p in self._pending if p[1] is not d]
-        d.errback(CommandError(504, "no reply", f"the scale did not answer in {COMMAND_TIMEOUT:g} s"))
+        d.errback(
+            CommandError(504, "no reply", f"the scale did not answer in {COMMAND_TIMEOUT:g} s")
+        )
 
     def _poll(self) -> None:
         """Ask a polled scale for a frame, keeping at most one request outstanding."""

@@ -51,6 +51,15 @@ LINE_DELAY = 0.01
 CYCLE = (("empty", 2.0), ("loading", 2.0), ("loaded", 8.0), ("unloading", 2.0), ("empty", 4.0))
 
 
+def phase_at(t: float) -> tuple[str, float, float]:
+    """The phase of the load cycle at `t` seconds into it: (phase, seconds into it, its length)."""
+    for phase, seconds in CYCLE:
+        if t < seconds:
+            return phase, t, seconds
+        t -= seconds
+    return CYCLE[-1][0], CYCLE[-1][1], CYCLE[-1][1]
+
+
 class Load:
     """The weight on the simulated platform over time."""
 
@@ -71,10 +80,7 @@ class Load:
             self._cycle = int(cycle)
             p = self.platform
             self._target = p.step * self.rng.randint(p.low, p.high)
-        for phase, seconds in CYCLE:
-            if t < seconds:
-                break
-            t -= seconds
+        phase, t, seconds = phase_at(t)
         if phase == "empty":
             return self._round(-self.zero), True
         if phase == "loaded":
@@ -123,7 +129,9 @@ class SimulatedIndicator:
 
     disconnecting = False
 
-    def __init__(self, wire: WireProtocol, clock: IReactorTime, rate: float, seed: int | None = None) -> None:
+    def __init__(
+        self, wire: WireProtocol, clock: IReactorTime, rate: float, seed: int | None = None
+    ) -> None:
         self.wire, self.clock, self.rate = wire, clock, rate
         self.load = Load(PLATFORMS[wire.name], clock, random.Random(seed))
         self.protocol: Any = None

@@ -51,15 +51,30 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = "Serve a weighing scale's live weight over HTTP and WebSocket, and record it."
     optParameters = [
-        ["scale", None, "simulator", "simulator[:protocol=P][:rate=HZ], serial:DEVICE[:...] or tcp:HOST:PORT[:protocol=P]"],
+        [
+            "scale",
+            None,
+            "simulator",
+            "simulator[:protocol=P][:rate=HZ], serial:DEVICE[:...] or tcp:HOST:PORT[:protocol=P]",
+        ],
         ["stale-after", None, "3", "seconds without a frame before the latest reading is stale"],
-        ["db", None, None, "sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB [default: sqlite:balanca.sqlite3]"],
+        [
+            "db",
+            None,
+            None,
+            "sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB [default: sqlite:balanca.sqlite3]",
+        ],
         ["record", None, "stable", "which readings are stored: stable, all or none"],
         ["token-file", None, None, "file holding the bearer token that writes need"],
         ["read-token-file", None, None, "file holding a token that reads and /ws need too"],
         ["ping-interval", None, "30", "seconds between WebSocket keepalive pings"],
         ["ping-timeout", None, "10", "seconds to wait for a pong before dropping a client"],
-        ["ws-max-queue", None, "32", "messages a slow WebSocket client may have queued before readings are skipped"],
+        [
+            "ws-max-queue",
+            None,
+            "32",
+            "messages a slow WebSocket client may have queued before readings are skipped",
+        ],
     ]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -67,11 +82,11 @@ class Options(usage.Options):
         self.environ = os.environ if environ is None else environ
         self["http"], self["ws"], self["allowed-origin"] = ["dualstack:8080"], [], []
         for name in LIST_OPTIONS:
-            if self.environ.get(env_name(name)):
-                self[name] = self.environ[env_name(name)].split()
-        for name, *_ in self.optParameters:
-            if self.environ.get(env_name(name)):
-                self[name] = self.environ[env_name(name)]
+            if words := self.environ.get(env_name(name)):
+                self[name] = words.split()
+        for option in (str(p[0]) for p in self.optParameters):
+            if value := self.environ.get(env_name(option)):
+                self[option] = value
         self._given: set[str] = set()
         self.settings: Settings | None = None
 
@@ -190,7 +205,9 @@ class Listener(internet.StreamServerEndpointService):
 
     log = Logger()
 
-    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: Any, what: str) -> None:
+    def __init__(
+        self, description: str, endpoint: IStreamServerEndpoint, factory: Any, what: str
+    ) -> None:
         super().__init__(endpoint, factory)
         self.description, self.what = description, what
         self.port: Any = None
@@ -198,17 +215,22 @@ class Listener(internet.StreamServerEndpointService):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
+        assert self._waitingForPort is not None
         self._waitingForPort.addCallback(self._listening)
 
     def _listening(self, port: Any) -> Any:
         self.port = port
         sock = getattr(port, "socket", None)
-        family = "dual-stack IPv4+IPv6" if sock is not None and is_dual_stack(sock) else "single-stack"
+        family = (
+            "dual-stack IPv4+IPv6" if sock is not None and is_dual_stack(sock) else "single-stack"
+        )
         host = port.getHost()
         self.log.info(
             "{what} listening on {address} ({family}) from {description}",
             what=self.what,
-            address=f"[{host.host}]:{host.port}" if ":" in getattr(host, "host", "") else f"{getattr(host, 'host', host)}:{getattr(host, 'port', '')}",
+            address=f"[{host.host}]:{host.port}"
+            if ":" in getattr(host, "host", "")
+            else f"{getattr(host, 'host', host)}:{getattr(host, 'port', '')}",
             family=family,
             description=self.description,
         )
@@ -229,8 +251,13 @@ def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
         def open_serial(protocol: ScaleProtocol) -> SerialPort:
             line = spec.line
             return SerialPort(
-                protocol, spec.device, reactor,
-                baudrate=line.baudrate, bytesize=line.bytesize, parity=line.parity, stopbits=line.stopbits,
+                protocol,
+                spec.device,
+                reactor,
+                baudrate=line.baudrate,
+                bytesize=line.bytesize,
+                parity=line.parity,
+                stopbits=line.stopbits,
             )
 
         return open_serial
@@ -243,26 +270,37 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     settings = options.settings
     assert settings is not None, "postOptions validates the options"
     log = Logger(namespace="balanca")
-    txaio.set_global_log_level("info")  # Autobahn's per-frame debug logging costs CPU and floods logs
+    # Autobahn's per-frame debug logging costs CPU and floods the log.
+    txaio.set_global_log_level("info")  # type: ignore[attr-defined]
     top = BalancaService()
     spec = settings.scale
     hub = Hub(reactor, settings.stale_after)
     stability = StabilityFilter(spec.stable, spec.tolerance) if spec.stable else None
     scale = Scale(
-        PROTOCOLS[spec.protocol], hub, reactor,
-        source=spec.source, decimals=spec.decimals, poll=spec.poll, stability=stability,
+        PROTOCOLS[spec.protocol],
+        hub,
+        reactor,
+        source=spec.source,
+        decimals=spec.decimals,
+        poll=spec.poll,
+        stability=stability,
     )
     link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.describe())
     store = Store(settings.db, reactor, record=settings.record, scale=hub.scale)
     hub.subscribe(store)
     live = LiveFactory(
-        hub, settings.access,
-        ping_interval=settings.ping_interval, ping_timeout=settings.ping_timeout, max_queue=settings.ws_max_queue,
+        hub,
+        settings.access,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_queue=settings.ws_max_queue,
     )
     registry = CollectorRegistry()
     collector = BalancaCollector(hub, scale, link, live, store)
     registry.register(collector)
-    api = Api(reactor, hub, scale, store, lambda: len(live.clients), settings.access, RateLimiter(reactor))
+    api = Api(
+        reactor, hub, scale, store, lambda: len(live.clients), settings.access, RateLimiter(reactor)
+    )
     site = site_tree(api_tree(api), WebSocketResource(live), MetricsResource(registry), web_root())
     collector.site = site
     top.parts = Parts(hub, scale, link, live, store, site)
@@ -274,13 +312,17 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         Listener(description, endpoint, live, "WebSocket").setServiceParent(top)
     log.info(
         "balanca {version}: scale {scale}{simulated}, database {db}, recording {record}",
-        version=__version__, scale=spec.describe(),
+        version=__version__,
+        scale=spec.describe(),
         simulated=" (SIMULATED)" if spec.kind == "simulator" else "",
-        db=settings.db.describe(), record=settings.record,
+        db=settings.db.describe(),
+        record=settings.record,
     )
     log.info(
         "WebSocket keepalive: ping every {interval:g} s, pong timeout {timeout:g} s; "
         "slow clients skip readings past {queue} queued messages",
-        interval=settings.ping_interval, timeout=settings.ping_timeout, queue=settings.ws_max_queue,
+        interval=settings.ping_interval,
+        timeout=settings.ping_timeout,
+        queue=settings.ws_max_queue,
     )
     return top

@@ -7,15 +7,26 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from twisted.web.resource import Resource
+from twisted.web import http
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 from twisted.web.static import File
 
 from balanca.api import MAX_BODY, NotFound
 from balanca.security import SECURITY_HEADERS
 
-ROUTES = {b"/api/time", b"/api/weight", b"/api/health", b"/api/tare", b"/api/zero",
-          b"/api/weighings", b"/api/readings", b"/ws", b"/metrics", b"/"}
+ROUTES = {
+    b"/api/time",
+    b"/api/weight",
+    b"/api/health",
+    b"/api/tare",
+    b"/api/zero",
+    b"/api/weighings",
+    b"/api/readings",
+    b"/ws",
+    b"/metrics",
+    b"/",
+}
 
 
 def web_root() -> Path:
@@ -55,7 +66,7 @@ class BalancaRequest(Request):
 class StaticFiles(File):
     """`web/` without directory listings and with JSON 404s."""
 
-    childNotFound = NotFound()
+    childNotFound = NotFound()  # type: ignore[assignment]  # any IResource serves
 
     def directoryListing(self) -> Resource:
         return self.childNotFound
@@ -76,12 +87,12 @@ class BalancaSite(Site):
         super().__init__(resource, **kwargs)  # type: ignore[arg-type]
         self.requests: Counter[tuple[str, int]] = Counter()
 
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         path = request.path if request.path in ROUTES else b"other"
         self.requests[(path.decode(), request.code)] += 1
 
 
-def site_tree(api: Resource, ws: Resource, metrics: Resource, root: Path) -> BalancaSite:
+def site_tree(api: IResource, ws: IResource, metrics: IResource, root: Path) -> BalancaSite:
     """The site: static live view at `/`, with `/api`, `/ws` and `/metrics` beside it."""
     static = StaticFiles(str(root))
     static.putChild(b"api", api)

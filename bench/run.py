@@ -202,7 +202,9 @@ SERVER_NAMES = ("old", "balanca")
 def server_specs(old_broadcast: str) -> dict[str, ServerSpec]:
     """The servers under test, in the order they run."""
     return {
-        "old": ServerSpec("old", partial(old_command, broadcast=old_broadcast), "/", ws_on_http_port=False),
+        "old": ServerSpec(
+            "old", partial(old_command, broadcast=old_broadcast), "/", ws_on_http_port=False
+        ),
         "balanca": ServerSpec("balanca", balanca_command, "/ws", ws_on_http_port=True),
     }
 
@@ -223,7 +225,12 @@ def unavailable(spec: ServerSpec) -> str | None:
         return None
     try:
         out = subprocess.run(
-            [*TWISTD, "--help"], check=False, capture_output=True, text=True, timeout=60, env=server_env()
+            [*TWISTD, "--help"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=server_env(),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"twistd not runnable: {exc!r}"
@@ -515,7 +522,9 @@ def measure_wrk(spec: ServerSpec, args: argparse.Namespace) -> dict[str, Any]:
         cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{WRK_SECONDS}s",
                "--latency", server.http_url]  # fmt: skip
         cpu0 = cpu_seconds(server.proc.pid)
-        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=WRK_SECONDS + 30)
+        done = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, timeout=WRK_SECONDS + 30
+        )
         cpu = cpu_seconds(server.proc.pid) - cpu0
         if done.returncode != 0:
             raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
@@ -539,7 +548,9 @@ def guarded(what: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def brief(result: dict[str, Any]) -> str:
     """A one-line progress summary of a measurement."""
     if "rps" in result:
-        return f"{result['rps']:.0f} req/s, p99 {result['p99_ms']:.2f} ms, errors {result['errors']}"
+        return (
+            f"{result['rps']:.0f} req/s, p99 {result['p99_ms']:.2f} ms, errors {result['errors']}"
+        )
     return (
         f"delivery {result['delivery']:.2%}, p50 {result['p50_ms']:.1f} ms, "
         f"p99 {result['p99_ms']:.1f} ms, CPU {result['cpu_s']:.2f} s, "
@@ -555,7 +566,10 @@ def bench_server(spec: ServerSpec, args: argparse.Namespace) -> dict[str, Any]:
         log(f"{spec.name}: skipped: {reason}")
         return {"unavailable": reason}
     log(f"{spec.name}:")
-    ws = {str(n): guarded(f"{n} WebSocket clients", partial(measure_ws, spec, n, args)) for n in args.clients}
+    ws = {
+        str(n): guarded(f"{n} WebSocket clients", partial(measure_ws, spec, n, args))
+        for n in args.clients
+    }
     return {"ws": ws, "wrk": guarded("wrk GET /api/weight", partial(measure_wrk, spec, args))}
 
 
@@ -670,9 +684,13 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["", "### balanca / old", "", "| figure | measured | target | met |",
                 "|---|---:|---:|:---:|"]  # fmt: skip
         for r in results["comparison"]:
-            met = {True: "yes", False: "**no**", None: "not measured" if r["target"] else ""}[r["met"]]
+            met = {True: "yes", False: "**no**", None: "not measured" if r["target"] else ""}[
+                r["met"]
+            ]
             spec = ".2%" if r["figure"].startswith("delivery") else ".2f"
-            out.append(f"| {r['figure']} | {fmt(r['measured'], spec)} | {r['target'] or ''} | {met} |")
+            out.append(
+                f"| {r['figure']} | {fmt(r['measured'], spec)} | {r['target'] or ''} | {met} |"
+            )
     return "\n".join(out)
 
 

@@ -44,12 +44,16 @@ class Response:
 
 @defer.inlineCallbacks
 def fetch(
-    url: str, method: bytes = b"GET", body: bytes | None = None, headers: dict[str, str] | None = None,
+    url: str,
+    method: bytes = b"GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
     agent: Agent | None = None,
 ) -> Any:
     """Make one real HTTP request and read the whole answer."""
-    from twisted.web.client import FileBodyProducer
     from io import BytesIO
+
+    from twisted.web.client import FileBodyProducer
 
     agent = agent or Agent(reactor)
     h = Headers({k: [v] for k, v in (headers or {}).items()})

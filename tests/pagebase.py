@@ -25,7 +25,17 @@ try:
 except ImportError:  # checked by `chromium()`, which skips or fails
     sync_playwright = None  # type: ignore[assignment]
 
-__all__ = ["ARTIFACTS", "REPO", "Browser", "Page", "PageWatch", "Service", "chromium", "expect", "running"]
+__all__ = [
+    "ARTIFACTS",
+    "REPO",
+    "Browser",
+    "Page",
+    "PageWatch",
+    "Service",
+    "chromium",
+    "expect",
+    "running",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -71,9 +81,14 @@ class Service:
 
     def command(self) -> list[str]:
         return [
-            *TWISTD, "-n", "--pidfile=", "balanca",
-            "--http", f"dualstack:{self.port}",
-            "--db", f"sqlite:{self.workdir / 'x.sqlite3'}",
+            *TWISTD,
+            "-n",
+            "--pidfile=",
+            "balanca",
+            "--http",
+            f"dualstack:{self.port}",
+            "--db",
+            f"sqlite:{self.workdir / 'x.sqlite3'}",
             *self.args,
         ]
 
@@ -88,7 +103,9 @@ class Service:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"the service exited ({self.process.returncode}):\n{self.log()}")
+                raise AssertionError(
+                    f"the service exited ({self.process.returncode}):\n{self.log()}"
+                )
             if self._answers():
                 return
             time.sleep(0.1)
@@ -190,4 +207,8 @@ class PageWatch:
     def foreign_urls(self, origin: str) -> list[str]:
         """URLs not on `origin` (http://host:port), its WebSocket twin counted as on it."""
         ws_origin = "ws" + origin.removeprefix("http")
-        return [u for u in self.urls if not (u.startswith(origin + "/") or u.startswith(ws_origin + "/"))]
+        return [
+            u
+            for u in self.urls
+            if not (u.startswith(origin + "/") or u.startswith(ws_origin + "/"))
+        ]

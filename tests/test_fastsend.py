@@ -55,13 +55,17 @@ class DirectSend(TestCase):
         self.assertTrue(fastsend.idle(self.server.transport))
 
     @defer.inlineCallbacks
-    def test_an_idle_connection_gets_the_frame_without_waiting_for_the_reactor(self) -> defer.Generator:
+    def test_an_idle_connection_gets_the_frame_without_waiting_for_the_reactor(
+        self,
+    ) -> defer.Generator:
         self.assertTrue(fastsend.send(self.server.transport, b"frame-1"))
         yield task.deferLater(reactor, 0.05, lambda: None)
         self.assertEqual(self.read_all(), b"frame-1")
 
     @defer.inlineCallbacks
-    def test_a_peer_that_stops_reading_gets_everything_in_order_once_it_reads(self) -> defer.Generator:
+    def test_a_peer_that_stops_reading_gets_everything_in_order_once_it_reads(
+        self,
+    ) -> defer.Generator:
         transport = self.server.transport
         transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         sent = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from twisted.internet.task import Clock
@@ -15,8 +15,16 @@ from balanca.reading import Reading
 
 def reading(seq: int, weight: str | None = "12.50") -> Reading:
     return Reading(
-        "default", seq, datetime(2025, 10, 30, 13, 38, 15, 835260, tzinfo=timezone.utc), "serial",
-        None if weight is None else Decimal(weight), "kg", True, "gross", Decimal("0.00"), "ok",
+        "default",
+        seq,
+        datetime(2025, 10, 30, 13, 38, 15, 835260, tzinfo=UTC),
+        "serial",
+        None if weight is None else Decimal(weight),
+        "kg",
+        True,
+        "gross",
+        Decimal("0.00"),
+        "ok",
     )
 
 
@@ -94,7 +102,19 @@ class HubBehaviour(TestCase):
         body = r.to_dict()
         self.assertEqual(
             list(body),
-            ["type", "scale", "seq", "weight", "unit", "stable", "mode", "tare", "status", "source", "time"],
+            [
+                "type",
+                "scale",
+                "seq",
+                "weight",
+                "unit",
+                "stable",
+                "mode",
+                "tare",
+                "status",
+                "source",
+                "time",
+            ],
         )
         self.assertIsNone(body["weight"])
         self.assertEqual(Reading.to_dict(reading(1, "123400"))["weight"], "123400")

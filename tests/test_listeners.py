@@ -90,7 +90,7 @@ def self_signed(directory: str) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -153,7 +153,10 @@ def in_namespace(script: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     return subprocess.run(
         ["unshare", "--net", "sh", "-ec", f"ip link set lo up\n{script}"],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 
@@ -164,7 +167,6 @@ class Namespaces(ServiceTestCase):
         self.assertIn("v6only=0", run.stdout)
         self.assertIn("127.0.0.1 -> ::ffff:127.0.0.1", run.stdout)
         self.assertIn("::1 -> ::1", run.stdout)
-
 
 
 class WithoutIPv6(TestCase):

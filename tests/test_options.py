@@ -52,11 +52,22 @@ class OptionValues(TestCase):
         self.assertEqual(settings.record, "none")
 
     def test_mysql_variables_select_mysql_when_db_is_absent(self) -> None:
-        env = {"MYSQL_HOST": "db.local", "MYSQL_USER": "scale", "MYSQL_PASSWORD": "p:w", "MYSQL_DATABASE": "pesagem"}
+        env = {
+            "MYSQL_HOST": "db.local",
+            "MYSQL_USER": "scale",
+            "MYSQL_PASSWORD": "p:w",
+            "MYSQL_DATABASE": "pesagem",
+        }
         settings = parse(env=env).settings
         assert settings is not None
         self.assertEqual(
-            (settings.db.dialect, settings.db.host, settings.db.user, settings.db.password, settings.db.database),
+            (
+                settings.db.dialect,
+                settings.db.host,
+                settings.db.user,
+                settings.db.password,
+                settings.db.database,
+            ),
             ("mysql", "db.local", "scale", "p:w", "pesagem"),
         )
         settings = parse("--db", "sqlite:x.sqlite3", env=env).settings
@@ -74,17 +85,25 @@ class OptionValues(TestCase):
         self.assertEqual(settings.access.write_token, "from-env")
 
     def test_serial_and_tcp_scale_specs(self) -> None:
-        settings = parse("--scale", "serial:/dev/serial/by-path/pci-0\\:1:baudrate=4800:protocol=sics").settings
+        settings = parse(
+            "--scale", "serial:/dev/serial/by-path/pci-0\\:1:baudrate=4800:protocol=sics"
+        ).settings
         assert settings is not None
         spec = settings.scale
-        self.assertEqual((spec.kind, spec.device, spec.line.baudrate, spec.protocol), ("serial", "/dev/serial/by-path/pci-0:1", 4800, "sics"))
+        self.assertEqual(
+            (spec.kind, spec.device, spec.line.baudrate, spec.protocol),
+            ("serial", "/dev/serial/by-path/pci-0:1", 4800, "sics"),
+        )
         self.assertEqual((spec.line.bytesize, spec.line.parity), (8, "N"))
         toledo = parse("--scale", "serial:/dev/ttyUSB0").settings
         assert toledo is not None
         self.assertEqual((toledo.scale.line.bytesize, toledo.scale.line.parity), (7, "E"))
         tcp = parse("--scale", "tcp:10.0.0.5:4001:protocol=ad:timeout=3").settings
         assert tcp is not None
-        self.assertEqual((tcp.scale.kind, tcp.scale.endpoint, tcp.scale.protocol, tcp.scale.source), ("endpoint", "tcp:10.0.0.5:4001:timeout=3", "ad", "tcp"))
+        self.assertEqual(
+            (tcp.scale.kind, tcp.scale.endpoint, tcp.scale.protocol, tcp.scale.source),
+            ("endpoint", "tcp:10.0.0.5:4001:timeout=3", "ad", "tcp"),
+        )
 
     def test_bad_values_are_usage_errors_that_say_what_is_wrong(self) -> None:
         cases = [
@@ -110,7 +129,10 @@ class CommandLine(TestCase):
     def test_twistd_exits_non_zero_with_the_message_for_a_bad_option(self) -> None:
         run = subprocess.run(
             [*TWISTD, "-n", "--pidfile=", "balanca", "--scale", "simulator:protocol=nope"],
-            capture_output=True, text=True, timeout=60, cwd=tempfile.mkdtemp(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tempfile.mkdtemp(),
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
         )
         self.assertNotEqual(run.returncode, 0)

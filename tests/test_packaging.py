@@ -21,9 +21,12 @@ def source_archive(directory: Path) -> Path:
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted(ROOT.rglob("*")):
             relative = path.relative_to(ROOT)
-            if path.is_file() and not SKIP_PARTS.intersection(relative.parts) and not path.name.endswith(
-                (".sqlite3", ".egg-info", "dropin.cache")
-            ) and ".egg-info" not in str(relative):
+            if (
+                path.is_file()
+                and not SKIP_PARTS.intersection(relative.parts)
+                and not path.name.endswith((".sqlite3", ".egg-info", "dropin.cache"))
+                and ".egg-info" not in str(relative)
+            ):
                 tar.add(path, arcname=f"balanca-src/{relative}")
     return archive
 
@@ -37,22 +40,39 @@ class Install(TestCase):
         venv = work / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = subprocess.run(
-            [str(venv / "bin/pip"), "install", "-q", str(archive)], capture_output=True, text=True, timeout=540
+            [str(venv / "bin/pip"), "install", "-q", str(archive)],
+            capture_output=True,
+            text=True,
+            timeout=540,
         )
         self.assertEqual(pip.returncode, 0, pip.stderr[-3000:])
         help_text = subprocess.run(
-            [str(venv / "bin/twistd"), "--help"], capture_output=True, text=True, cwd=work, timeout=60
+            [str(venv / "bin/twistd"), "--help"],
+            capture_output=True,
+            text=True,
+            cwd=work,
+            timeout=60,
         ).stdout
         self.assertRegex(help_text, r"\n\s+balanca\s+Serve a weighing scale")
         plugin_help = subprocess.run(
-            [str(venv / "bin/twistd"), "balanca", "--help"], capture_output=True, text=True, cwd=work, timeout=60
+            [str(venv / "bin/twistd"), "balanca", "--help"],
+            capture_output=True,
+            text=True,
+            cwd=work,
+            timeout=60,
         ).stdout
         self.assertIn("--ws-max-queue", plugin_help)
         site = subprocess.run(
-            [str(venv / "bin/python"), "-c",
-             "import balanca.web, balanca.store as s, pathlib; "
-             "print(balanca.web.web_root()); print(pathlib.Path(s.__file__).parent)"],
-            capture_output=True, text=True, cwd=work, timeout=60,
+            [
+                str(venv / "bin/python"),
+                "-c",
+                "import balanca.web, balanca.store as s, pathlib; "
+                "print(balanca.web.web_root()); print(pathlib.Path(s.__file__).parent)",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=work,
+            timeout=60,
         ).stdout.split()
         self.assertTrue(Path(site[0], "index.html").exists(), site)
         self.assertTrue(list(Path(site[1], "migrations", "sqlite").glob("001_*.sql")), site)

@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.pagebase import ARTIFACTS, REPO, Browser, Page, PageWatch, Service, chromium, expect, running
+from tests.pagebase import (
+    ARTIFACTS,
+    REPO,
+    Browser,
+    Page,
+    PageWatch,
+    Service,
+    chromium,
+    expect,
+    running,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
@@ -37,7 +47,9 @@ STABLE_ZERO = """() => document.body.dataset.connection === "live"
     && Number(document.getElementById("weight").textContent) === 0"""
 IN_MOTION = """() => document.body.dataset.connection === "live"
     && document.body.dataset.stable === "false" """
-SERVICE_ANSWER = re.compile(r"^(Tara|Zero): (feito|não feito) \(.+\)$|^Recusado \((409|501|503)\): .+$")
+SERVICE_ANSWER = re.compile(
+    r"^(Tara|Zero): (feito|não feito) \(.+\)$|^Recusado \((409|501|503)\): .+$"
+)
 
 
 @dataclass
@@ -213,7 +225,9 @@ def test_every_control_is_reachable_with_the_keyboard(kiosk: Kiosk) -> None:
     for _ in range(8):
         page.keyboard.press("Tab")
         focused.append(page.evaluate("document.activeElement.id"))
-    assert {"language", "reference", "record", "tare-button", "zero-button"} <= set(focused), focused
+    assert {"language", "reference", "record", "tare-button", "zero-button"} <= set(focused), (
+        focused
+    )
 
 
 def test_the_page_fetches_nothing_outside_the_service_and_logs_no_error(kiosk: Kiosk) -> None:
@@ -250,7 +264,9 @@ def test_english_is_a_toggle_away_and_is_remembered(browser: Browser, kiosk: Kio
         context.close()
 
 
-def test_stopping_the_service_shows_reconnecting_and_a_restart_brings_it_back_live(browser: Browser) -> None:
+def test_stopping_the_service_shows_reconnecting_and_a_restart_brings_it_back_live(
+    browser: Browser,
+) -> None:
     with running() as service:
         context = browser.new_context(viewport=DESKTOP)
         try:
@@ -259,7 +275,9 @@ def test_stopping_the_service_shows_reconnecting_and_a_restart_brings_it_back_li
             expect(body(page)).to_have_attribute("data-connection", "live", timeout=15_000)
             service.stop()
             expect(body(page)).to_have_attribute("data-connection", "reconnecting", timeout=5_000)
-            expect(page.locator("#connection-text")).to_have_text(re.compile(r"^Reconectando em \d+ s$"))
+            expect(page.locator("#connection-text")).to_have_text(
+                re.compile(r"^Reconectando em \d+ s$")
+            )
             service.start()
             expect(body(page)).to_have_attribute("data-connection", "live", timeout=15_000)
             assert len(distinct_weights(page, 2, 10)) >= 2, "live again, but the weight is frozen"

@@ -73,7 +73,9 @@ class EveryProtocol(SerialCase):
         response = yield self.wait_for(lambda r: r.code == 200)
         body = response.json()
         self.assertEqual(body["weight"], format(sample.weight, "f"))
-        self.assertEqual((body["unit"], body["stable"], body["source"]), (sample.unit, True, "serial"))
+        self.assertEqual(
+            (body["unit"], body["stable"], body["source"]), (sample.unit, True, "serial")
+        )
         yield feeding
         if scale.wire.poll is not None:
             self.assertIn(scale.wire.poll, scale.requests)
@@ -96,7 +98,9 @@ class EveryProtocol(SerialCase):
 
 class BrokenStreams(SerialCase):
     @defer.inlineCallbacks
-    def test_split_frames_garbage_a_mid_frame_start_and_a_bad_checksum_are_survived(self) -> defer.Generator:
+    def test_split_frames_garbage_a_mid_frame_start_and_a_bad_checksum_are_survived(
+        self,
+    ) -> defer.Generator:
         scale = self.pty("toledo")
         yield self.start("--scale", scale.spec())
         good = scale.wire.encode(Measurement(Decimal("4560"), "kg", True, "gross", Decimal("0")))
@@ -133,7 +137,9 @@ class Unplug(SerialCase):
         yield sleep(2)
         scale.plug()
         feeding = self.feed(scale, Measurement(Decimal("222.20"), "kg", True, "gross"), 12)
-        response = yield self.wait_for(lambda r: r.code == 200 and r.json()["weight"] == "222.20", timeout=12)
+        response = yield self.wait_for(
+            lambda r: r.code == 200 and r.json()["weight"] == "222.20", timeout=12
+        )
         self.assertTrue(response.json()["stable"])
         scale.unplug()
         yield feeding
@@ -203,7 +209,9 @@ class Indicator(protocol.Protocol):
 
 class OverTCP(SerialCase):
     @defer.inlineCallbacks
-    def test_an_indicator_behind_a_serial_to_ethernet_converter_is_read_and_reconnected(self) -> defer.Generator:
+    def test_an_indicator_behind_a_serial_to_ethernet_converter_is_read_and_reconnected(
+        self,
+    ) -> defer.Generator:
         factory = protocol.Factory.forProtocol(Indicator)
         factory.connections = []  # type: ignore[attr-defined]
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)

@@ -70,7 +70,9 @@ class CollectorFactory(WebSocketClientFactory):
         self.ready.errback(reason)
 
 
-def connect(url: str, origin: str | None = None, headers: dict[str, str] | None = None) -> defer.Deferred[Collector]:
+def connect(
+    url: str, origin: str | None = None, headers: dict[str, str] | None = None
+) -> defer.Deferred[Collector]:
     """Open a WebSocket to `url`; fires with the open client (errback when refused)."""
     factory = CollectorFactory(url, origin=origin, headers=headers or {})
     factory.setProtocolOptions(autoPingInterval=0)
@@ -90,7 +92,9 @@ class Silent(Protocol):
         key = base64.b64encode(os.urandom(16))
         self.transport.write(
             b"GET " + self.path + b" HTTP/1.1\r\nHost: " + self.host + b"\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: "
+            + key
+            + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
 
     def dataReceived(self, data: bytes) -> None:
