@@ -1,11 +1,15 @@
-"""Who may do what: bearer tokens, a per-address rate limit for writes, browser origins,
-and the security headers every response carries."""
+"""Who may do what: bearer tokens, a per-client rate limit for writes, browser origins, and
+the security headers every response carries (README, "Exposing balanca on a public IPv6
+address")."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import ipaddress
+import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from twisted.internet.interfaces import IReactorTime
@@ -34,20 +38,42 @@ def read_token_file(path: str) -> str:
 
 
 def token_matches(expected: str | None, presented: str | None) -> bool:
-    """`presented` equals `expected`, compared in constant time; anything goes without one."""
+    """`presented` equals `expected`; anything goes without one. The digests are compared, in
+    constant time, so that neither the content nor the length of the token leaks."""
     if expected is None:
         return True
     if presented is None:
         return False
-    return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8"))
+    return hmac.compare_digest(_digest(expected), _digest(presented))
 
 
-def bearer(authorization: bytes | None) -> str | None:
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def bearer(authorization: bytes | str | None) -> str | None:
     """The token of an `Authorization: Bearer TOKEN` header."""
     if not authorization:
         return None
-    scheme, _, token = authorization.decode("latin-1").strip().partition(" ")
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
+    scheme, _, token = authorization.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def client_key(host: str) -> str:
+    """Whose budget a request spends: an IPv4 address (also when it arrives as
+    `::ffff:a.b.c.d` on the dual-stack socket), an IPv6 /64 (what one host or subscriber
+    holds, so that hopping addresses inside it buys nothing), or the text of anything else."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 @dataclass
@@ -58,33 +84,43 @@ class TokenBucket:
 
 @dataclass
 class RateLimiter:
-    """Token buckets per client address: `rate` requests per second, bursts of `burst`."""
+    """Token buckets per client (`client_key`): `rate` requests per second, bursts of `burst`.
+
+    At most `max_clients` buckets are kept, least recently used first out: a bucket only
+    matters for `burst / rate` seconds after its last use, and memory stays bounded however
+    many addresses a client hops through."""
 
     clock: IReactorTime
     rate: float = 10.0
     burst: int = 20
-    max_addresses: int = 10000
-    _buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    max_clients: int = 10000
+    _buckets: OrderedDict[str, TokenBucket] = field(default_factory=OrderedDict)
 
     def allow(self, address: str) -> bool:
         """Spend one token of `address`'s bucket; False when it is empty."""
         now = self.clock.seconds()
-        bucket = self._buckets.get(address)
-        if bucket is None:
-            if len(self._buckets) >= self.max_addresses:
-                self._forget_full(now)
-            bucket = self._buckets[address] = TokenBucket(float(self.burst), now)
+        key = client_key(address)
+        bucket = self._buckets.pop(key, None) or TokenBucket(float(self.burst), now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
         bucket.updated = now
+        self._buckets[key] = bucket
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
         if bucket.tokens < 1:
             return False
         bucket.tokens -= 1
         return True
 
-    def _forget_full(self, now: float) -> None:
-        """Drop buckets that have refilled: they hold nothing worth remembering."""
-        refill = self.burst / self.rate
-        self._buckets = {a: b for a, b in self._buckets.items() if now - b.updated < refill}
+
+def _normal_origin(origin: str) -> str:
+    return origin.strip().lower().rstrip("/")
+
+
+def origin_matches(origin: str, pattern: str) -> bool:
+    """`origin` fits `pattern` (`scheme://host[:port]`), ignoring case. `*` stands for any
+    run of characters and nothing else is special: `http://[::1]:*` is an IPv6 literal."""
+    pieces = (re.escape(piece) for piece in _normal_origin(pattern).split("*"))
+    return re.fullmatch(".*".join(pieces), _normal_origin(origin)) is not None
 
 
 @dataclass(frozen=True)
@@ -95,12 +131,26 @@ class Access:
     read_token: str | None = None
     allowed_origins: tuple[str, ...] = ()
 
+    def may_write(self, token: str | None) -> bool:
+        """A write presenting `token` (None: no token) is allowed."""
+        return token_matches(self.write_token, token)
+
+    def may_read(self, token: str | None) -> bool:
+        """A read presenting `token` is allowed: the read token or the write token will do."""
+        if self.read_token is None or token_matches(self.read_token, token):
+            return True
+        return self.write_token is not None and token_matches(self.write_token, token)
+
     def origin_allowed(self, origin: str | None, host: str | None, secure: bool) -> bool:
         """A WebSocket handshake's `Origin` is acceptable: absent (not a browser), the page's
-        own origin, or one of `--allowed-origin`'s patterns (`scheme://host[:port]`, `*` wild)."""
+        own origin (the scheme of this connection and its `Host`), or one of the
+        `--allowed-origin` patterns."""
         if origin is None:
             return True
-        origin = origin.strip().lower().rstrip("/")
-        if host and origin == f"{'https' if secure else 'http'}://{host.strip().lower()}":
+        if (
+            host
+            and _normal_origin(origin)
+            == f"{'https' if secure else 'http'}://{host.strip()}".lower()
+        ):
             return True
-        return any(fnmatchcase(origin, p.strip().lower().rstrip("/")) for p in self.allowed_origins)
+        return any(origin_matches(origin, pattern) for pattern in self.allowed_origins)
