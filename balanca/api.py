@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from twisted.internet import defer
@@ -23,7 +23,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from balanca.hub import Hub
 from balanca.reading import Reading, Reply, isotime, json_bytes, local_time
 from balanca.scale import CommandError
-from balanca.security import Access, RateLimiter, bearer, token_matches
+from balanca.security import Access, RateLimiter, bearer
 from balanca.store import DatabaseUnavailable
 
 MAX_BODY = 16 * 1024
@@ -37,6 +37,9 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, detail: str = "") -> None:
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
+
+    def answer(self) -> Answer:
+        return self.status, error_body(self.error, self.detail)
 
 
 class ScaleCommands(Protocol):
@@ -91,10 +94,19 @@ def finish(request: Request, status: int, body: dict[str, Any] | list[Any] | byt
     request.finish()
 
 
+def require(request: Request, allowed: bool, what: str) -> None:
+    """Refuse the request (401, with a Bearer challenge) unless `allowed`."""
+    if not allowed:
+        request.setHeader(b"WWW-Authenticate", b'Bearer realm="balanca"')
+        raise ApiError(401, "unauthorized", f"{what} need Authorization: Bearer TOKEN")
+
+
 class Endpoint(Resource):
     """A leaf of the API: runs the common checks, then `get` or `post`."""
 
     isLeaf = True
+    public = False
+    """Reads need no token even when a read token is set."""
     log = Logger()
 
     def __init__(self, api: Api) -> None:
@@ -117,7 +129,7 @@ class Endpoint(Resource):
         try:
             answer = self._dispatch(request)
         except ApiError as e:
-            answer = (e.status, error_body(e.error, e.detail))
+            answer = e.answer()
         if isinstance(answer, defer.Deferred):
             answer.addErrback(self._failed).addCallback(lambda a: finish(request, *a))
             return NOT_DONE_YET
@@ -133,26 +145,16 @@ class Endpoint(Resource):
             raise ApiError(
                 405, "method not allowed", f"use {', '.join(m.decode() for m in allowed)}"
             )
+        access, token = self.api.access, bearer(request.getHeader(b"Authorization"))
         if request.method == b"POST":
-            self._authorize(request, self.api.access.write_token, "writes")
-            if getattr(request, "body_too_large", False):
-                raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
+            require(request, access.may_write(token), "writes")
+        elif not self.public:
+            require(request, access.may_read(token), "reads")
+        if getattr(request, "body_too_large", False):
+            raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
+        if request.method == b"POST":
             return self.post(request, parse_body(request))
-        self._authorize(
-            request, self.api.access.read_token, "reads", also=self.api.access.write_token
-        )
         return self.get(request)
-
-    def _authorize(
-        self, request: Request, token: str | None, what: str, also: str | None = None
-    ) -> None:
-        if token is None:
-            return
-        presented = bearer(request.getHeader(b"Authorization"))
-        if token_matches(token, presented) or (also is not None and token_matches(also, presented)):
-            return
-        request.setHeader(b"WWW-Authenticate", b'Bearer realm="balanca"')
-        raise ApiError(401, "unauthorized", f"{what} need Authorization: Bearer TOKEN")
 
     def limit(self, request: Request) -> None:
         """Spend one write from the client's rate budget (the last check before acting)."""
@@ -176,7 +178,7 @@ def parse_body(request: Request) -> Any:
         return {}
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise ApiError(400, "malformed JSON", str(e)) from None
 
 
@@ -189,7 +191,8 @@ def query_int(request: Request, name: str, default: int | None, low: int, high: 
     text = query(request, name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(high))
+    if not digits or not low <= int(text) <= high:
         raise ApiError(400, f"bad {name}", f"{name} must be a whole number from {low} to {high}")
     return int(text)
 
@@ -200,13 +203,16 @@ def query_time(request: Request, name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return (moment if moment.tzinfo else moment.astimezone()).astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one with no UTC equivalent
         raise ApiError(400, f"bad {name}", f"{name} must be an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.astimezone()
 
 
 class TimeEndpoint(Endpoint):
-    """`GET /api/time`: the service's clock, as readings are stamped."""
+    """`GET /api/time`: the service's clock, as readings are stamped. Public: it tells
+    nothing about the scale, and monitors can see the service answer without a token."""
+
+    public = True
 
     def get(self, request: Request) -> Answer:
         return 200, {"time": isotime(local_time(self.api.clock.seconds()))}
@@ -250,20 +256,35 @@ class CommandEndpoint(Endpoint):
         self.name = name
 
     def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
+        hub = self.api.hub
+        if hub.link != "connected":
+            raise ApiError(503, f"scale {hub.link}", hub.reason)
         self.limit(request)
-        d = self.api.scale.command(self.name)
-        return d.addCallback(
-            lambda r: (200 if r.ok else 409, {"command": self.name, "ok": r.ok, "reply": r.text})
-        )
+        return self.api.scale.command(self.name).addCallback(self._answer)
+
+    def _answer(self, reply: Reply) -> Answer:
+        body = {"command": self.name, "ok": reply.ok, "reply": reply.text}
+        if reply.ok:
+            return 200, body
+        return 409, {**body, "error": "command refused", "detail": reply.text}
 
 
 def text_field(body: dict[str, Any], name: str, limit: int) -> str | None:
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > limit:
+    if not isinstance(value, str) or len(value) > limit or not _is_unicode(value):
         raise ApiError(400, f"bad {name}", f"{name} must be a string of at most {limit} characters")
     return value
+
+
+def _is_unicode(text: str) -> bool:
+    """`text` holds no unpaired surrogate (JSON's `"\\ud800"`), so it can be stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class WeighingsEndpoint(Endpoint):
