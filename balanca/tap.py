@@ -301,7 +301,14 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     api = Api(
         reactor, hub, scale, store, lambda: len(live.clients), settings.access, RateLimiter(reactor)
     )
-    site = site_tree(api_tree(api), WebSocketResource(live), MetricsResource(registry), web_root())
+    site = site_tree(
+        api_tree(api),
+        WebSocketResource(live),
+        MetricsResource(registry),
+        web_root(),
+        settings.access,
+        reactor,
+    )
     collector.site = site
     top.parts = Parts(hub, scale, link, live, store, site)
     store.setServiceParent(top)

@@ -1,19 +1,28 @@
 """The HTTP side: the resource tree (`/` live view, `/api`, `/ws`, `/metrics`) and the
-request and site classes that add security headers, bound bodies and count requests."""
+channel, request and site classes that bound what a client may send, add the security
+headers to every answer and count requests."""
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
+from io import BytesIO
 from pathlib import Path
+from typing import Any
 
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.static import File
 
-from balanca.api import MAX_BODY, NotFound
-from balanca.security import SECURITY_HEADERS
+from balanca.api import MAX_BODY, ApiError, Endpoint, NotFound, error_body, finish, require
+from balanca.security import SECURITY_HEADERS, Access, bearer
+
+REQUEST_DEADLINE = 10.0
+"""Seconds a client has from the first byte of a request to its last (line, headers, body)."""
 
 ROUTES = {
     b"/api/time",
@@ -38,16 +47,113 @@ def web_root() -> Path:
     return Path(sys.prefix) / "share" / "balanca" / "web"
 
 
+def bare_answer(status: int, phrase: bytes, error: str, detail: str) -> bytes:
+    """A whole JSON error response that ends the connection, for a channel to write when it
+    has no request to answer through."""
+    body = error_body(error, detail)
+    head = [
+        b"HTTP/1.1 %d %s" % (status, phrase),
+        b"Content-Type: application/json",
+        b"Content-Length: %d" % len(body),
+        b"Connection: close",
+        *(name + b": " + value for name, value in SECURITY_HEADERS.items()),
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+class DeadlineChannel(http.HTTPChannel):
+    """An HTTP connection whose every request must arrive whole (request line, headers and
+    body) within `site.request_deadline` seconds of its start, or is answered 408 and closed:
+    a client cannot hold a connection by sending a header a byte at a time (slowloris). The
+    clock starts when the connection opens and then when the next request's first bytes or
+    line arrive, so the quiet time between keep-alive requests stays the idle timeout's
+    business; it stops once a request is in, so a WebSocket upgraded from it runs on."""
+
+    site: BalancaSite
+    abortTimeout = 3
+    """Seconds a timed-out peer has to let the connection close before it is cut (TLS waits
+    for the peer's close_notify, which a slowloris never sends); Twisted's default is 15."""
+    _deadline: IDelayedCall | None = None
+    _awaiting = True
+    """Waiting for a request or reading one (not handling one)."""
+    _closing = False
+    """Given up on (timed out, or sent garbage): what else comes is not read."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._start()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:  # TLS still hands over data until the peer's close_notify
+            return
+        if self._awaiting:
+            self._start()
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._awaiting:  # also the lines of a request pipelined behind the previous one
+            self._start()
+        super().lineReceived(line)
+
+    def allContentReceived(self) -> None:
+        self._awaiting = False
+        self._stop()
+        super().allContentReceived()
+
+    def requestDone(self, request: Request) -> None:
+        self._awaiting = True
+        super().requestDone(request)
+
+    def timeoutConnection(self) -> None:
+        self._closing = True
+        self._stop()
+        super().timeoutConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._stop()
+        super().connectionLost(reason)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """Twisted's answer to a request it cannot parse, as JSON with the security headers."""
+        self._closing = True
+        self._stop()
+        self.transport.write(  # type: ignore[union-attr]
+            bare_answer(400, b"Bad Request", "bad request", "the HTTP request is malformed")
+        )
+        self.loseConnection()
+
+    def _start(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.callLater(self.site.request_deadline, self._expired)
+
+    def _stop(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        self.transport.write(  # type: ignore[union-attr]
+            bare_answer(
+                408,
+                b"Request Timeout",
+                "request timeout",
+                f"a request must arrive whole within {self.site.request_deadline:g} s",
+            )
+        )
+        self.setTimeout(None)
+        self.timeoutConnection()  # closes, and aborts if the peer does not let it
+
+
 class BalancaRequest(Request):
-    """A request that carries the security headers and keeps at most MAX_BODY body bytes."""
+    """A request that carries the security headers and keeps at most MAX_BODY body bytes;
+    a larger body is read and dropped, and the request answered 413."""
 
     body_too_large = False
 
     def gotLength(self, length: int | None) -> None:
-        if length is not None and length > MAX_BODY:
-            self.body_too_large = True
-            length = 0
-        super().gotLength(length)
+        self.body_too_large = length is not None and length > MAX_BODY
+        self.content = BytesIO()  # never a temporary file: there is little to keep
 
     def handleContentChunk(self, data: bytes) -> None:
         if self.body_too_large:
@@ -62,11 +168,62 @@ class BalancaRequest(Request):
             self.setHeader(name, value)
         super().process()
 
+    def render(self, resrc: IResource) -> None:
+        if self.body_too_large and not isinstance(resrc, Endpoint):
+            resrc = Refusal(ApiError(413, "body too large", f"at most {MAX_BODY} bytes"))
+        super().render(resrc)
+
+
+class Refusal(Resource):
+    """Answers any request with one API error."""
+
+    isLeaf = True
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__()
+        self.error = error
+
+    def render(self, request: Request) -> int:
+        finish(request, *self.error.answer())
+        return NOT_DONE_YET
+
+
+class ReadGuard(Resource):
+    """A leaf resource that only readers may get: with a read token set, requests need it (or
+    the write token) as `Authorization: Bearer`, or get a 401."""
+
+    isLeaf = True
+
+    def __init__(self, resource: IResource, access: Access) -> None:
+        super().__init__()
+        self.resource, self.access = resource, access
+
+    def render(self, request: Request) -> bytes | int:
+        try:
+            require(
+                request, self.access.may_read(bearer(request.getHeader(b"Authorization"))), "reads"
+            )
+        except ApiError as e:
+            finish(request, *e.answer())
+            return NOT_DONE_YET
+        return self.resource.render(request)  # type: ignore[no-any-return]
+
 
 class StaticFiles(File):
-    """`web/` without directory listings and with JSON 404s."""
+    """`web/` without directory listings and with JSON 404s. Twisted's File refuses names
+    that leave the directory (`..`, an encoded `/`); names it cannot take (not UTF-8, or with
+    a NUL) are not found either, instead of an error."""
 
     childNotFound = NotFound()  # type: ignore[assignment]  # any IResource serves
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        try:
+            name = path.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.childNotFound
+        if "\0" in name:
+            return self.childNotFound
+        return super().getChild(path, request)  # type: ignore[no-any-return]
 
     def directoryListing(self) -> Resource:
         return self.childNotFound
@@ -78,13 +235,17 @@ class StaticFiles(File):
 
 
 class BalancaSite(Site):
-    """A site that counts requests by route and status instead of writing an access log line
-    per request (a kiosk polling `/api/weight` would flood it)."""
+    """A site whose connections have a request deadline, that leaves bodies alone (the API
+    reads JSON; Twisted's form parsing is surface an attacker could use, and it raises on
+    some Content-Type headers), and that counts requests by route and status instead of
+    writing an access log line per request (a kiosk polling `/api/weight` would flood it)."""
 
+    protocol = DeadlineChannel  # type: ignore[assignment]
     requestFactory = BalancaRequest
+    request_deadline = REQUEST_DEADLINE
 
     def __init__(self, resource: Resource, **kwargs: object) -> None:
-        super().__init__(resource, **kwargs)  # type: ignore[arg-type]
+        super().__init__(resource, parsePOSTFormSubmission=False, **kwargs)  # type: ignore[arg-type]
         self.requests: Counter[tuple[str, int]] = Counter()
 
     def log(self, request: http.Request) -> None:
@@ -92,11 +253,13 @@ class BalancaSite(Site):
         self.requests[(path.decode(), request.code)] += 1
 
 
-def site_tree(api: IResource, ws: IResource, metrics: IResource, root: Path) -> BalancaSite:
-    """The site: static live view at `/`, with `/api`, `/ws` and `/metrics` beside it."""
+def site_tree(
+    api: IResource, ws: IResource, metrics: IResource, root: Path, access: Access, reactor: Any
+) -> BalancaSite:
+    """The site: the live view's files at `/`, public so that the page can load and ask for a
+    token, with `/api`, `/ws` and `/metrics` (a read) beside it; time runs on `reactor`."""
     static = StaticFiles(str(root))
     static.putChild(b"api", api)
     static.putChild(b"ws", ws)
-    static.putChild(b"metrics", metrics)
-    site = BalancaSite(static, timeout=60)
-    return site
+    static.putChild(b"metrics", ReadGuard(metrics, access))
+    return BalancaSite(static, timeout=60, reactor=reactor)
