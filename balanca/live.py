@@ -2,8 +2,13 @@
 
 The protocol is one-way: on connect a client gets the scale's status and the latest reading,
 then every reading and every change of status, each as one JSON text message (DESIGN.md).
-Clients send nothing but control frames; messages they send are ignored, oversized ones close
-the connection.
+Clients send nothing but control frames; messages they send are ignored. A client that breaks
+the rules is closed with the close code that says why (1009 a message over 4 KiB, 1007 text
+that is not UTF-8, 1002 a protocol error), and nobody else notices.
+
+Who may connect: a browser only from the page's own origin or an `--allowed-origin` (a
+non-browser client sends no Origin), and, with a read token, only with it as `?token=` (all
+a browser can send) or `Authorization: Bearer`.
 
 Each message is framed once for all clients. A client whose socket cannot keep up has
 readings skipped (counted) and gets the newest one when it drains; one that stops answering
@@ -24,14 +29,27 @@ from zope.interface import implementer
 from balanca import fastsend
 from balanca.hub import Hub
 from balanca.reading import Reading, json_bytes
-from balanca.security import Access, token_matches
+from balanca.security import Access, bearer
 
 MAX_CLIENT_MESSAGE = 4096
+MAX_HANDSHAKE = 64 * 1024
+"""Bytes of opening handshake a `--ws` listener buffers (twisted.web bounds `/ws`'s)."""
 
 
 def frame(payload: bytes) -> bytes:
     """The WebSocket text frame for `payload`, as a server sends it (unmasked)."""
     return PreparedMessage(payload, False, False, True).payloadHybi
+
+
+def drained(transport: Any) -> bool:
+    """Nothing written to `transport` waits to be sent: a plain TCP connection with empty
+    buffers, or TLS (which `fastsend` leaves alone) over one, with no bytes held back for
+    the handshake."""
+    if fastsend.idle(transport):
+        return True
+    inner = getattr(transport, "transport", None)
+    held = getattr(transport, "_appSendBuffer", None)
+    return ISSLTransport.providedBy(transport) and not held and fastsend.idle(inner)
 
 
 def peer_text(peer: Any) -> str:
@@ -68,16 +86,18 @@ class LiveProtocol(WebSocketServerProtocol):
                 origin=origin,
             )
             raise ConnectionDeny(403, "origin not allowed")
-        if access.read_token is not None:
-            presented = request.params.get("token", [None])[-1]
-            auth = request.headers.get("authorization", "")
-            if auth.lower().startswith("bearer "):
-                presented = auth[7:].strip()
-            if not (
-                token_matches(access.read_token, presented)
-                or (access.write_token is not None and token_matches(access.write_token, presented))
-            ):
-                raise ConnectionDeny(401, "token required")
+        token = (
+            bearer(request.headers.get("authorization")) or request.params.get("token", [None])[-1]
+        )
+        if not access.may_read(token):
+            self.log.info("WebSocket refused from {peer}: no valid read token", peer=self.address)
+            raise ConnectionDeny(401, "token required")
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.state == self.STATE_CONNECTING and len(self.data) + len(data) > MAX_HANDSHAKE:
+            self.failHandshake("opening handshake too large", 431)
+            return
+        super().dataReceived(data)
 
     def onOpen(self) -> None:
         transport = self.transport
@@ -102,7 +122,7 @@ class LiveProtocol(WebSocketServerProtocol):
         if self.state != WebSocketServerProtocol.STATE_OPEN:
             return
         if self.paused or self.queued >= self.factory.max_queue:
-            if fastsend.idle(self.transport) and not self.paused:
+            if drained(self.transport) and not self.paused:
                 self.queued = 0
             else:
                 self.skipped += 1
@@ -171,7 +191,7 @@ class LiveFactory(WebSocketServerFactory):
             openHandshakeTimeout=10,
             closeHandshakeTimeout=2,
             webStatus=False,
-            failByDrop=True,
+            failByDrop=False,  # close with a code that says why (then drop after 2 s)
         )
         hub.subscribe(self)
 
