@@ -1,0 +1,199 @@
+"""The security rules on their own: tokens, browser origins, the write budget of a client, and
+the request deadline of HTTP connections, on a fake clock and an in-memory transport."""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import TestCase
+from twisted.web.resource import Resource
+from twisted.web.static import Data
+
+from balanca.security import SECURITY_HEADERS, Access, RateLimiter, bearer, client_key
+from balanca.web import BalancaSite, DeadlineChannel
+
+SECRET, READ = "write-s3cret", "read-s3cret"
+
+
+class Tokens(TestCase):
+    def test_only_an_authorization_bearer_header_carries_a_token(self) -> None:
+        self.assertEqual(bearer(b"Bearer abc"), "abc")
+        self.assertEqual(bearer(b"bearer   abc  "), "abc")
+        self.assertEqual(bearer("Bearer abc"), "abc")
+        for header in (None, b"", b"Bearer", b"Bearer   ", b"Basic YWJjOmRlZg==", b"abc"):
+            self.assertIsNone(bearer(header), header)
+
+    def test_writes_need_the_write_token_exactly(self) -> None:
+        access = Access(write_token=SECRET)
+        self.assertTrue(access.may_write(SECRET))
+        for wrong in (None, "", SECRET[:-1], SECRET + "x", SECRET.upper(), " " + SECRET, READ):
+            self.assertFalse(access.may_write(wrong), wrong)
+        self.assertTrue(access.may_read(None), "reads are public without a read token")
+
+    def test_a_read_token_lets_readers_in_and_the_write_token_reads_too(self) -> None:
+        access = Access(write_token=SECRET, read_token=READ)
+        self.assertTrue(access.may_read(READ))
+        self.assertTrue(access.may_read(SECRET))
+        self.assertFalse(access.may_write(READ), "the read token cannot write")
+        for wrong in (None, "", "read", "\ud800", "x" * 10_000):
+            self.assertFalse(access.may_read(wrong), wrong)
+
+    def test_without_tokens_anyone_reads_and_writes(self) -> None:
+        self.assertTrue(Access().may_read(None))
+        self.assertTrue(Access().may_write(None))
+
+
+class Origins(TestCase):
+    def test_a_client_without_origin_is_no_browser_and_is_accepted(self) -> None:
+        self.assertTrue(Access().origin_allowed(None, "127.0.0.1:8080", False))
+
+    def test_the_page_own_origin_is_accepted_whatever_the_case_and_address_family(self) -> None:
+        access = Access()
+        for origin, host, secure in (
+            ("http://127.0.0.1:8080", "127.0.0.1:8080", False),
+            ("http://[::1]:8080", "[::1]:8080", False),
+            ("HTTP://[::1]:8080/", "[::1]:8080", False),
+            ("https://Scale.Example.com", "scale.example.com", True),
+            ("https://[2001:db8::7]:8443", "[2001:DB8::7]:8443", True),
+        ):
+            self.assertTrue(access.origin_allowed(origin, host, secure), origin)
+
+    def test_other_origins_are_refused(self) -> None:
+        access = Access()
+        for origin, host, secure in (
+            ("http://evil.test", "127.0.0.1:8080", False),
+            ("null", "127.0.0.1:8080", False),
+            ("http://127.0.0.1:8081", "127.0.0.1:8080", False),
+            ("http://scale.example.com", "scale.example.com", True),  # http page, https socket
+            ("https://scale.example.com", "scale.example.com", False),
+            ("http://[::1]:8080", "[::2]:8080", False),
+            ("http://127.0.0.1:8080", None, False),
+        ):
+            self.assertFalse(access.origin_allowed(origin, host, secure), origin)
+
+    def test_allowed_origin_patterns_take_star_as_their_only_wildcard(self) -> None:
+        access = Access(allowed_origins=("https://*.example.com", "http://[::1]:*"))
+        host = "scale.test"
+        for origin in ("https://kiosk.example.com", "HTTPS://A.B.Example.com", "http://[::1]:81"):
+            self.assertTrue(access.origin_allowed(origin, host, False), origin)
+        for origin in (
+            "https://example.com.evil.test",
+            "https://evil-example.com",
+            "http://kiosk.example.com",
+            "http://1:81",  # "[::1]" is an IPv6 literal, not a set of characters
+            "http://[::2]:81",
+        ):
+            self.assertFalse(access.origin_allowed(origin, host, False), origin)
+
+
+class WriteBudget(TestCase):
+    def test_a_client_writes_in_bursts_of_20_then_10_a_second(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(clock)
+        allowed = [limiter.allow("192.0.2.1") for _ in range(25)]
+        self.assertEqual(allowed, [True] * 20 + [False] * 5)
+        clock.advance(0.5)
+        self.assertEqual([limiter.allow("192.0.2.1") for _ in range(6)], [True] * 5 + [False])
+        self.assertTrue(limiter.allow("192.0.2.2"), "another client has its own budget")
+        clock.advance(60)
+        self.assertEqual(sum(limiter.allow("192.0.2.1") for _ in range(30)), 20, "no savings")
+
+    def test_ipv4_clients_count_alike_mapped_or_not_and_ipv6_ones_by_their_64(self) -> None:
+        self.assertEqual(client_key("::ffff:192.0.2.1"), "192.0.2.1")
+        self.assertEqual(client_key("192.0.2.1"), "192.0.2.1")
+        self.assertEqual(client_key("2001:db8:1:2::1"), client_key("2001:db8:1:2:ffff::9"))
+        self.assertNotEqual(client_key("2001:db8:1:2::1"), client_key("2001:db8:1:3::1"))
+        self.assertEqual(client_key("fe80::1%eth0"), "fe80::/64")
+        self.assertEqual(client_key("/run/balanca.sock"), "/run/balanca.sock")
+        clock = Clock()
+        limiter = RateLimiter(clock)
+        for i in range(20):
+            self.assertTrue(limiter.allow(f"2001:db8:1:2::{i:x}"))
+        self.assertFalse(limiter.allow("2001:db8:1:2::ffff"), "hopping inside a /64 buys nothing")
+
+    def test_the_table_of_clients_stays_bounded_however_many_addresses_write(self) -> None:
+        limiter = RateLimiter(Clock(), max_clients=100)
+        for i in range(1000):
+            limiter.allow(f"2001:db8:{i:x}::1")
+        self.assertEqual(len(limiter._buckets), 100)
+
+
+def channel_on(clock: Clock) -> tuple[DeadlineChannel, StringTransport]:
+    """A connection to a site with `/time` on a fake clock, opened now."""
+    root = Resource()
+    root.putChild(b"time", Data(b"12:00", "text/plain"))
+    site = BalancaSite(root, timeout=60, reactor=clock)
+    channel = site.buildProtocol(IPv4Address("TCP", "192.0.2.1", 50000))
+    assert isinstance(channel, DeadlineChannel)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    return channel, transport
+
+
+GET = b"GET /time HTTP/1.1\r\nHost: balanca.test\r\n\r\n"
+
+
+class RequestDeadline(TestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.channel, self.transport = channel_on(self.clock)
+
+    def answers(self) -> int:
+        return self.transport.value().count(b"HTTP/1.1 200 ")
+
+    def test_a_request_trickling_in_past_the_deadline_gets_408_and_is_closed(self) -> None:
+        for byte in GET[:-2]:
+            self.channel.dataReceived(bytes([byte]))
+            self.clock.advance(0.25)  # each byte resets the idle timeout, not the deadline
+        self.assertTrue(self.transport.disconnecting)
+        self.assertIn(b"HTTP/1.1 408 Request Timeout", self.transport.value())
+        self.assertLess(self.clock.seconds(), len(GET) * 0.25)
+
+    def test_a_connection_that_says_nothing_is_closed_at_the_deadline(self) -> None:
+        self.clock.advance(9.9)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_a_slow_request_that_arrives_within_the_deadline_is_answered(self) -> None:
+        for piece in (GET[:10], GET[10:30], GET[30:]):
+            self.clock.advance(3)
+            self.channel.dataReceived(piece)
+        self.assertEqual(self.answers(), 1)
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_keep_alive_connections_wait_between_requests_on_the_idle_timeout_only(self) -> None:
+        self.channel.dataReceived(GET)
+        self.clock.advance(50)  # longer than the deadline, shorter than the idle timeout
+        self.channel.dataReceived(GET)
+        self.assertEqual(self.answers(), 2)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(61)
+        self.assertTrue(self.transport.disconnecting, "the idle timeout still closes it")
+        self.assertNotIn(b" 408 ", self.transport.value())
+
+    def test_a_pipelined_request_gets_its_own_deadline(self) -> None:
+        self.channel.dataReceived(GET + GET[:30])
+        self.assertEqual(self.answers(), 1)
+        self.clock.advance(9)
+        self.channel.dataReceived(GET[30:35])
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(1.1)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertIn(b" 408 ", self.transport.value())
+
+    def test_a_request_twisted_cannot_parse_gets_a_json_400_with_the_security_headers(
+        self,
+    ) -> None:
+        self.channel.dataReceived(b"NONSENSE\r\n\r\n")
+        answer = self.transport.value()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer)
+        for name, value in SECURITY_HEADERS.items():
+            self.assertIn(name + b": " + value + b"\r\n", answer)
+        self.assertTrue(
+            answer.endswith(b'{"error":"bad request","detail":"the HTTP request is malformed"}')
+        )
+        self.assertTrue(self.transport.disconnecting)
+        self.clock.advance(20)
+        self.assertNotIn(b" 408 ", answer, "no deadline after the connection is done")
