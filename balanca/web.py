@@ -67,13 +67,17 @@ class DeadlineChannel(http.HTTPChannel):
     a client cannot hold a connection by sending a header a byte at a time (slowloris). The
     clock starts when the connection opens and then when the next request's first bytes or
     line arrive, so the quiet time between keep-alive requests stays the idle timeout's
-    business; it stops once a request is in, so a WebSocket upgraded from it runs on."""
+    business; it stops once a request is in, so a WebSocket upgraded from it runs on.
+
+    A connection closing after its last answer is cut when the idle timeout has passed: a
+    TLS peer that never sends its close_notify cannot keep it open."""
 
     site: BalancaSite
     abortTimeout = 3
     """Seconds a timed-out peer has to let the connection close before it is cut (TLS waits
     for the peer's close_notify, which a slowloris never sends); Twisted's default is 15."""
     _deadline: IDelayedCall | None = None
+    """When this connection must have sent its request (or, closing, be gone) by."""
     _awaiting = True
     """Waiting for a request or reading one (not handling one)."""
     _closing = False
@@ -103,6 +107,10 @@ class DeadlineChannel(http.HTTPChannel):
     def requestDone(self, request: Request) -> None:
         self._awaiting = True
         super().requestDone(request)
+        if not self.persistent:  # answered and closing, but a TLS peer may never let go
+            self._closing = True
+            self._stop()
+            self._deadline = self.callLater(self.site.timeOut, self.forceAbortClient)
 
     def timeoutConnection(self) -> None:
         self._closing = True
@@ -115,11 +123,21 @@ class DeadlineChannel(http.HTTPChannel):
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         """Twisted's answer to a request it cannot parse, as JSON with the security headers."""
+        self._refuse(400, b"Bad Request", "bad request", "the HTTP request is malformed")
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """A request line or header over 16 KiB (Twisted would hang up without a word)."""
+        self._refuse(
+            431,
+            b"Request Header Fields Too Large",
+            "request too large",
+            f"a request line or header takes at most {self.MAX_LENGTH} bytes",
+        )
+
+    def _refuse(self, status: int, phrase: bytes, error: str, detail: str) -> None:
         self._closing = True
         self._stop()
-        self.transport.write(  # type: ignore[union-attr]
-            bare_answer(400, b"Bad Request", "bad request", "the HTTP request is malformed")
-        )
+        self.transport.write(bare_answer(status, phrase, error, detail))  # type: ignore[union-attr]
         self.loseConnection()
 
     def _start(self) -> None:
@@ -127,9 +145,9 @@ class DeadlineChannel(http.HTTPChannel):
             self._deadline = self.callLater(self.site.request_deadline, self._expired)
 
     def _stop(self) -> None:
-        if self._deadline is not None:
+        if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
-            self._deadline = None
+        self._deadline = None
 
     def _expired(self) -> None:
         self._deadline = None

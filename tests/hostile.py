@@ -177,6 +177,26 @@ def trickle(target: Target, pieces: list[bytes], pause: float) -> defer.Deferred
     return threads.deferToThread(trickle_now, target, pieces, pause)
 
 
+def linger_now(target: Target, request: bytes) -> float:
+    """Send `request`, read the whole answer, and then neither close nor answer a TLS
+    close_notify: the seconds until the server cuts the connection anyway."""
+    started = time.monotonic()
+    with target.connect(timeout=10) as sock:
+        sock.sendall(request)
+        receive_all(sock)  # to the end of the answer: FIN, or TLS's close_notify
+        with socket.socket(fileno=os.dup(sock.fileno())) as tcp:
+            tcp.settimeout(10)
+            try:
+                tcp.recv(1)  # the TCP connection's own end
+            except ConnectionResetError:
+                pass
+    return time.monotonic() - started
+
+
+def linger(target: Target, request: bytes) -> defer.Deferred[float]:
+    return threads.deferToThread(linger_now, target, request)
+
+
 def client_frame(
     opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, masked: bool = True
 ) -> bytes:

@@ -173,6 +173,15 @@ class RequestDeadline(TestCase):
         self.assertTrue(self.transport.disconnecting, "the idle timeout still closes it")
         self.assertNotIn(b" 408 ", self.transport.value())
 
+    def test_a_peer_that_never_lets_its_answered_connection_close_is_cut_off(self) -> None:
+        self.channel.dataReceived(GET.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        self.assertEqual(self.answers(), 1)
+        self.assertTrue(self.transport.disconnecting)
+        self.clock.advance(59.5)
+        self.assertFalse(self.transport.disconnected)
+        self.clock.advance(1)
+        self.assertTrue(self.transport.disconnected, "aborted")
+
     def test_a_pipelined_request_gets_its_own_deadline(self) -> None:
         self.channel.dataReceived(GET + GET[:30])
         self.assertEqual(self.answers(), 1)
@@ -182,6 +191,14 @@ class RequestDeadline(TestCase):
         self.clock.advance(1.1)
         self.assertTrue(self.transport.disconnecting)
         self.assertIn(b" 408 ", self.transport.value())
+
+    def test_a_request_line_or_header_over_16_kib_gets_431_and_is_closed(self) -> None:
+        for request in (b"GET /" + b"a" * 20_000, GET[:-2] + b"X-Pad: " + b"p" * 20_000):
+            channel, transport = channel_on(self.clock)
+            channel.dataReceived(request + b"\r\n\r\n")
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 431 "), transport.value()[:40])
+            self.assertIn(b'"error":"request too large"', transport.value())
+            self.assertTrue(transport.disconnecting)
 
     def test_a_request_twisted_cannot_parse_gets_a_json_400_with_the_security_headers(
         self,

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor, task, tcp
 
 from balanca.security import SECURITY_HEADERS
 from balanca.web import DeadlineChannel
@@ -29,6 +29,7 @@ from tests.hostile import (
     client_frame,
     exchange,
     http_request,
+    linger,
     open_websocket,
     trickle,
 )
@@ -99,6 +100,16 @@ def settle(live: Any) -> Any:
         yield task.deferLater(reactor, 0.05, lambda: None)
 
 
+@defer.inlineCallbacks
+def connections_closed() -> Any:
+    """Wait (2 s at most) for the service's side of finished connections to close: a TLS
+    connection the service ends waits for the client's close, which may come after the test."""
+    for _ in range(40):
+        if not any(isinstance(s, tcp.Server) for s in reactor.getReaders()):
+            return
+        yield task.deferLater(reactor, 0.05, lambda: None)
+
+
 class HostileClients:
     """The core of the hostile suite, for one address family and transport (the subclasses)."""
 
@@ -116,6 +127,7 @@ class HostileClients:
             "--http", listener, "--token-file", str(secrets / "write"), *args
         )
         self.target = Target(self.host, self.port(), cert)  # type: ignore[attr-defined]
+        self.addCleanup(connections_closed)  # type: ignore[attr-defined]
 
     def send(self, *args: Any, **kwargs: Any) -> defer.Deferred[Answer]:
         return exchange(self.target, http_request(*args, **kwargs))
@@ -238,6 +250,7 @@ class HostileClients:
             http_request("POST", "/api/weighings", AUTH, b"{"),
             http_request("POST", "/api/weighings", AUTH, b"x" * BIG),
             b"NONSENSE\r\n\r\n",
+            http_request("GET", "/api/time?x=" + "x" * 20_000),
         ]
         for request in requests:
             answer = yield exchange(self.target, request)
@@ -303,6 +316,13 @@ class HostileClients:
         elapsed, received = yield trickle(self.target, pieces, 0.1)
         self.assertLess(elapsed, 1.0 + DeadlineChannel.abortTimeout + 1)
         self.assertTrue(received.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), received[:40])
+
+    @defer.inlineCallbacks
+    def test_a_client_that_never_lets_its_answered_connection_close_is_cut_off(self) -> Any:
+        yield self.start_target()
+        self.service.parts.site.timeOut = 1  # type: ignore[attr-defined]  # the idle timeout
+        elapsed = yield linger(self.target, http_request("GET", "/api/time"))
+        self.assertLess(elapsed, 1 + 2)
 
 
 class OverIPv4(HostileClients, ServiceTestCase):
