@@ -287,6 +287,11 @@ class RawWebSocket(Protocol):
     def send(self, data: bytes) -> None:
         self.transport.write(data)
 
+    def close(self) -> defer.Deferred[int | None]:
+        """Hang up (no closing handshake); fires once the connection is gone."""
+        self.transport.loseConnection()
+        return self.closed
+
     def connectionLost(self, reason: Any) -> None:
         if not self.opened.called:
             self.opened.callback(0)

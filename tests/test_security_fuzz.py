@@ -179,5 +179,4 @@ class AnyRequest(ServiceTestCase):
         health = yield exchange(target, http_request("GET", "/api/health", AUTH))
         self.assertIn(health.status, (200, 503))
         self.assertIn("scale", health.json())
-        watcher.transport.loseConnection()
-        yield watcher.closed
+        yield watcher.close()

@@ -278,8 +278,7 @@ class HostileClients:
             client = yield open_websocket(self.target, origin=origin)
             self.assertEqual(client.status, 101, origin)
             yield client.until(1)
-            client.transport.loseConnection()
-            yield client.closed
+            yield client.close()
 
     @defer.inlineCallbacks
     def test_websockets_breaking_the_rules_get_the_close_code_that_says_why_alone(
@@ -301,8 +300,7 @@ class HostileClients:
         live = self.service.parts.live  # type: ignore[attr-defined]
         self.assertEqual(len(live.clients), 1, "only the calm client is left")
         self.assertEqual(live.skipped, 0)
-        calm.transport.loseConnection()
-        yield calm.closed
+        yield calm.close()
         yield settle(live)
 
     @defer.inlineCallbacks
@@ -346,12 +344,15 @@ class ReadToken(ServiceTestCase):
     """With a read token, the page (static files) and `/api/time` stay public so that the
     page can load and ask for the token; everything about the scale needs it."""
 
-    @defer.inlineCallbacks
-    def test_the_page_and_the_clock_are_public_and_everything_else_needs_a_token(self) -> Any:
+    def start_locked(self) -> defer.Deferred[Any]:
         secrets = tokens()
-        yield self.start(
+        return self.start(
             "--token-file", str(secrets / "write"), "--read-token-file", str(secrets / "read")
         )
+
+    @defer.inlineCallbacks
+    def test_the_page_and_the_clock_are_public_and_everything_else_needs_a_token(self) -> Any:
+        yield self.start_locked()
         target = Target("::1", self.port())
         for path in ("/", "/index.html", "/app.js", "/dataWorker.js", "/style.css", "/api/time"):
             answer = yield exchange(target, http_request("GET", path))
@@ -376,10 +377,7 @@ class ReadToken(ServiceTestCase):
 
     @defer.inlineCallbacks
     def test_the_websocket_takes_the_token_as_a_query_or_a_bearer_header(self) -> Any:
-        secrets = tokens()
-        yield self.start(
-            "--token-file", str(secrets / "write"), "--read-token-file", str(secrets / "read")
-        )
+        yield self.start_locked()
         target = Target("127.0.0.1", self.port())
         for path, headers in (
             ("/ws", {}),
@@ -397,8 +395,7 @@ class ReadToken(ServiceTestCase):
         ):
             client = yield open_websocket(target, path, target.origin, headers)
             self.assertEqual(client.status, 101, (path, headers))
-            client.transport.loseConnection()
-            yield client.closed
+            yield client.close()
 
 
 class ChecksInOrder(ServiceTestCase):
@@ -467,8 +464,7 @@ class Deadlines(ServiceTestCase):
         yield task.deferLater(reactor, 1, lambda: None)
         yield client.until(len(client.readings()) + 5)
         assert_consecutive(self, client.seqs())
-        client.transport.loseConnection()
-        yield client.closed
+        yield client.close()
 
 
 class WebSocketOnlyListener(ServiceTestCase):
@@ -484,8 +480,7 @@ class WebSocketOnlyListener(ServiceTestCase):
         for path, origin in ((f"/?token={READ}", target.origin), (f"/any?token={READ}", None)):
             client = yield open_websocket(target, path, origin)
             self.assertEqual(client.status, 101, (path, origin))
-            client.transport.loseConnection()
-            yield client.closed
+            yield client.close()
 
     @defer.inlineCallbacks
     def test_the_ws_listener_refuses_huge_or_slow_handshakes(self) -> Any:
