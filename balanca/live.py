@@ -12,6 +12,7 @@ pings is dropped by the keepalive.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -27,6 +28,7 @@ from balanca.reading import Reading, json_bytes
 from balanca.security import Access, token_matches
 
 MAX_CLIENT_MESSAGE = 4096
+OPEN = WebSocketServerProtocol.STATE_OPEN
 
 
 def frame(payload: bytes) -> bytes:
@@ -46,6 +48,8 @@ class LiveProtocol(WebSocketServerProtocol):
 
     log = Logger()
     factory: LiveFactory
+    send_now: Callable[[bytes], bool]
+    """Sends a frame, directly to the socket when it can (set when the connection opens)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -85,6 +89,7 @@ class LiveProtocol(WebSocketServerProtocol):
         if producer is not None and producer is not self:
             transport.unregisterProducer()  # type: ignore[union-attr]  # twisted.web's channel
         transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self.send_now = fastsend.sender(transport)
         self.factory.join(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -97,32 +102,32 @@ class LiveProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.factory.leave(self, code, reason)
 
-    def push(self, data: bytes) -> None:
-        """Send one framed message, or skip it while this client cannot keep up."""
-        if self.state != WebSocketServerProtocol.STATE_OPEN:
-            return
+    def push(self, data: bytes) -> bool:
+        """Send one framed message; False when it is skipped because this client cannot
+        keep up (or is not open)."""
+        if self.state != OPEN:
+            return False
         if self.paused or self.queued >= self.factory.max_queue:
-            if fastsend.idle(self.transport) and not self.paused:
-                self.queued = 0
-            else:
+            if self.paused or not fastsend.idle(self.transport):
                 self.skipped += 1
                 self.factory.skipped += 1
                 self.missed = True
-                return
-        if self.send_queue:
+                return False
+            self.queued = 0
+        if self.send_queue:  # Autobahn's own queue (never used for broadcasts) keeps order
             self.transport.write(data)  # type: ignore[union-attr]
             self.queued += 1
-        elif fastsend.send(self.transport, data):
+        elif self.send_now(data):
             self.queued = 0
         else:
             self.queued += 1
-        self.factory.sent += 1
+        return True
 
     def catch_up(self) -> None:
         """Send what was skipped: the current status and the newest reading."""
         self.missed = False
         for data in self.factory.current():
-            self.push(data)
+            self.factory.sent += self.push(data)
 
     def pauseProducing(self) -> None:
         self.paused = True
@@ -191,7 +196,7 @@ class LiveFactory(WebSocketServerFactory):
             count=len(self.clients),
         )
         for data in self.current():
-            client.push(data)
+            self.sent += client.push(data)
 
     def leave(self, client: LiveProtocol, code: int | None, reason: str | None) -> None:
         if client not in self.clients:
@@ -217,12 +222,14 @@ class LiveFactory(WebSocketServerFactory):
 
     def reading(self, reading: Reading, payload: bytes) -> None:
         """Hub subscriber: frame the reading once and push it to every client."""
-        data = self._reading_frame = frame(payload)
-        for client in self.clients:
-            client.push(data)
+        self._reading_frame = frame(payload)
+        self.broadcast(self._reading_frame)
 
     def status(self, payload: bytes) -> None:
         """Hub subscriber: push a change of the scale's state to every client."""
-        data = self._status_frame = frame(payload)
-        for client in self.clients:
-            client.push(data)
+        self._status_frame = frame(payload)
+        self.broadcast(self._status_frame)
+
+    def broadcast(self, data: bytes) -> None:
+        """Push one framed message to every client."""
+        self.sent += sum(client.push(data) for client in self.clients)
