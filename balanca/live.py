@@ -12,6 +12,7 @@ pings is dropped by the keepalive.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,9 @@ from balanca.security import Access, token_matches
 
 MAX_CLIENT_MESSAGE = 4096
 OPEN = WebSocketServerProtocol.STATE_OPEN
+SEND_BUFFER = 16 * 1024
+"""Kernel send buffer per client (Linux doubles it): bounds what a stalled client holds in the
+kernel, so that the skip-and-catch-up logic below, not socket memory, absorbs slow clients."""
 
 
 def frame(payload: bytes) -> bytes:
@@ -89,6 +93,9 @@ class LiveProtocol(WebSocketServerProtocol):
         if producer is not None and producer is not self:
             transport.unregisterProducer()  # type: ignore[union-attr]  # twisted.web's channel
         transport.registerProducer(self, True)  # type: ignore[union-attr]
+        sock = getattr(transport, "socket", None)
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self.send_now = fastsend.sender(transport)
         self.factory.join(self)
 
