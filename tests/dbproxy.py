@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pymysql
+from twisted.enterprise import adbapi
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.python.failure import Failure
 
-from tests.storebase import MARIADB, wait_until
+from tests.storebase import MARIADB, MariaDBCase, wait_until
 
 
 class _Pipe(Protocol):
@@ -92,3 +94,18 @@ class CuttableProxy:
         """Cut, and wait until every socket is gone."""
         await self.cut()
         await wait_until(lambda: not self.links and not self.connecting)
+
+
+class ProxiedMariaDBCase(MariaDBCase):
+    """A MariaDB test whose database is also reachable through `self.proxy`, cut at will."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.proxy = CuttableProxy()
+        self.proxy.restore()
+        self.addCleanup(self.proxy.close)
+
+    def tearDown(self) -> None:
+        # adbapi logs the failed rollback of every interaction on a cut connection.
+        self.flushLoggedErrors(pymysql.err.Error, adbapi.ConnectionLost)
+        super().tearDown()

@@ -12,19 +12,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from twisted.enterprise import adbapi
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest
 
 from balanca.reading import Measurement
 from tests.base import ServiceTestCase, fetch
-from tests.dbproxy import CuttableProxy
-from tests.storebase import MariaDBCase
+from tests.dbproxy import ProxiedMariaDBCase
 from tests.test_scale_serial import SerialCase
 from tests.wsclient import connect
 
@@ -164,19 +161,8 @@ class SerialLine(SerialCase, Scraping):
         await feeding
 
 
-class DatabaseOutage(Scraping, MariaDBCase):
-    """MariaDB behind a proxy that the test cuts (tests/dbproxy.py)."""
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.proxy = CuttableProxy()
-        self.proxy.restore()
-        self.addCleanup(self.proxy.close)
-
-    def tearDown(self) -> None:
-        # adbapi logs the failed rollback of every interaction on a cut connection.
-        self.flushLoggedErrors(pymysql.err.Error, adbapi.ConnectionLost)
-        super().tearDown()
+class DatabaseOutage(Scraping, ProxiedMariaDBCase):
+    """MariaDB behind a proxy that the test cuts."""
 
     async def test_an_outage_shows_as_db_down_with_a_growing_backlog_until_it_recovers(
         self,

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pymysql
-from twisted.enterprise import adbapi
 from twisted.internet import reactor
 from twisted.internet.task import LoopingCall, deferLater
 
 from balanca.store import PING_INTERVAL, DatabaseUnavailable
-from tests.dbproxy import CuttableProxy
-from tests.storebase import MariaDBCase, make_reading, wait_until
+from tests.dbproxy import ProxiedMariaDBCase
+from tests.storebase import make_reading, wait_until
 
 
 async def sleep(seconds: float) -> None:
@@ -23,19 +21,8 @@ async def sleep(seconds: float) -> None:
     await deferLater(reactor, seconds, lambda: None)
 
 
-class OutageTests(MariaDBCase):
+class OutageTests(ProxiedMariaDBCase):
     """The store through a proxy that the tests cut."""
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.proxy = CuttableProxy()
-        self.proxy.restore()
-        self.addCleanup(self.proxy.close)
-
-    def tearDown(self) -> None:
-        # adbapi logs the failed rollback of every interaction on a cut connection.
-        self.flushLoggedErrors(pymysql.err.Error, adbapi.ConnectionLost)
-        super().tearDown()
 
     def seqs_in_write_order(self) -> list[int]:
         return [seq for (seq,) in self.query("SELECT seq FROM readings ORDER BY id")]
