@@ -138,6 +138,8 @@ class SerialLine(SerialCase, Scraping):
     ) -> None:
         scale = self.pty("toledo")
         await self.start("--scale", scale.spec())
+        silent = await self.scrape()
+        self.assertIsNone(silent.value("balanca_last_reading_age_seconds"))  # no reading yet
         sample = Measurement(Decimal("4560"), "kg", True, "gross", Decimal("0"))
         await self.feed(scale, sample, 1)
         live = await self.scrape_until(lambda s: s.value("balanca_scale_state", state="live") == 1)
