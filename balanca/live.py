@@ -28,6 +28,9 @@ from balanca.hub import Hub
 from balanca.reading import Reading, json_bytes
 from balanca.security import Access, token_matches
 
+log = Logger(namespace="balanca.live")
+"""balanca's own lines; Autobahn keeps its `self.log`, which drops debug events at info level."""
+
 MAX_CLIENT_MESSAGE = 4096
 OPEN = WebSocketServerProtocol.STATE_OPEN
 SEND_BUFFER = 16 * 1024
@@ -50,7 +53,6 @@ def peer_text(peer: Any) -> str:
 class LiveProtocol(WebSocketServerProtocol):
     """One WebSocket client of the live stream."""
 
-    log = Logger()
     factory: LiveFactory
     send_now: Callable[[bytes], bool]
     """Sends a frame, directly to the socket when it can (set when the connection opens)."""
@@ -70,7 +72,7 @@ class LiveProtocol(WebSocketServerProtocol):
         origin = request.headers.get("origin")
         secure = ISSLTransport.providedBy(self.transport)
         if not access.origin_allowed(origin, request.headers.get("host"), secure):
-            self.log.warn(
+            log.warn(
                 "WebSocket refused from {peer}: origin {origin} is not allowed",
                 peer=self.address,
                 origin=origin,
@@ -153,7 +155,6 @@ class LiveFactory(WebSocketServerFactory):
     """The live stream's clients, fed by the hub (it is a hub subscriber)."""
 
     protocol = LiveProtocol  # type: ignore[assignment]
-    log = Logger()
 
     def __init__(
         self,
@@ -197,7 +198,7 @@ class LiveFactory(WebSocketServerFactory):
     def join(self, client: LiveProtocol) -> None:
         self.clients.add(client)
         self.connections += 1
-        self.log.info(
+        log.info(
             "WebSocket: nova conexão (new connection) from {peer}; {count} clients",
             peer=client.address,
             count=len(self.clients),
@@ -211,7 +212,7 @@ class LiveFactory(WebSocketServerFactory):
         self.clients.discard(client)
         if client.ping_timed_out:
             self.keepalive_drops += 1
-            self.log.info(
+            log.info(
                 "WebSocket keepalive: {peer} did not answer a ping within {timeout:g} s, "
                 "dropped; {count} clients",
                 peer=client.address,
@@ -219,7 +220,7 @@ class LiveFactory(WebSocketServerFactory):
                 count=len(self.clients),
             )
         else:
-            self.log.info(
+            log.info(
                 "WebSocket: {peer} disconnected ({code} {reason}); {count} clients",
                 peer=client.address,
                 code=code,
