@@ -173,7 +173,6 @@ class LiveFactory(WebSocketServerFactory):
         self.sent = 0
         self.skipped = 0
         self.keepalive_drops = 0
-        self._status_frame = frame(json_bytes(hub.status()))
         self._reading_frame: bytes | None = None
         self.setProtocolOptions(
             autoPingInterval=ping_interval,
@@ -189,8 +188,9 @@ class LiveFactory(WebSocketServerFactory):
         hub.subscribe(self)
 
     def current(self) -> list[bytes]:
-        """What a client gets on connect: the status, then the latest reading if any."""
-        frames = [self._status_frame]
+        """What a client gets on connect: the status as of now (its `age` included), then
+        the latest reading if any."""
+        frames = [frame(json_bytes(self.hub.status()))]
         if self._reading_frame is not None:
             frames.append(self._reading_frame)
         return frames
@@ -235,8 +235,7 @@ class LiveFactory(WebSocketServerFactory):
 
     def status(self, payload: bytes) -> None:
         """Hub subscriber: push a change of the scale's state to every client."""
-        self._status_frame = frame(payload)
-        self.broadcast(self._status_frame)
+        self.broadcast(frame(payload))
 
     def broadcast(self, data: bytes) -> None:
         """Push one framed message to every client."""
