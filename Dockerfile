@@ -1,8 +1,10 @@
 # balanca in a container: slim Python, a non-root user, the twistd plugin cache built in.
+# CI has no Docker engine: tests/test_ops_docker.py replays these steps in a temporary folder.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# dialout owns the serial ports (gid 20, as on a Debian or Ubuntu host).
 RUN useradd --system --home-dir /var/lib/balanca --create-home --groups dialout balanca
 
 WORKDIR /src
@@ -10,20 +12,25 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY balanca ./balanca
 COPY twisted ./twisted
 COPY web ./web
-RUN python -m venv /opt/balanca \
-    && /opt/balanca/bin/pip install '.[mysql]' \
-    && /opt/balanca/bin/twistd --help > /dev/null \
-    && /opt/balanca/bin/twistd balanca --help > /dev/null \
+# Twisted keeps a cache of the plugins it finds (dropin.cache) beside them, where the balanca
+# user cannot write: build it now, so that every start finds it fresh.
+RUN python -m venv /opt/balanca/venv \
+    && /opt/balanca/venv/bin/pip install '.[mysql]' \
+    && /opt/balanca/venv/bin/twistd --help > /dev/null \
+    && /opt/balanca/venv/bin/twistd balanca --help > /dev/null \
     && rm -rf /src
+COPY contrib/docker/healthcheck.py /opt/balanca/healthcheck.py
 
 USER balanca
+# SQLite's default file and the spill journal (kept while MySQL is down) land here.
 WORKDIR /var/lib/balanca
 VOLUME ["/var/lib/balanca"]
+ENV PATH=/opt/balanca/venv/bin:$PATH
 EXPOSE 8080
-ENV PATH=/opt/balanca/bin:$PATH
 
+# 200 from /api/health: the scale is live and the database takes writes.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/api/health', timeout=4).status != 200)"
+    CMD ["python", "/opt/balanca/healthcheck.py"]
 
 ENTRYPOINT ["twistd", "-n", "--pidfile=", "--logfile=-", "balanca"]
-CMD ["--http", "dualstack:8080", "--db", "sqlite:/var/lib/balanca/balanca.sqlite3"]
+CMD ["--http", "dualstack:8080"]

@@ -30,3 +30,6 @@ test: lint
 
 clean:
 	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache
+
+bench: $(VENV)/.test
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -13,6 +13,7 @@ are ever missing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import abstract, tcp
@@ -35,18 +36,36 @@ def idle(transport: Any) -> bool:
     )
 
 
-def send(transport: Any, data: bytes) -> bool:
-    """Send `data` on `transport`; True when it all went out now, False when some of it
-    waits in the transport's buffer."""
-    if idle(transport):
+def sender(transport: Any) -> Callable[[bytes], bool]:
+    """A function that sends bytes on `transport` and says whether they all went out now
+    (True) or some wait in the transport's buffer (False). Made once per connection, so the
+    per-message path is a few attribute checks and one `send()`."""
+    if not (SUPPORTED and isinstance(transport, tcp.Connection)):
+
+        def buffered(data: bytes) -> bool:
+            transport.write(data)
+            return False
+
+        return buffered
+    socket_send = transport.socket.send
+
+    def direct(data: bytes) -> bool:
+        if (
+            transport._tempDataBuffer
+            or len(transport.dataBuffer) != transport.offset
+            or transport.disconnecting
+            or not transport.connected
+            or transport.TLS
+        ):
+            transport.write(data)
+            return False
         try:
-            sent = transport.socket.send(data)
-        except BlockingIOError:
+            sent = socket_send(data)
+        except OSError:  # EAGAIN, or an error the transport's own write path will report
             sent = 0
-        except OSError:
-            sent = 0  # the transport's own write path meets and reports the error
         if sent == len(data):
             return True
-        data = data[sent:]
-    transport.write(data)
-    return False
+        transport.write(data[sent:])
+        return False
+
+    return direct

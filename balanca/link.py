@@ -52,6 +52,9 @@ class ScaleLink(Service):
             self._retry.cancel()
         protocol, self._protocol = self._protocol, None
         self.scale.hub.stop()
+        self.log.info(
+            "scale: stopped after {readings} readings this run", readings=self.scale.counters.readings
+        )
         if protocol is None or protocol.transport is None:
             return defer.succeed(None)
         lost = protocol.lost

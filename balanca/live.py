@@ -17,6 +17,8 @@ pings is dropped by the keepalive.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -31,9 +33,16 @@ from balanca.hub import Hub
 from balanca.reading import Reading, json_bytes
 from balanca.security import Access, bearer
 
+log = Logger(namespace="balanca.live")
+"""balanca's own lines; Autobahn keeps its `self.log`, which drops debug events at info level."""
+
 MAX_CLIENT_MESSAGE = 4096
 MAX_HANDSHAKE = 64 * 1024
 """Bytes of opening handshake a `--ws` listener buffers (twisted.web bounds `/ws`'s)."""
+OPEN = WebSocketServerProtocol.STATE_OPEN
+SEND_BUFFER = 16 * 1024
+"""Kernel send buffer per client (Linux doubles it): bounds what a stalled client holds in the
+kernel, so that the skip-and-catch-up logic below, not socket memory, absorbs slow clients."""
 
 
 def frame(payload: bytes) -> bytes:
@@ -62,8 +71,9 @@ def peer_text(peer: Any) -> str:
 class LiveProtocol(WebSocketServerProtocol):
     """One WebSocket client of the live stream."""
 
-    log = Logger()
     factory: LiveFactory
+    send_now: Callable[[bytes], bool]
+    """Sends a frame, directly to the socket when it can (set when the connection opens)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,7 +90,7 @@ class LiveProtocol(WebSocketServerProtocol):
         origin = request.headers.get("origin")
         secure = ISSLTransport.providedBy(self.transport)
         if not access.origin_allowed(origin, request.headers.get("host"), secure):
-            self.log.warn(
+            log.warn(
                 "WebSocket refused from {peer}: origin {origin} is not allowed",
                 peer=self.address,
                 origin=origin,
@@ -90,7 +100,7 @@ class LiveProtocol(WebSocketServerProtocol):
             bearer(request.headers.get("authorization")) or request.params.get("token", [None])[-1]
         )
         if not access.may_read(token):
-            self.log.info("WebSocket refused from {peer}: no valid read token", peer=self.address)
+            log.info("WebSocket refused from {peer}: no valid read token", peer=self.address)
             raise ConnectionDeny(401, "token required")
 
     def dataReceived(self, data: bytes) -> None:
@@ -105,6 +115,10 @@ class LiveProtocol(WebSocketServerProtocol):
         if producer is not None and producer is not self:
             transport.unregisterProducer()  # type: ignore[union-attr]  # twisted.web's channel
         transport.registerProducer(self, True)  # type: ignore[union-attr]
+        sock = getattr(transport, "socket", None)
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        self.send_now = fastsend.sender(transport)
         self.factory.join(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -117,32 +131,32 @@ class LiveProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.factory.leave(self, code, reason)
 
-    def push(self, data: bytes) -> None:
-        """Send one framed message, or skip it while this client cannot keep up."""
-        if self.state != WebSocketServerProtocol.STATE_OPEN:
-            return
+    def push(self, data: bytes) -> bool:
+        """Send one framed message; False when it is skipped because this client cannot
+        keep up (or is not open)."""
+        if self.state != OPEN:
+            return False
         if self.paused or self.queued >= self.factory.max_queue:
-            if drained(self.transport) and not self.paused:
-                self.queued = 0
-            else:
+            if self.paused or not drained(self.transport):
                 self.skipped += 1
                 self.factory.skipped += 1
                 self.missed = True
-                return
-        if self.send_queue:
+                return False
+            self.queued = 0
+        if self.send_queue:  # Autobahn's own queue (never used for broadcasts) keeps order
             self.transport.write(data)  # type: ignore[union-attr]
             self.queued += 1
-        elif fastsend.send(self.transport, data):
+        elif self.send_now(data):
             self.queued = 0
         else:
             self.queued += 1
-        self.factory.sent += 1
+        return True
 
     def catch_up(self) -> None:
         """Send what was skipped: the current status and the newest reading."""
         self.missed = False
         for data in self.factory.current():
-            self.push(data)
+            self.factory.sent += self.push(data)
 
     def pauseProducing(self) -> None:
         self.paused = True
@@ -161,7 +175,6 @@ class LiveFactory(WebSocketServerFactory):
     """The live stream's clients, fed by the hub (it is a hub subscriber)."""
 
     protocol = LiveProtocol  # type: ignore[assignment]
-    log = Logger()
 
     def __init__(
         self,
@@ -180,7 +193,6 @@ class LiveFactory(WebSocketServerFactory):
         self.sent = 0
         self.skipped = 0
         self.keepalive_drops = 0
-        self._status_frame = frame(json_bytes(hub.status()))
         self._reading_frame: bytes | None = None
         self.setProtocolOptions(
             autoPingInterval=ping_interval,
@@ -196,8 +208,9 @@ class LiveFactory(WebSocketServerFactory):
         hub.subscribe(self)
 
     def current(self) -> list[bytes]:
-        """What a client gets on connect: the status, then the latest reading if any."""
-        frames = [self._status_frame]
+        """What a client gets on connect: the status as of now (its `age` included), then
+        the latest reading if any."""
+        frames = [frame(json_bytes(self.hub.status()))]
         if self._reading_frame is not None:
             frames.append(self._reading_frame)
         return frames
@@ -205,13 +218,13 @@ class LiveFactory(WebSocketServerFactory):
     def join(self, client: LiveProtocol) -> None:
         self.clients.add(client)
         self.connections += 1
-        self.log.info(
+        log.info(
             "WebSocket: nova conexão (new connection) from {peer}; {count} clients",
             peer=client.address,
             count=len(self.clients),
         )
         for data in self.current():
-            client.push(data)
+            self.sent += client.push(data)
 
     def leave(self, client: LiveProtocol, code: int | None, reason: str | None) -> None:
         if client not in self.clients:
@@ -219,7 +232,7 @@ class LiveFactory(WebSocketServerFactory):
         self.clients.discard(client)
         if client.ping_timed_out:
             self.keepalive_drops += 1
-            self.log.info(
+            log.info(
                 "WebSocket keepalive: {peer} did not answer a ping within {timeout:g} s, "
                 "dropped; {count} clients",
                 peer=client.address,
@@ -227,7 +240,7 @@ class LiveFactory(WebSocketServerFactory):
                 count=len(self.clients),
             )
         else:
-            self.log.info(
+            log.info(
                 "WebSocket: {peer} disconnected ({code} {reason}); {count} clients",
                 peer=client.address,
                 code=code,
@@ -237,12 +250,13 @@ class LiveFactory(WebSocketServerFactory):
 
     def reading(self, reading: Reading, payload: bytes) -> None:
         """Hub subscriber: frame the reading once and push it to every client."""
-        data = self._reading_frame = frame(payload)
-        for client in self.clients:
-            client.push(data)
+        self._reading_frame = frame(payload)
+        self.broadcast(self._reading_frame)
 
     def status(self, payload: bytes) -> None:
         """Hub subscriber: push a change of the scale's state to every client."""
-        data = self._status_frame = frame(payload)
-        for client in self.clients:
-            client.push(data)
+        self.broadcast(frame(payload))
+
+    def broadcast(self, data: bytes) -> None:
+        """Push one framed message to every client."""
+        self.sent += sum(client.push(data) for client in self.clients)

@@ -2,6 +2,8 @@
 
 Nothing on the hot path touches prometheus_client: the scale, hub, WebSocket factory, store and
 site keep plain counters, and this collector turns them into `balanca_*` series when scraped.
+Counters are exposed with the `_total` suffix, durations in seconds; a value that does not
+exist yet (the age of a reading before the first one) has no sample rather than a sentinel.
 """
 
 from __future__ import annotations
@@ -67,12 +69,7 @@ class BalancaCollector:
         for name in SCALE_STATES:
             state.add_metric([name], float(self.hub.state == name))
         yield state
-        age = self.hub.age()
-        yield _gauge(
-            "seconds_since_last_reading",
-            "Age of the latest reading (-1 before the first)",
-            -1 if age is None else age,
-        )
+        yield _gauge("last_reading_age_seconds", "Seconds since the latest reading", self.hub.age())
 
     def _websocket(self) -> Iterator[Metric]:
         live = self.live
@@ -96,10 +93,13 @@ class BalancaCollector:
         yield _gauge("db_backlog", "Rows waiting to be written", h["backlog"])
         yield _gauge(
             "db_write_latency_seconds",
-            "Duration of the last batch write",
-            h["last_batch_seconds"] or 0,
+            "Duration of the latest batch write",
+            h["last_batch_seconds"],
         )
         yield _counter("db_rows_written", "Rows written to the database", h["rows_written"])
+        yield _counter(
+            "db_rows_failed", "Rows that will never be written (refused or lost)", h["rows_failed"]
+        )
         yield _counter("db_write_failures", "Batch writes that failed", h["failures"])
 
     def _http(self) -> Iterator[Metric]:
@@ -118,8 +118,11 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
     return CounterMetricFamily(f"balanca_{name}", documentation, value=value)
 
 
-def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(f"balanca_{name}", documentation, value=float(value))
+def _gauge(name: str, documentation: str, value: float | None) -> GaugeMetricFamily:
+    """A gauge with one sample, or none while `value` is None."""
+    return GaugeMetricFamily(
+        f"balanca_{name}", documentation, value=None if value is None else float(value)
+    )
 
 
 class MetricsResource(Resource):

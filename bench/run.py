@@ -744,8 +744,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=20.0, help="frames per second (default 20)")
     p.add_argument("--seconds", type=float, default=20.0, help="measurement window per N")
     p.add_argument("--only", choices=SERVER_NAMES, help="run one server only")
-    p.add_argument("--deflate", action="store_true",
-                   help="clients offer permessage-deflate, as browsers do")  # fmt: skip
+    p.add_argument("--deflate", action=argparse.BooleanOptionalAction, default=True,
+                   help="clients offer permessage-deflate, as browsers do (default; "
+                        "--no-deflate compares the serving paths without compression)")  # fmt: skip
     p.add_argument("--old-broadcast", choices=("loop", "helper"), default="loop",
                    help="old stack: await ws.send in a loop, or websockets.broadcast")  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")

@@ -58,7 +58,7 @@ class DirectSend(TestCase):
     def test_an_idle_connection_gets_the_frame_without_waiting_for_the_reactor(
         self,
     ) -> defer.Generator:
-        self.assertTrue(fastsend.send(self.server.transport, b"frame-1"))
+        self.assertTrue(fastsend.sender(self.server.transport)(b"frame-1"))
         yield task.deferLater(reactor, 0.05, lambda: None)
         self.assertEqual(self.read_all(), b"frame-1")
 
@@ -68,12 +68,13 @@ class DirectSend(TestCase):
     ) -> defer.Generator:
         transport = self.server.transport
         transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        send = fastsend.sender(transport)
         sent = []
         went_through_transport = False
         for i in range(2000):
             message = b"%06d" % i + b"." * 250
             sent.append(message)
-            if not fastsend.send(transport, message):
+            if not send(message):
                 went_through_transport = True
                 self.assertFalse(fastsend.idle(transport))
             if went_through_transport and i > 100 and transport.producerPaused:

@@ -15,6 +15,7 @@ from pathlib import Path
 from twisted.internet import defer, reactor, ssl, task
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 
@@ -31,6 +32,17 @@ class DualStackListener(ServiceTestCase):
             response = yield fetch(self.url("/api/time", host))
             self.assertEqual(response.code, 200, host)
             self.assertRegex(response.json()["time"], ISO_LOCAL)
+
+    @defer.inlineCallbacks
+    def test_each_listener_logs_its_address_and_dual_stack(self) -> defer.Generator:
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        yield self.start("--ws", "tcp:0:interface=127.0.0.1")
+        lines = [formatEvent(e) for e in events if e.get("what")]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn(f"listening on [::]:{self.port(0)} (dual-stack IPv4+IPv6)", lines[0])
+        self.assertIn(f"WebSocket listening on 127.0.0.1:{self.port(1)} (single-stack)", lines[1])
 
     @defer.inlineCallbacks
     def test_the_listening_socket_has_ipv6_v6only_off(self) -> defer.Generator:

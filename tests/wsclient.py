@@ -80,6 +80,15 @@ def connect(
     return factory.ready
 
 
+def handshake(path: bytes, host: bytes) -> bytes:
+    """A client's WebSocket opening handshake."""
+    key = base64.b64encode(os.urandom(16))
+    return (
+        b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+
+
 class Silent(Protocol):
     """A peer that sends a WebSocket handshake and then neither reads nor answers pings."""
 
@@ -89,13 +98,7 @@ class Silent(Protocol):
         self.lost: defer.Deferred[None] = defer.Deferred()
 
     def connectionMade(self) -> None:
-        key = base64.b64encode(os.urandom(16))
-        self.transport.write(
-            b"GET " + self.path + b" HTTP/1.1\r\nHost: " + self.host + b"\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: "
-            + key
-            + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
+        self.transport.write(handshake(self.path, self.host))
 
     def dataReceived(self, data: bytes) -> None:
         self.received += data

@@ -1,0 +1,88 @@
+"""A WebSocket client that stops reading costs the server a bounded amount of memory, and the
+clients that keep reading get every reading."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from tests.base import TWISTD, fetch
+from tests.wsclient import connect, handshake
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert match is not None
+    return int(match.group(1))
+
+
+def stalled_client(port: int) -> socket.socket:
+    """A WebSocket client with a tiny receive window that reads the handshake and no more."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    s.connect(("127.0.0.1", port))
+    s.sendall(handshake(b"/ws", f"127.0.0.1:{port}".encode()))
+    s.settimeout(5)
+    assert b" 101 " in s.recv(1024).split(b"\r\n")[0]
+    return s
+
+
+def sleep(seconds: float) -> defer.Deferred[None]:
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+class SlowClient(TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_a_stalled_client_leaves_memory_flat_and_a_hundred_readers_miss_nothing(self) -> defer.Generator:
+        port = free_port()
+        workdir = tempfile.mkdtemp(prefix="balanca-slow-")
+        server = subprocess.Popen(
+            [*TWISTD, "-n", "--pidfile=", "--logfile=twistd.log", "balanca",
+             "--http", f"tcp:{port}:interface=127.0.0.1", "--scale", "simulator:rate=20",
+             "--record", "none", "--db", f"sqlite:{workdir}/x.sqlite3", "--ping-interval", "120"],
+            cwd=workdir,
+        )  # fmt: skip
+        self.addCleanup(server.wait, 10)
+        self.addCleanup(server.terminate)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                yield fetch(f"{base}/api/time")
+                break
+            except Exception:
+                yield sleep(0.1)
+        stalled = stalled_client(port)
+        readers = []
+        for _ in range(100):
+            readers.append((yield connect(f"ws://127.0.0.1:{port}/ws")))
+        yield sleep(5)
+        before = rss_kib(server.pid)
+        yield sleep(25)
+        after = rss_kib(server.pid)
+        metrics = (yield fetch(f"{base}/metrics")).body.decode()
+        skipped = re.search(r"^balanca_websocket_messages_skipped_total (\S+)$", metrics, re.M)
+        self.assertIsNotNone(skipped)
+        self.assertGreater(float(skipped.group(1)), 300, "the stalled client's readings are skipped")
+        self.assertLess(after - before, 4 * 1024, f"RSS grew from {before} to {after} KiB")
+        for reader in readers:
+            seqs = [m["seq"] for m in reader.readings()]
+            self.assertGreater(len(seqs), 500)
+            self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))
+            reader.sendClose()
+        yield defer.gatherResults([reader.closed for reader in readers])
+        stalled.close()
