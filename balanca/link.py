@@ -53,7 +53,8 @@ class ScaleLink(Service):
         protocol, self._protocol = self._protocol, None
         self.scale.hub.stop()
         self.log.info(
-            "scale: stopped after {readings} readings this run", readings=self.scale.counters.readings
+            "scale: stopped after {readings} readings this run",
+            readings=self.scale.counters.readings,
         )
         if protocol is None or protocol.transport is None:
             return defer.succeed(None)

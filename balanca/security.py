@@ -147,10 +147,7 @@ class Access:
         `--allowed-origin` patterns."""
         if origin is None:
             return True
-        if (
-            host
-            and _normal_origin(origin)
-            == f"{'https' if secure else 'http'}://{host.strip()}".lower()
-        ):
+        own = f"{'https' if secure else 'http'}://{host.strip()}" if host else None
+        if own is not None and _normal_origin(origin) == _normal_origin(own):
             return True
         return any(origin_matches(origin, pattern) for pattern in self.allowed_origins)

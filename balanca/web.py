@@ -74,8 +74,9 @@ class DeadlineChannel(http.HTTPChannel):
 
     site: BalancaSite
     abortTimeout = 3
-    """Seconds a timed-out peer has to let the connection close before it is cut (TLS waits
-    for the peer's close_notify, which a slowloris never sends); Twisted's default is 15."""
+    """Seconds a refused or timed-out peer has to let the connection close before it is cut
+    (TLS waits for the peer's close_notify, which a slowloris never sends); Twisted's default
+    is 15."""
     _deadline: IDelayedCall | None = None
     """When this connection must have sent its request (or, closing, be gone) by."""
     _awaiting = True
@@ -108,9 +109,7 @@ class DeadlineChannel(http.HTTPChannel):
         self._awaiting = True
         super().requestDone(request)
         if not self.persistent:  # answered and closing, but a TLS peer may never let go
-            self._closing = True
-            self._stop()
-            self._deadline = self.callLater(self.site.timeOut, self.forceAbortClient)
+            self._cut_after(self.site.timeOut or self.abortTimeout)
 
     def timeoutConnection(self) -> None:
         self._closing = True
@@ -135,10 +134,18 @@ class DeadlineChannel(http.HTTPChannel):
         )
 
     def _refuse(self, status: int, phrase: bytes, error: str, detail: str) -> None:
-        self._closing = True
-        self._stop()
+        """Answer with an error of the channel's own, and close."""
         self.transport.write(bare_answer(status, phrase, error, detail))  # type: ignore[union-attr]
         self.loseConnection()
+        self._cut_after(self.abortTimeout)
+
+    def _cut_after(self, grace: float) -> None:
+        """The connection is closing: read nothing more, and cut it if it is not gone `grace`
+        seconds from now (a TLS peer may never send the close_notify its close waits for)."""
+        self._closing = True
+        self._stop()
+        self.setTimeout(None)
+        self._deadline = self.callLater(grace, self.forceAbortClient)
 
     def _start(self) -> None:
         if self._deadline is None:
@@ -151,16 +158,12 @@ class DeadlineChannel(http.HTTPChannel):
 
     def _expired(self) -> None:
         self._deadline = None
-        self.transport.write(  # type: ignore[union-attr]
-            bare_answer(
-                408,
-                b"Request Timeout",
-                "request timeout",
-                f"a request must arrive whole within {self.site.request_deadline:g} s",
-            )
+        self._refuse(
+            408,
+            b"Request Timeout",
+            "request timeout",
+            f"a request must arrive whole within {self.site.request_deadline:g} s",
         )
-        self.setTimeout(None)
-        self.timeoutConnection()  # closes, and aborts if the peer does not let it
 
 
 class BalancaRequest(Request):
