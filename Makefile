@@ -23,6 +23,7 @@ run: $(VENV)/.run
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check balanca twisted tests bench
+	$(BIN)/ruff format --check balanca twisted tests bench
 	$(BIN)/mypy balanca
 
 test: lint

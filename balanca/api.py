@@ -39,6 +39,7 @@ class ApiError(Exception):
         self.status, self.error, self.detail = status, error, detail
 
     def answer(self) -> Answer:
+        """The JSON error answer: status code and body."""
         return self.status, error_body(self.error, self.detail)
 
 
@@ -55,15 +56,23 @@ class Records(Protocol):
 
     def add_weighing(
         self, reading: Reading, reference: str | None, note: str | None
-    ) -> defer.Deferred[dict[str, Any]]: ...
+    ) -> defer.Deferred[dict[str, Any]]:
+        """Record a weighing of `reading`; fires with the stored row."""
+        ...
 
-    def weighings(self, limit: int, before: int | None) -> defer.Deferred[list[dict[str, Any]]]: ...
+    def weighings(self, limit: int, before: int | None) -> defer.Deferred[list[dict[str, Any]]]:
+        """Recorded weighings, newest first, ids below `before`."""
+        ...
 
     def readings(
         self, since: datetime | None, until: datetime | None, limit: int
-    ) -> defer.Deferred[list[dict[str, Any]]]: ...
+    ) -> defer.Deferred[list[dict[str, Any]]]:
+        """Recorded readings between `since` and `until`, newest first."""
+        ...
 
-    def health(self) -> dict[str, Any]: ...
+    def health(self) -> dict[str, Any]:
+        """The database's state and backlog."""
+        ...
 
 
 @dataclass
@@ -80,6 +89,7 @@ class Api:
 
 
 def error_body(error: str, detail: str = "") -> bytes:
+    """The JSON body of an error answer."""
     return json_bytes({"error": error, "detail": detail})
 
 
@@ -114,12 +124,15 @@ class Endpoint(Resource):
         self.api = api
 
     def get(self, request: Request) -> Answer | defer.Deferred[Answer]:
+        """Answer a GET (endpoints that serve reads override this)."""
         raise NotImplementedError
 
     def post(self, request: Request, body: Any) -> Answer | defer.Deferred[Answer]:
+        """Answer a POST with its parsed JSON body (endpoints that take writes override this)."""
         raise NotImplementedError
 
     def allowed(self) -> list[bytes]:
+        """The methods this endpoint answers: those whose handler its class defines."""
         own = type(self).__dict__
         return [
             m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own
@@ -183,11 +196,13 @@ def parse_body(request: Request) -> Any:
 
 
 def query(request: Request, name: str) -> str | None:
+    """The last value of query parameter `name`, or None."""
     values = request.args.get(name.encode())
     return values[-1].decode("utf-8", "replace") if values else None
 
 
 def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    """Query parameter `name` as a whole number from `low` to `high` (400 otherwise)."""
     text = query(request, name)
     if text is None or text == "":
         return default
@@ -198,6 +213,7 @@ def query_int(request: Request, name: str, default: int | None, low: int, high: 
 
 
 def query_time(request: Request, name: str) -> datetime | None:
+    """Query parameter `name` as an aware ISO 8601 time (400 otherwise)."""
     text = query(request, name)
     if not text:
         return None
@@ -270,6 +286,7 @@ class CommandEndpoint(Endpoint):
 
 
 def text_field(body: dict[str, Any], name: str, limit: int) -> str | None:
+    """Optional string field `name` of a JSON body, at most `limit` characters (400 otherwise)."""
     value = body.get(name)
     if value is None:
         return None

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import abstract, tcp
+from twisted.internet.interfaces import ISSLTransport
 
 SUPPORTED = all(
     hasattr(abstract.FileDescriptor, name) for name in ("dataBuffer", "offset", "producerPaused")
@@ -34,6 +35,17 @@ def idle(transport: Any) -> bool:
         and not transport._tempDataBuffer
         and len(transport.dataBuffer) == transport.offset
     )
+
+
+def drained(transport: Any) -> bool:
+    """Nothing written to `transport` waits to be sent: a plain TCP connection with empty
+    buffers, or TLS over one (which this module never writes to directly) with no bytes held
+    back for the handshake."""
+    if idle(transport):
+        return True
+    inner = getattr(transport, "transport", None)
+    held = getattr(transport, "_appSendBuffer", None)
+    return ISSLTransport.providedBy(transport) and not held and idle(inner)
 
 
 def sender(transport: Any) -> Callable[[bytes], bool]:

@@ -50,17 +50,6 @@ def frame(payload: bytes) -> bytes:
     return PreparedMessage(payload, False, False, True).payloadHybi
 
 
-def drained(transport: Any) -> bool:
-    """Nothing written to `transport` waits to be sent: a plain TCP connection with empty
-    buffers, or TLS (which `fastsend` leaves alone) over one, with no bytes held back for
-    the handshake."""
-    if fastsend.idle(transport):
-        return True
-    inner = getattr(transport, "transport", None)
-    held = getattr(transport, "_appSendBuffer", None)
-    return ISSLTransport.providedBy(transport) and not held and fastsend.idle(inner)
-
-
 def peer_text(peer: Any) -> str:
     """`[::ffff:127.0.0.1]:5000` or `127.0.0.1:5000` for a transport's peer address."""
     host, port = getattr(peer, "host", str(peer)), getattr(peer, "port", "")
@@ -137,7 +126,7 @@ class LiveProtocol(WebSocketServerProtocol):
         if self.state != OPEN:
             return False
         if self.paused or self.queued >= self.factory.max_queue:
-            if self.paused or not drained(self.transport):
+            if self.paused or not fastsend.drained(self.transport):
                 self.skipped += 1
                 self.factory.skipped += 1
                 self.missed = True
@@ -216,6 +205,7 @@ class LiveFactory(WebSocketServerFactory):
         return frames
 
     def join(self, client: LiveProtocol) -> None:
+        """A client opened: count it, log it, send it the status and the latest reading."""
         self.clients.add(client)
         self.connections += 1
         log.info(
@@ -227,6 +217,7 @@ class LiveFactory(WebSocketServerFactory):
             self.sent += client.push(data)
 
     def leave(self, client: LiveProtocol, code: int | None, reason: str | None) -> None:
+        """A client went: log how (a keepalive drop or a close) and the clients left."""
         if client not in self.clients:
             return
         self.clients.discard(client)

@@ -42,6 +42,7 @@ LIST_OPTIONS = ("http", "ws", "allowed-origin")
 
 
 def env_name(option: str) -> str:
+    """The environment variable of `option`: `--stale-after` reads `BALANCA_STALE_AFTER`."""
     return "BALANCA_" + option.upper().replace("-", "_")
 
 

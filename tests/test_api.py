@@ -86,7 +86,9 @@ class Api(ServiceTestCase):
         self.assertEqual([w["id"] for w in page["weighings"]], ids[::-1][2:4])
 
     @defer.inlineCallbacks
-    def test_recorded_readings_are_served_newest_first_and_parameters_are_checked(self) -> defer.Generator:
+    def test_recorded_readings_are_served_newest_first_and_parameters_are_checked(
+        self,
+    ) -> defer.Generator:
         yield self.start("--scale", "simulator:rate=20", "--record", "all")
         yield sleep(2.5)
         rows = (yield fetch(self.url("/api/readings?limit=5"))).json()["readings"]
@@ -96,13 +98,21 @@ class Api(ServiceTestCase):
         since = rows[-1]["time"]
         newer = (yield fetch(self.url(f"/api/readings?since={since.replace('+', '%2B')}"))).json()
         self.assertTrue(all(r["time"] >= since for r in newer["readings"]))
-        for query in ("limit=0", "limit=abc", "limit=100000", "since=yesterday", "until=2025-13-01"):
+        for query in (
+            "limit=0",
+            "limit=abc",
+            "limit=100000",
+            "since=yesterday",
+            "until=2025-13-01",
+        ):
             response = yield fetch(self.url(f"/api/readings?{query}"))
             self.assertEqual(response.code, 400, query)
             self.assertIn("error", response.json())
 
     @defer.inlineCallbacks
-    def test_the_weight_has_the_design_shape_and_tare_and_zero_work_on_the_simulator(self) -> defer.Generator:
+    def test_the_weight_has_the_design_shape_and_tare_and_zero_work_on_the_simulator(
+        self,
+    ) -> defer.Generator:
         yield self.start("--scale", "simulator:rate=20")
         reading = yield self.until_stable_load()
         self.assertEqual(
@@ -110,7 +120,10 @@ class Api(ServiceTestCase):
             sorted(["type", "scale", "seq", "weight", "unit", "stable", "mode", "tare", "status",
                     "source", "time"]),
         )  # fmt: skip
-        self.assertEqual((reading["source"], reading["scale"], reading["type"]), ("simulator", "default", "reading"))
+        self.assertEqual(
+            (reading["source"], reading["scale"], reading["type"]),
+            ("simulator", "default", "reading"),
+        )
         tare = yield self.post("/api/tare", b"")
         self.assertIn(tare.code, (200, 409), tare.body)
         if tare.code == 200:

@@ -48,7 +48,9 @@ class SlowClient(TestCase):
     timeout = 120
 
     @defer.inlineCallbacks
-    def test_a_stalled_client_leaves_memory_flat_and_a_hundred_readers_miss_nothing(self) -> defer.Generator:
+    def test_a_stalled_client_leaves_memory_flat_and_a_hundred_readers_miss_nothing(
+        self,
+    ) -> defer.Generator:
         port = free_port()
         workdir = tempfile.mkdtemp(prefix="balanca-slow-")
         server = subprocess.Popen(
@@ -77,7 +79,9 @@ class SlowClient(TestCase):
         metrics = (yield fetch(f"{base}/metrics")).body.decode()
         skipped = re.search(r"^balanca_websocket_messages_skipped_total (\S+)$", metrics, re.M)
         self.assertIsNotNone(skipped)
-        self.assertGreater(float(skipped.group(1)), 300, "the stalled client's readings are skipped")
+        self.assertGreater(
+            float(skipped.group(1)), 300, "the stalled client's readings are skipped"
+        )
         self.assertLess(after - before, 4 * 1024, f"RSS grew from {before} to {after} KiB")
         for reader in readers:
             seqs = [m["seq"] for m in reader.readings()]

@@ -85,7 +85,9 @@ def handshake(path: bytes, host: bytes) -> bytes:
     key = base64.b64encode(os.urandom(16))
     return (
         b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: "
+        + key
+        + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
 
 
