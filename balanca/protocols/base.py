@@ -171,6 +171,9 @@ class LineSettings:
     stopbits: float = 1
 
 
+LINE_7E1 = LineSettings(bytesize=7, parity="E")
+"""9600 7E1: the usual line of the 7-bit protocols (bit 7 is parity)."""
+
 Decoder = Callable[[bytes, "int | None"], "Measurement | Reply"]
 """`decode(frame, decimals)`: one frame to a value; raises `DecodeError`. `decimals` overrides
 the decimals of protocols whose frames do not carry them (None: the protocol's default)."""

@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 
 from balanca.protocols.base import (
+    LINE_7E1,
     MASK7,
     DecodeError,
     DelimitedFramer,
-    LineSettings,
     WireProtocol,
     parse_decimal,
     scaled_units,
@@ -96,7 +96,7 @@ PROTOCOL = WireProtocol(
     framer=framer,
     decode=decode,
     encode=encode,
-    line=LineSettings(baudrate=9600, bytesize=7, parity="E", stopbits=1),
+    line=LINE_7E1,
     seven_bit=True,
     poll=b"W",
     commands={"tare": b"T", "zero": b"Z", "clear-tare": b"C"},

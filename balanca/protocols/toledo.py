@@ -28,10 +28,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from balanca.protocols.base import (
+    LINE_7E1,
     MASK7,
     DecodeError,
     FramerBase,
-    LineSettings,
     WireProtocol,
     fixed_point,
     scaled_units,
@@ -248,6 +248,6 @@ PROTOCOL = WireProtocol(
     framer=ToledoFramer,
     decode=decode,
     encode=encode,
-    line=LineSettings(baudrate=9600, bytesize=7, parity="E", stopbits=1),
+    line=LINE_7E1,
     seven_bit=True,
 )
