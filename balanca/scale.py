@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from decimal import Decimal
 
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -23,6 +24,8 @@ from balanca.reading import Measurement, Reading, Reply, Source, local_time
 from balanca.stability import StabilityFilter
 
 COMMAND_TIMEOUT = 2.0
+DEFAULT_STABLE_COUNT = 3
+"""Readings that must agree for a flagless protocol's weight to count as stable."""
 REJECTION_LOG_EVERY = 60.0
 SEVEN_BIT = bytes(range(128)) * 2
 CONNECTION_DONE = Failure(error.ConnectionDone())
@@ -66,7 +69,11 @@ class Scale:
         self.source = source
         self.decimals = decimals
         self.poll = poll
-        self.stability = stability if not wire.flags_stability else None
+        if stability is None and not wire.flags_stability:
+            stability = StabilityFilter(DEFAULT_STABLE_COUNT, Decimal(0))
+        self.stability = stability
+        """Decides stability instead of the frames: when asked for (`stable=N`), or by default
+        for a protocol whose frames carry no stability flag."""
         self.counters = ScaleCounters()
         self.rejected: Counter[str] = Counter()
         self.garbage_bytes = 0

@@ -137,3 +137,49 @@ class CommandLine(TestCase):
         )
         self.assertNotEqual(run.returncode, 0)
         self.assertIn("unknown scale protocol 'nope'", run.stdout + run.stderr)
+
+
+class TacFile(TestCase):
+    timeout = 60
+
+    def test_balanca_tac_builds_the_same_service_from_the_environment(self) -> None:
+        import json
+        import signal
+        import socket
+        import time
+        import urllib.request
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        workdir = tempfile.mkdtemp(prefix="balanca-tac-")
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).parent.parent),
+            "BALANCA_HTTP": f"tcp:{port}:interface=127.0.0.1",
+            "BALANCA_DB": f"sqlite:{workdir}/tac.sqlite3",
+            "BALANCA_SCALE": "simulator:protocol=ad:rate=20",
+        }
+        tac = Path(__file__).parent.parent / "balanca.tac"
+        server = subprocess.Popen(
+            [*TWISTD, "-n", "--pidfile=", "--logfile=twistd.log", "-y", str(tac)],
+            cwd=workdir,
+            env=env,
+        )
+        try:
+            reading = None
+            for _ in range(100):
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/api/weight", timeout=2
+                    ) as r:
+                        reading = json.load(r)
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            self.assertIsNotNone(reading, Path(workdir, "twistd.log").read_text()[-2000:])
+            assert reading is not None
+            self.assertEqual((reading["source"], reading["unit"]), ("simulator", "kg"))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(20)

@@ -223,3 +223,56 @@ class OverTCP(SerialCase):
         yield self.wait_for(lambda r: r.code == 503, timeout=5)
         yield self.wait_for(lambda r: r.code == 200, timeout=10)
         self.assertEqual(self.service.parts.link.reconnects, 1)
+
+
+class LineFaults(SerialCase):
+    @defer.inlineCallbacks
+    def test_a_7e1_scale_read_as_8n1_is_decoded_and_the_port_settings_are_questioned_once(
+        self,
+    ) -> defer.Generator:
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        scale = self.pty("toledo")
+        yield self.start("--scale", scale.spec("bytesize=8", "parity=N"))
+        frame = scale.wire.encode(SAMPLES["toledo"])
+        with_parity = bytes(b | 0x80 if bin(b).count("1") % 2 else b for b in frame)  # even parity
+        self.assertNotEqual(with_parity, frame)
+        for _ in range(10):
+            scale.write(with_parity)
+            yield sleep(0.05)
+        response = yield self.wait_for(lambda r: r.code == 200)
+        self.assertEqual(response.json()["weight"], "12340")
+        warnings = [formatEvent(e) for e in events if "port settings look wrong" in formatEvent(e)]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertGreater(self.service.parts.scale.counters.high_bit_bytes, 0)
+
+    @defer.inlineCallbacks
+    def test_a_polled_scale_that_stops_answering_is_counted_and_never_read_as_zero(
+        self,
+    ) -> defer.Generator:
+        scale = self.pty("prix")
+        scale.measurement = SAMPLES["prix"]
+        yield self.start("--scale", scale.spec("poll=0.1"), "--stale-after", "1")
+        yield self.wait_for(lambda r: r.code == 200)
+        scale.measurement = None  # the scale hears the polls and says nothing
+        response = yield self.wait_for(lambda r: r.code == 503, timeout=5)
+        self.assertEqual(response.json()["last"]["weight"], "1.250")
+        yield sleep(1.5)
+        self.assertGreaterEqual(self.service.parts.scale.counters.missing_replies, 5)
+        self.assertEqual((yield self.weight()).code, 503)
+
+    @defer.inlineCallbacks
+    def test_the_software_stability_filter_decides_when_asked_for(self) -> defer.Generator:
+        scale = self.pty("ad")
+        yield self.start("--scale", scale.spec("stable=3", "tolerance=0.05"))
+        stable = [False]
+        for weight in ("100.00", "100.50", "100.45", "100.48", "100.47"):
+            scale.send(Measurement(Decimal(weight), "kg", True, "gross"))  # frames all say ST
+            response = yield self.wait_for(
+                lambda r, w=weight: r.code == 200 and r.json()["weight"] == w
+            )
+            stable.append(response.json()["stable"])
+        self.assertEqual(stable[1:], [False, False, False, True, True])

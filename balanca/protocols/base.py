@@ -192,7 +192,8 @@ class WireProtocol:
     seven_bit: bool = False
     """Bit 7 is parity on this protocol's line: mask it off before framing."""
     flags_stability: bool = True
-    """Frames say whether the weight is stable; if not, a software filter decides."""
+    """Frames say whether the weight is stable; a protocol without that flag gets the software
+    filter by default, any other only when `stable=N` asks for it."""
     poll: bytes | None = None
     """The request that makes a polled scale answer one frame; None for continuous output."""
     commands: Mapping[str, bytes] = field(default_factory=dict)
