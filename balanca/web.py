@@ -236,6 +236,19 @@ class StaticFiles(File):
     a NUL) are not found either, instead of an error."""
 
     childNotFound = NotFound()  # type: ignore[assignment]  # any IResource serves
+    contentTypes = {
+        **File.contentTypes,
+        ".html": "text/html; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+    }
+
+    def render_GET(self, request: Request) -> bytes | int:
+        """Serve the file; browsers revalidate it, so an upgrade never mixes old and new."""
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return super().render_GET(request)  # type: ignore[no-any-return]
+
+    render_HEAD = render_GET
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         try:

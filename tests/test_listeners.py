@@ -188,3 +188,18 @@ class WithoutIPv6(TestCase):
         d = self.assertFailure(endpoint.listen(Factory.forProtocol(Protocol)), OSError)
         d.addCallback(lambda e: self.assertIn("use a tcp: endpoint", str(e)))
         return d
+
+
+class StaticView(ServiceTestCase):
+    @defer.inlineCallbacks
+    def test_the_page_is_served_as_utf8_and_revalidated_after_upgrades(self) -> defer.Generator:
+        yield self.start()
+        for path, kind in (
+            ("/", "text/html"),
+            ("/app.js", "text/javascript"),
+            ("/style.css", "text/css"),
+        ):
+            response = yield fetch(self.url(path))
+            self.assertEqual(response.code, 200, path)
+            self.assertEqual(response.header("Content-Type"), f"{kind}; charset=utf-8")
+            self.assertEqual(response.header("Cache-Control"), "no-cache")
