@@ -22,9 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from balanca.protocols import PROTOCOLS
-from balanca.protocols.base import MAX_BUFFER, DecodeError, WireProtocol, fixed_point
+from balanca.protocols.base import MAX_BUFFER, WireProtocol, fixed_point
 from balanca.protocols.toledo import CR
-from balanca.reading import Measurement, Mode, Reply, Status
+from balanca.reading import Measurement, Mode, Status
+from tests.test_protocols_framing import decoded
 
 SETTINGS = settings(max_examples=200, deadline=None)
 _PROBLEMS: tuple[Status, ...] = ("overload", "underload", "error")
@@ -106,17 +107,6 @@ SAFE_GARBAGE = {
 DELIMITERS = [b"\x02", b"\x03", b"\r", b"\n", b"\r\n", b"S", b"?", b"S S ", b"ST,GS,"]
 
 
-def decode_all(protocol: WireProtocol, frames: list[bytes]) -> list[Measurement | Reply]:
-    """The frames that decode; any failure other than DecodeError fails the test."""
-    out = []
-    for frame in frames:
-        try:
-            out.append(protocol.decode(frame, None))
-        except DecodeError:
-            pass
-    return out
-
-
 def feed_split(protocol: WireProtocol, data: bytes, cuts: list[int]) -> list[bytes]:
     """Feed `data` to a new framer in pieces cut at `cuts`; return the frames."""
     framer = protocol.framer()
@@ -135,7 +125,7 @@ def check_any_bytes(name: str, chunks: list[bytes]) -> None:
     for chunk in chunks:
         for frame in framer.feed(chunk):
             assert len(frame) <= MAX_BUFFER + 1
-            decode_all(protocol, [frame])
+            decoded(protocol, [frame])
     assert framer.stats.garbage_bytes >= 0 and framer.stats.overflows >= 0
 
 
@@ -154,7 +144,7 @@ def check_frames_survive(name: str, data: st.DataObject) -> None:
         stream += data.draw(garbage(name)) + protocol.encode(m)
     stream += data.draw(garbage(name))
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
-    assert decode_all(protocol, feed_split(protocol, stream, cuts)) == ms
+    assert decoded(protocol, feed_split(protocol, stream, cuts)) == ms
 
 
 def check_round_trip(name: str, m: Measurement) -> None:
@@ -208,7 +198,7 @@ def test_toledo_frames_without_checksum_decode_to_their_measurements(data: st.Da
     stream = data.draw(garbage("toledo")) + b"".join(protocol.encode(m)[:-1] for m in ms)
     stream += b"\x02"  # the next frame's STX tells the last frame has no CHK
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
-    assert decode_all(protocol, feed_split(protocol, stream, cuts)) == ms
+    assert decoded(protocol, feed_split(protocol, stream, cuts)) == ms
 
 
 @SETTINGS
@@ -269,4 +259,4 @@ def test_mt8217_encode_then_decode_is_identity(m: Measurement) -> None:
 @given(frame=st.binary(max_size=40))
 def test_decoders_raise_only_decode_error_on_any_bytes(frame: bytes) -> None:
     for protocol in PROTOCOLS.values():
-        decode_all(protocol, [frame])
+        decoded(protocol, [frame])
