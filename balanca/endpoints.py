@@ -38,6 +38,15 @@ class DualStackPort(tcp.Port):
         return s
 
 
+def address_text(address: Any) -> str:
+    """`[::ffff:127.0.0.1]:5000` or `127.0.0.1:5000` for an IPv6 or IPv4 address (a peer's or
+    a port's), or the address as it prints for anything else (UNIX sockets)."""
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if not isinstance(host, str) or port is None:
+        return str(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def is_dual_stack(sock: socket.socket) -> bool:
     """The listening socket takes both IPv4 and IPv6 peers."""
     return sock.family == socket.AF_INET6 and not sock.getsockopt(

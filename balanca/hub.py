@@ -81,10 +81,6 @@ class Hub:
         self._cancel_stale_timer()
         self._set_state("disconnected", reason)
 
-    def frame_missing(self, reason: str) -> None:
-        """A frame did not come when expected (a polled scale that did not answer)."""
-        self.log.debug("scale: {reason}", reason=reason)
-
     def is_live(self) -> bool:
         """The latest reading is fresh and from a connected scale."""
         return self.state == "live"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
@@ -29,6 +28,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from balanca import fastsend
+from balanca.endpoints import address_text
 from balanca.hub import Hub
 from balanca.reading import Reading, json_bytes
 from balanca.security import Access, bearer
@@ -50,12 +50,6 @@ def frame(payload: bytes) -> bytes:
     return PreparedMessage(payload, False, False, True).payloadHybi
 
 
-def peer_text(peer: Any) -> str:
-    """`[::ffff:127.0.0.1]:5000` or `127.0.0.1:5000` for a transport's peer address."""
-    host, port = getattr(peer, "host", str(peer)), getattr(peer, "port", "")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 @implementer(IPushProducer)
 class LiveProtocol(WebSocketServerProtocol):
     """One WebSocket client of the live stream."""
@@ -74,7 +68,7 @@ class LiveProtocol(WebSocketServerProtocol):
         self.address = "?"
 
     def onConnect(self, request: ConnectionRequest) -> None:
-        self.address = peer_text(self.transport.getPeer())  # type: ignore[union-attr]
+        self.address = address_text(self.transport.getPeer())  # type: ignore[union-attr]
         access = self.factory.access
         origin = request.headers.get("origin")
         secure = ISSLTransport.providedBy(self.transport)

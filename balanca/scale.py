@@ -24,6 +24,8 @@ from balanca.reading import Measurement, Reading, Reply, Source, local_time
 from balanca.stability import StabilityFilter
 
 COMMAND_TIMEOUT = 2.0
+MIN_REPLY_WAIT = 0.25
+"""Seconds a polled scale has to answer, at the least (a short frame at 9600 baud takes ~20 ms)."""
 DEFAULT_STABLE_COUNT = 3
 """Readings that must agree for a flagless protocol's weight to count as stable."""
 REJECTION_LOG_EVERY = 60.0
@@ -239,9 +241,8 @@ class ScaleProtocol(Protocol):
         """Ask a polled scale for a frame, keeping at most one request outstanding."""
         scale, now = self.scale, self.scale.clock.seconds()
         if self._asked_at is not None:
-            if now - self._asked_at < max(scale.poll, 0.25):
+            if now - self._asked_at < max(scale.poll, MIN_REPLY_WAIT):
                 return
-            scale.counters.missing_replies += 1
-            scale.hub.frame_missing("no reply to the poll request")
+            scale.counters.missing_replies += 1  # the hub goes stale if no frame comes at all
         self._asked_at = now
         self.transport.write(scale.wire.poll)  # type: ignore[union-attr,arg-type]

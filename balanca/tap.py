@@ -25,7 +25,7 @@ from twisted.python import usage
 from balanca import __version__
 from balanca.api import Api, api_tree
 from balanca.config import DatabaseSpec, ScaleSpec, db_from_environment, parse_db, parse_scale
-from balanca.endpoints import is_dual_stack
+from balanca.endpoints import address_text, is_dual_stack
 from balanca.hub import Hub
 from balanca.link import Opener, ScaleLink
 from balanca.live import LiveFactory
@@ -225,13 +225,10 @@ class Listener(internet.StreamServerEndpointService):
         family = (
             "dual-stack IPv4+IPv6" if sock is not None and is_dual_stack(sock) else "single-stack"
         )
-        host = port.getHost()
         self.log.info(
             "{what} listening on {address} ({family}) from {description}",
             what=self.what,
-            address=f"[{host.host}]:{host.port}"
-            if ":" in getattr(host, "host", "")
-            else f"{getattr(host, 'host', host)}:{getattr(host, 'port', '')}",
+            address=address_text(port.getHost()),
             family=family,
             description=self.description,
         )
