@@ -309,6 +309,8 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     )
     collector.site = site
     top.parts = Parts(hub, scale, link, live, store, site)
+    # Services stop in reverse order: listeners, then the scale, then the store, which writes
+    # everything the scale published before the process exits.
     store.setServiceParent(top)
     link.setServiceParent(top)
     for description, endpoint in settings.http:
