@@ -13,6 +13,7 @@ from twisted.trial.unittest import TestCase
 
 from balanca.tap import Options
 from tests.base import TWISTD
+from tests.child import free_port
 
 
 def parse(*args: str, env: dict[str, str] | None = None) -> Options:
@@ -145,13 +146,10 @@ class TacFile(TestCase):
     def test_balanca_tac_builds_the_same_service_from_the_environment(self) -> None:
         import json
         import signal
-        import socket
         import time
         import urllib.request
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         workdir = tempfile.mkdtemp(prefix="balanca-tac-")
         env = {
             **os.environ,

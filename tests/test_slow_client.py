@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from tests.base import TWISTD, fetch
+from tests.base import fetch
+from tests.child import Service
 from tests.wsclient import connect, handshake
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:
@@ -51,23 +44,14 @@ class SlowClient(TestCase):
     def test_a_stalled_client_leaves_memory_flat_and_a_hundred_readers_miss_nothing(
         self,
     ) -> defer.Generator:
-        port = free_port()
-        workdir = tempfile.mkdtemp(prefix="balanca-slow-")
-        server = subprocess.Popen(
-            [*TWISTD, "-n", "--pidfile=", "--logfile=twistd.log", "balanca",
-             "--http", f"tcp:{port}:interface=127.0.0.1", "--scale", "simulator:rate=20",
-             "--record", "none", "--db", f"sqlite:{workdir}/x.sqlite3", "--ping-interval", "120"],
-            cwd=workdir,
-        )  # fmt: skip
-        self.addCleanup(server.wait, 10)
-        self.addCleanup(server.terminate)
+        service = Service(
+            "--scale", "simulator:rate=20", "--record", "none", "--ping-interval", "120"
+        )
+        service.start()
+        self.addCleanup(service.close)
+        server, port = service.process, service.port
+        assert server is not None
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                yield fetch(f"{base}/api/time")
-                break
-            except Exception:
-                yield sleep(0.1)
         stalled = stalled_client(port)
         readers = []
         for _ in range(100):
