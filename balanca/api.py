@@ -122,6 +122,11 @@ class Endpoint(Resource):
     def __init__(self, api: Api) -> None:
         super().__init__()
         self.api = api
+        own = type(self).__dict__
+        self.methods = [
+            m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own
+        ]
+        """The methods this endpoint answers: those whose handler its class defines."""
 
     def get(self, request: Request) -> Answer | defer.Deferred[Answer]:
         """Answer a GET (endpoints that serve reads override this)."""
@@ -130,13 +135,6 @@ class Endpoint(Resource):
     def post(self, request: Request, body: Any) -> Answer | defer.Deferred[Answer]:
         """Answer a POST with its parsed JSON body (endpoints that take writes override this)."""
         raise NotImplementedError
-
-    def allowed(self) -> list[bytes]:
-        """The methods this endpoint answers: those whose handler its class defines."""
-        own = type(self).__dict__
-        return [
-            m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own
-        ]
 
     def render(self, request: Request) -> bytes | int:
         try:
@@ -152,7 +150,7 @@ class Endpoint(Resource):
     def _dispatch(self, request: Request) -> Answer | defer.Deferred[Answer]:
         if any(request.postpath or ()):
             raise ApiError(404, "not found", request.path.decode("utf-8", "replace"))
-        allowed = self.allowed()
+        allowed = self.methods
         if request.method not in allowed:
             request.setHeader(b"Allow", b", ".join(allowed))
             raise ApiError(

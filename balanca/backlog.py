@@ -67,7 +67,7 @@ class Backlog:
             return succeed(None)
         rows, self._unsaved = self._unsaved, []
         if self._journaled == 0:
-            self.log.warn(  # noqa: G010
+            self.log.warn(
                 "{count} readings waiting for the database: keeping the rest in {path}",
                 count=len(self._memory), path=self.journal.path,
             )  # fmt: skip

@@ -7,16 +7,17 @@ turns those into usage errors at start.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from balanca.protocols import PROTOCOLS
 from balanca.protocols.base import LineSettings
 from balanca.reading import Source
 
+N = TypeVar("N", int, float)
 DEFAULT_PROTOCOL = "toledo"
 SOURCES: dict[str, Source] = {"simulator": "simulator", "serial": "serial", "endpoint": "tcp"}
 SCALE_KEYS = {"protocol", "poll", "decimals", "stable", "tolerance"}
@@ -151,7 +152,8 @@ def _only(options: Mapping[str, str], allowed: set[str], spec: str) -> None:
         raise ValueError(f"--scale {spec!r}: unknown option(s) {', '.join(unknown)}")
 
 
-def _number(text: str, name: str, kind: type[int] | type[float]):  # type: ignore[no-untyped-def]
+def _number(text: str, name: str, kind: Callable[[str], N]) -> N:
+    """`text` read by `kind` (int or float), or a ValueError that names the option."""
     try:
         return kind(text)
     except ValueError:

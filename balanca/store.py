@@ -65,7 +65,7 @@ class DatabaseUnavailable(Exception):
 class Store(Service):
     """Records the hub's readings and serves stored readings and weighings."""
 
-    log = Logger()  # twisted.logger: `warn`, there is no `warning` (hence the noqa: G010)
+    log = Logger()
 
     def __init__(
         self,
@@ -177,9 +177,7 @@ class Store(Service):
             row = encode_reading(reading, self.run)
         except ValueError as error:
             self.rows_refused += 1
-            self.log.warn(  # noqa: G010
-                "reading {seq} not recorded: {error}", seq=reading.seq, error=error
-            )
+            self.log.warn("reading {seq} not recorded: {error}", seq=reading.seq, error=error)
             return
         self._queue.add(row)
 
@@ -253,7 +251,7 @@ class Store(Service):
                 wrote = True
             if not wrote and self._clock.seconds() - self._last_contact >= PING_INTERVAL:
                 await self._interact(_fetch, "SELECT 1", ())
-        except Exception as error:  # noqa: BLE001 - whatever failed, the rows stay queued
+        except Exception as error:  # whatever failed, the rows stay queued
             self._degraded(error)
             return False
         return True
@@ -331,7 +329,7 @@ class Store(Service):
         except DatabaseUnavailable:
             await self._queue.keep()
             if self.backlog:
-                self.log.warn(  # noqa: G010
+                self.log.warn(
                     "database {database} unavailable at stop: {count} readings kept in {path}"
                     " for the next start",
                     database=self.spec.describe(), count=self.backlog, path=self._queue.journal.path,
@@ -346,7 +344,7 @@ class Store(Service):
     def _degraded(self, error: BaseException) -> None:
         self.last_error = f"{type(error).__name__}: {error}"
         if self._reachable is not False:
-            self.log.warn(  # noqa: G010
+            self.log.warn(
                 "database {database} unavailable: {error} ({backlog} readings waiting)",
                 database=self.spec.describe(), error=self.last_error, backlog=self.backlog,
             )  # fmt: skip
