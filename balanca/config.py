@@ -13,9 +13,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from balanca.protocols import PROTOCOLS
-from balanca.protocols.base import LineSettings
 from balanca.reading import Source
+from balanca.scale.protocols import PROTOCOLS
+from balanca.scale.protocols.base import LineSettings
 
 N = TypeVar("N", int, float)
 DEFAULT_PROTOCOL = "toledo"

@@ -23,20 +23,20 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from balanca import __version__
-from balanca.api import Api, api_tree
 from balanca.config import DatabaseSpec, ScaleSpec, db_from_environment, parse_db, parse_scale
 from balanca.endpoints import address_text, is_dual_stack
+from balanca.http.api import Api, api_tree
+from balanca.http.live import LiveFactory
+from balanca.http.metrics import BalancaCollector, MetricsResource
+from balanca.http.security import Access, RateLimiter, read_token_file
+from balanca.http.site import site_tree, web_root
 from balanca.hub import Hub
-from balanca.link import Opener, ScaleLink
-from balanca.live import LiveFactory
-from balanca.metrics import BalancaCollector, MetricsResource
-from balanca.protocols import PROTOCOLS
-from balanca.scale import Scale, ScaleProtocol
-from balanca.security import Access, RateLimiter, read_token_file
-from balanca.simulator import SimulatedIndicator
-from balanca.stability import StabilityFilter
-from balanca.store import Store
-from balanca.web import site_tree, web_root
+from balanca.scale.link import Opener, ScaleLink
+from balanca.scale.protocols import PROTOCOLS
+from balanca.scale.scale import Scale, ScaleProtocol
+from balanca.scale.simulator import SimulatedIndicator
+from balanca.scale.stability import StabilityFilter
+from balanca.store.store import Store
 
 LIST_OPTIONS = ("http", "ws", "allowed-origin")
 

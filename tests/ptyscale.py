@@ -12,8 +12,8 @@ import tty
 from collections.abc import Callable
 from pathlib import Path
 
-from balanca.protocols import PROTOCOLS
 from balanca.reading import Measurement, Reply
+from balanca.scale.protocols import PROTOCOLS
 
 Answer = Callable[[bytes], bytes | None]
 

@@ -25,7 +25,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from balanca.config import DatabaseSpec
 from balanca.reading import Mode, Reading, Status
-from balanca.store import Store
+from balanca.store.store import Store
 
 MARIADB: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 BRT = timezone(timedelta(hours=-3))

@@ -9,7 +9,7 @@ from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
 
-from balanca import fastsend
+from balanca.http import fastsend
 
 
 class Accepted(protocol.Protocol):

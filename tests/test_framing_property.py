@@ -21,10 +21,10 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from balanca.protocols import PROTOCOLS
-from balanca.protocols.base import MAX_BUFFER, WireProtocol, fixed_point
-from balanca.protocols.toledo import CR
 from balanca.reading import Measurement, Mode, Status
+from balanca.scale.protocols import PROTOCOLS
+from balanca.scale.protocols.base import MAX_BUFFER, WireProtocol, fixed_point
+from balanca.scale.protocols.toledo import CR
 from tests.test_protocols_framing import decoded
 
 SETTINGS = settings(max_examples=200, deadline=None)

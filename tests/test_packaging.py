@@ -66,8 +66,8 @@ class Install(TestCase):
             [
                 str(venv / "bin/python"),
                 "-c",
-                "import balanca.web, balanca.store as s, pathlib; "
-                "print(balanca.web.web_root()); print(pathlib.Path(s.__file__).parent)",
+                "import balanca.http.site, balanca.store.store as s, pathlib; "
+                "print(balanca.http.site.web_root()); print(pathlib.Path(s.__file__).parent)",
             ],
             capture_output=True,
             text=True,

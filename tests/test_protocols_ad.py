@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from balanca.protocols.ad import PROTOCOL, decode, encode, framer
-from balanca.protocols.base import DecodeError
 from balanca.reading import Measurement, decimal_text
+from balanca.scale.protocols.ad import PROTOCOL, decode, encode, framer
+from balanca.scale.protocols.base import DecodeError
 
 
 def test_the_manuals_gross_example_reads_123_45_kg_stable_gross() -> None:

@@ -1,4 +1,4 @@
-"""The shared helpers in `balanca.protocols.base`: exact decimals and the delimited framer."""
+"""The shared helpers in `balanca.scale.protocols.base`: exact decimals and the delimited framer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from balanca.protocols.base import (
+from balanca.scale.protocols.base import (
     DecodeError,
     DelimitedFramer,
     fixed_point,

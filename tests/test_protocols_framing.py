@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from balanca.protocols import PROTOCOLS
-from balanca.protocols.base import MAX_BUFFER, DecodeError, Framer, WireProtocol
 from balanca.reading import Measurement, Reply
+from balanca.scale.protocols import PROTOCOLS
+from balanca.scale.protocols.base import MAX_BUFFER, DecodeError, Framer, WireProtocol
 
 M = Measurement
 SAMPLES: dict[str, list[Measurement]] = {

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from balanca.protocols.base import DecodeError
-from balanca.protocols.mt8217 import PROTOCOL, decode, encode, framer
 from balanca.reading import Measurement, decimal_text
+from balanca.scale.protocols.base import DecodeError
+from balanca.scale.protocols.mt8217 import PROTOCOL, decode, encode, framer
 
 
 def test_the_manuals_example_reads_1_234_kg_gross() -> None:

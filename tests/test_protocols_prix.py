@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from balanca.protocols.base import DecodeError
-from balanca.protocols.prix import PROTOCOL, decode, encode, framer
 from balanca.reading import Measurement, decimal_text
+from balanca.scale.protocols.base import DecodeError
+from balanca.scale.protocols.prix import PROTOCOL, decode, encode, framer
 
 
 def test_the_manuals_example_reads_1_250_kg() -> None:

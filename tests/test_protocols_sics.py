@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from balanca.protocols.base import DecodeError
-from balanca.protocols.sics import PROTOCOL, decode, encode, encode_reply, framer
 from balanca.reading import Measurement, Reply, decimal_text
+from balanca.scale.protocols.base import DecodeError
+from balanca.scale.protocols.sics import PROTOCOL, decode, encode, encode_reply, framer
 
 
 def test_the_manuals_stable_weight_reads_100_00_g() -> None:

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from balanca.protocols.base import DecodeError
-from balanca.protocols.toledo import PROTOCOL, ToledoFramer, decode, encode
 from balanca.reading import Measurement, decimal_text
+from balanca.scale.protocols.base import DecodeError
+from balanca.scale.protocols.toledo import PROTOCOL, ToledoFramer, decode, encode
 
 EXAMPLE = b"\x0220 012340000000\r%"
 """PROTOCOLS.md's frame: 12340 kg, stable, gross, tare 0."""

@@ -195,7 +195,7 @@ class Indicator(protocol.Protocol):
     """A network indicator: streams A&D frames while connected."""
 
     def connectionMade(self) -> None:
-        from balanca.protocols import PROTOCOLS
+        from balanca.scale.protocols import PROTOCOLS
 
         frame = PROTOCOLS["ad"].encode(SAMPLES["ad"])
         self.sender = task.LoopingCall(self.transport.write, frame)

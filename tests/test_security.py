@@ -10,8 +10,8 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.static import Data
 
-from balanca.security import SECURITY_HEADERS, Access, RateLimiter, bearer, client_key
-from balanca.web import BalancaSite, DeadlineChannel
+from balanca.http.security import SECURITY_HEADERS, Access, RateLimiter, bearer, client_key
+from balanca.http.site import BalancaSite, DeadlineChannel
 
 SECRET, READ = "write-s3cret", "read-s3cret"
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from twisted.internet import defer, reactor, task, tcp
 
-from balanca.security import SECURITY_HEADERS
-from balanca.web import DeadlineChannel
+from balanca.http.security import SECURITY_HEADERS
+from balanca.http.site import DeadlineChannel
 from tests.base import ServiceTestCase
 from tests.hostile import (
     BINARY,

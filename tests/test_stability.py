@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from balanca.reading import Measurement
-from balanca.stability import StabilityFilter
+from balanca.scale.stability import StabilityFilter
 
 
 def weights(f: StabilityFilter, *values: str | None, unit: str = "kg") -> list[bool]:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from balanca.backlog import BATCH
 from balanca.config import DatabaseSpec
 from balanca.hub import Hub
 from balanca.reading import Status
-from balanca.schema import migrations
-from balanca.store import FLUSH_INTERVAL, Store, default_journal_path
+from balanca.store.backlog import BATCH
+from balanca.store.schema import migrations
+from balanca.store.store import FLUSH_INTERVAL, Store, default_journal_path
 from tests.storebase import START, MariaDBCase, SQLiteCase, make_reading, wait_until
 
 if TYPE_CHECKING:

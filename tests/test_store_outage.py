@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.task import LoopingCall, deferLater
 
-from balanca.store import PING_INTERVAL, DatabaseUnavailable
+from balanca.store.store import PING_INTERVAL, DatabaseUnavailable
 from tests.dbproxy import ProxiedMariaDBCase
 from tests.storebase import make_reading, wait_until
 

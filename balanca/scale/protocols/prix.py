@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 
-from balanca.protocols.base import (
+from balanca.reading import Measurement
+from balanca.scale.protocols.base import (
     DecodeError,
     DelimitedFramer,
     WireProtocol,
@@ -25,7 +26,6 @@ from balanca.protocols.base import (
     parse_decimal,
     scaled_units,
 )
-from balanca.reading import Measurement
 
 DECIMALS = 3
 _CHECKOUT = re.compile(rb"([+-])(\d{3}),(\d{3})")

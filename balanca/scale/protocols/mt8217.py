@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 
-from balanca.protocols.base import (
+from balanca.reading import Measurement, Status
+from balanca.scale.protocols.base import (
     LINE_7E1,
     MASK7,
     DecodeError,
@@ -26,7 +27,6 @@ from balanca.protocols.base import (
     parse_decimal,
     scaled_units,
 )
-from balanca.reading import Measurement, Status
 
 _WEIGHT = re.compile(rb"(\d{1,3}\.(\d{2,3}))(N?)")
 _UNITS = {2: "lb", 3: "kg"}

@@ -19,14 +19,14 @@ its first capital letter (what comes before is garbage) to its CR LF (or a lone 
 
 from __future__ import annotations
 
-from balanca.protocols.base import (
+from balanca.reading import Measurement, Reply
+from balanca.scale.protocols.base import (
     DecodeError,
     DelimitedFramer,
     WireProtocol,
     frame_text,
     parse_decimal,
 )
-from balanca.reading import Measurement, Reply
 
 _COMMANDS = {"Z": "zero", "T": "tare", "TAC": "clear-tare"}
 _HEADS = {name: head for head, name in _COMMANDS.items()}

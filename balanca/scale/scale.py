@@ -19,9 +19,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from balanca.hub import Hub
-from balanca.protocols.base import DecodeError, WireProtocol
 from balanca.reading import Measurement, Reading, Reply, Source, local_time
-from balanca.stability import StabilityFilter
+from balanca.scale.protocols.base import DecodeError, WireProtocol
+from balanca.scale.stability import StabilityFilter
 
 COMMAND_TIMEOUT = 2.0
 MIN_REPLY_WAIT = 0.25

@@ -1,7 +1,7 @@
 """The shape every scale wire protocol fills in: framer, decoder, encoder and line defaults.
 
 A protocol module holds pure code only (bytes in, values out). The scale protocol object in
-`balanca.scale` drives it from any byte transport: a serial port, a TCP connection or the
+`balanca.scale.scale` drives it from any byte transport: a serial port, a TCP connection or the
 simulator.
 
 What every decoder promises: weights and tares are exact `Decimal`s with the frame's own

@@ -18,7 +18,7 @@ from typing import Any
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
 
-from balanca.schema import READING_COLUMNS, Row
+from balanca.store.schema import READING_COLUMNS, Row
 
 CREATE = "CREATE TABLE IF NOT EXISTS pending (ord INTEGER PRIMARY KEY, row TEXT NOT NULL)"
 

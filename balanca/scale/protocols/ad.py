@@ -20,14 +20,14 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from balanca.protocols.base import (
+from balanca.reading import Measurement, Mode, Status
+from balanca.scale.protocols.base import (
     DecodeError,
     DelimitedFramer,
     WireProtocol,
     frame_text,
     parse_decimal,
 )
-from balanca.reading import Measurement, Mode, Status
 
 _DATA = re.compile(r" *([+-]?) *([0-9.]*) *([A-Za-z]*) *")
 _MODES: dict[str, Mode] = {"GS": "gross", "NT": "net", "TR": "net"}

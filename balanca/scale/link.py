@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from balanca.scale import Scale, ScaleProtocol
+from balanca.scale.scale import Scale, ScaleProtocol
 
 Opener = Callable[[ScaleProtocol], object]
 """Connects a fresh scale protocol to the indicator: raises, or returns a Deferred that fails,

@@ -20,11 +20,11 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from balanca.http.security import Access, RateLimiter, bearer
 from balanca.hub import Hub
 from balanca.reading import Reading, Reply, isotime, json_bytes, local_time
-from balanca.scale import CommandError
-from balanca.security import Access, RateLimiter, bearer
-from balanca.store import DatabaseUnavailable
+from balanca.scale.scale import CommandError
+from balanca.store.store import DatabaseUnavailable
 
 MAX_BODY = 16 * 1024
 MAX_LIMIT = 1000

@@ -17,11 +17,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from balanca.http.live import LiveFactory
+from balanca.http.site import BalancaSite
 from balanca.hub import Hub
-from balanca.link import ScaleLink
-from balanca.live import LiveFactory
-from balanca.scale import Scale
-from balanca.web import BalancaSite
+from balanca.scale.link import ScaleLink
+from balanca.scale.scale import Scale
 
 SCALE_STATES = ("waiting", "live", "stale", "disconnected")
 

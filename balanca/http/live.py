@@ -27,13 +27,13 @@ from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from balanca import fastsend
 from balanca.endpoints import address_text
+from balanca.http import fastsend
+from balanca.http.security import Access, bearer
 from balanca.hub import Hub
 from balanca.reading import Reading, json_bytes
-from balanca.security import Access, bearer
 
-log = Logger(namespace="balanca.live")
+log = Logger(namespace="balanca.http.live")
 """balanca's own lines; Autobahn keeps its `self.log`, which drops debug events at info level."""
 
 MAX_CLIENT_MESSAGE = 4096

@@ -17,8 +17,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from balanca.journal import Journal
-from balanca.schema import Row
+from balanca.store.journal import Journal
+from balanca.store.schema import Row
 
 BATCH = 500
 """Rows per write."""

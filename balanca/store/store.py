@@ -29,10 +29,10 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from balanca.backlog import Backlog
-from balanca.journal import Journal
 from balanca.reading import Reading
-from balanca.schema import (
+from balanca.store.backlog import Backlog
+from balanca.store.journal import Journal
+from balanca.store.schema import (
     DIALECTS,
     READING_COLUMNS,
     WEIGHING_COLUMNS,

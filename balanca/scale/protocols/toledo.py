@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from balanca.protocols.base import (
+from balanca.reading import Measurement, Mode, Status
+from balanca.scale.protocols.base import (
     LINE_7E1,
     MASK7,
     DecodeError,
@@ -36,7 +37,6 @@ from balanca.protocols.base import (
     fixed_point,
     scaled_units,
 )
-from balanca.reading import Measurement, Mode, Status
 
 STX = 0x02
 CR = 0x0D

@@ -18,8 +18,8 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.static import File
 
-from balanca.api import MAX_BODY, ApiError, Endpoint, NotFound, error_body, finish, require
-from balanca.security import SECURITY_HEADERS, Access, bearer
+from balanca.http.api import MAX_BODY, ApiError, Endpoint, NotFound, error_body, finish, require
+from balanca.http.security import SECURITY_HEADERS, Access, bearer
 
 REQUEST_DEADLINE = 10.0
 """Seconds a client has from the first byte of a request to its last (line, headers, body)."""
@@ -41,7 +41,7 @@ ROUTES = {
 def web_root() -> Path:
     """The live view's files: `web/` beside the package in a checkout, else the installed
     copy under `share/balanca/web`."""
-    checkout = Path(__file__).resolve().parent.parent / "web"
+    checkout = Path(__file__).resolve().parents[2] / "web"
     if (checkout / "index.html").exists():
         return checkout
     return Path(sys.prefix) / "share" / "balanca" / "web"

@@ -21,8 +21,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from balanca.protocols.base import WireProtocol
 from balanca.reading import Measurement, Reply
+from balanca.scale.protocols.base import WireProtocol
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket: the API, the site, live clients, security and metrics."""

@@ -1,0 +1,1 @@
+"""The store: readings and weighings in SQLite or MySQL/MariaDB through adbapi."""
