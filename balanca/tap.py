@@ -66,6 +66,12 @@ class Options(usage.Options):
             "sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB [default: sqlite:balanca.sqlite3]",
         ],
         ["record", None, "stable", "which readings are stored: stable, all or none"],
+        [
+            "keep-readings",
+            None,
+            None,
+            "days of readings to keep (older ones are pruned) [default: all]",
+        ],
         ["token-file", None, None, "file holding the bearer token that writes need"],
         ["read-token-file", None, None, "file holding a token that reads and /ws need too"],
         ["ping-interval", None, "30", "seconds between WebSocket keepalive pings"],
@@ -148,6 +154,7 @@ class Settings:
     scale: ScaleSpec
     db: DatabaseSpec
     record: str
+    keep_readings: float | None
     stale_after: float
     access: Access
     ping_interval: float
@@ -163,6 +170,9 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         db = parse_db(options["db"])
     else:
         db = db_from_environment(environ) or parse_db("sqlite:balanca.sqlite3")
+    folder = os.path.dirname(db.path) or "."
+    if db.dialect == "sqlite" and not os.path.isdir(folder):
+        raise ValueError(f"--db sqlite:{db.path}: the folder {folder} does not exist")
     write_token = environ.get("BALANCA_TOKEN", "").strip() or None
     if options["token-file"]:
         write_token = read_token_file(options["token-file"])
@@ -175,6 +185,7 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         scale=parse_scale(options["scale"]),
         db=db,
         record=options["record"],
+        keep_readings=_positive(options, "keep-readings") if options["keep-readings"] else None,
         stale_after=_positive(options, "stale-after"),
         access=Access(write_token, read_token, tuple(options["allowed-origin"])),
         ping_interval=_positive(options, "ping-interval"),
@@ -284,7 +295,13 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         stability=stability,
     )
     link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.describe())
-    store = Store(settings.db, reactor, record=settings.record, scale=hub.scale)
+    store = Store(
+        settings.db,
+        reactor,
+        record=settings.record,
+        scale=hub.scale,
+        keep_days=settings.keep_readings,
+    )
     hub.subscribe(store)
     live = LiveFactory(
         hub,

@@ -101,6 +101,12 @@ class BalancaCollector:
             "db_rows_failed", "Rows that will never be written (refused or lost)", h["rows_failed"]
         )
         yield _counter("db_write_failures", "Batch writes that failed", h["failures"])
+        yield _gauge(
+            "db_dead_letters",
+            "Rows the database refused, set aside in the journal for an operator",
+            h["dead_letters"],
+        )
+        yield _gauge("db_oldest_pending_seconds", "Age of the oldest write waiting", h["oldest"])
 
     def _http(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
