@@ -58,7 +58,10 @@ def test_zero_replies_say_whether_the_balance_zeroed_and_why_not() -> None:
     )
     for line, words in ((b"Z +", "above"), (b"Z -", "below")):
         assert decode(line + b"\r\n") == Reply(
-            "zero", False, f"{line.decode()} ({words} the permitted range)", code="zero_out_of_range"
+            "zero",
+            False,
+            f"{line.decode()} ({words} the permitted range)",
+            code="zero_out_of_range",
         )
 
 

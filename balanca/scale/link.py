@@ -86,6 +86,13 @@ class ScaleLink(Service):
         self._flap_delay: float | None = None
         """The delay last logged for a flapping connection (one line per backoff step)."""
 
+    @property
+    def next_retry(self) -> float | None:
+        """Seconds until the next attempt to open, or None when none is due."""
+        if self._retry is None or not self._retry.active():
+            return None
+        return max(0.0, self._retry.getTime() - self.clock.seconds())
+
     def startService(self) -> None:
         super().startService()
         if self.device is not None:
@@ -151,10 +158,14 @@ class ScaleLink(Service):
     def _failed(self, reason: Failure) -> None:
         if not self.running:
             return
+        hub = self.scale.hub
         if reason.check(OpenFailed):
             e = reason.value
             assert isinstance(e, OpenFailed)
-            self._down(e.reason, e.code)
+            if e.code == "device_not_found" and hub.code == "device_removed":
+                self._down(hub.reason, hub.code)  # a removed device stays "removed" till it is back
+            else:
+                self._down(e.reason, e.code)
         elif reason.check(error.ConnectionRefusedError):
             self._down(f"connection refused: {self.where}", "connection_refused")
         else:
