@@ -6,12 +6,14 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from twisted.internet.task import Clock
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock, deferLater
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from balanca.hub import Hub
 from balanca.reading import Reading
+from tests.base import ServiceTestCase, fetch
 
 
 def reading(seq: int, weight: str | None = "12.50") -> Reading:
@@ -236,3 +238,27 @@ class SubscriberFailures(TestCase):
         self.assertEqual(len(failures), 2, failures)  # once per kind: reading, status
         self.assertTrue(any("a reading (RuntimeError)" in line for line in failures), failures)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError, KeyError)), 2)
+
+
+class SubscriberFailuresInService(ServiceTestCase):
+    @defer.inlineCallbacks
+    def test_a_failing_subscriber_is_counted_in_metrics_and_the_scale_reads_on(
+        self,
+    ) -> defer.Generator:
+        from tests.test_metrics import Scrape
+
+        yield self.start("--scale", "simulator:rate=20")
+        hub = self.service.parts.hub
+        hub.subscribe(Raising())
+        before = hub.readings
+        for _ in range(100):
+            response = yield fetch(self.url("/metrics"))
+            scrape = Scrape(response.body.decode())
+            failures = scrape.value("balanca_subscriber_failures_total", subscriber="raising")
+            if failures and hub.readings >= before + 5:
+                break
+            yield deferLater(reactor, 0.05, lambda: None)
+        self.assertGreaterEqual(failures or 0, 5)
+        self.assertEqual(self.service.parts.link.reconnects, 0)  # the connection never dropped
+        self.assertEqual((yield fetch(self.url("/api/weight"))).code, 200)
+        self.flushLoggedErrors(RuntimeError, KeyError)

@@ -288,8 +288,51 @@ class Commands(SerialCase):
         yield self.wait_for(lambda r: r.code == 200)
         response = yield fetch(self.url("/api/tare"), method=b"POST")
         self.assertEqual(response.code, 200, response.body)
-        self.assertTrue(response.json()["ok"])
+        self.assertEqual((response.json()["ok"], response.json()["code"]), (True, "tared"))
         self.assertIn(scale.wire.commands["tare"], scale.requests)
+
+    @defer.inlineCallbacks
+    def test_sics_refusals_answer_the_command_at_once_with_the_balances_reason(
+        self,
+    ) -> defer.Generator:
+        scale = self.pty("sics")
+        scale.measurement = SAMPLES["sics"]
+        yield self.start("--scale", scale.spec())
+        yield self.wait_for(lambda r: r.code == 200)
+        cases = [
+            ("tare", b"EL\r\n", "scale_refused", "EL (logical error"),
+            ("zero", b"ES\r\n", "scale_refused", "ES (syntax error"),
+            ("tare", b"ET\r\n", "scale_refused", "ET (transmission error"),
+            ("tare", b"T I\r\n", "scale_refused", "T I (not executable now)"),
+            ("zero", b"Z I\r\n", "scale_refused", "Z I (not executable now)"),
+            ("tare", b"T +\r\n", "scale_refused", "T + (above"),
+            ("zero", b"Z +\r\n", "zero_out_of_range", "Z + (above the permitted range)"),
+            ("zero", b"Z -\r\n", "zero_out_of_range", "Z - (below the permitted range)"),
+        ]
+        for command, answer, code, words in cases:
+            scale.answers = {command: answer}
+            asked = reactor.seconds()
+            response = yield fetch(self.url(f"/api/{command}"), method=b"POST")
+            elapsed = reactor.seconds() - asked
+            self.assertEqual(response.code, 409, (answer, response.body))
+            body = response.json()
+            self.assertEqual((body["ok"], body["code"]), (False, code), answer)
+            self.assertTrue(body["detail"].startswith(words), (answer, body))
+            self.assertLess(elapsed, 1.0, answer)  # answered, not timed out after 2 s
+
+    @defer.inlineCallbacks
+    def test_clear_tare_goes_to_a_sics_scale_as_tac(self) -> defer.Generator:
+        scale = self.pty("sics")
+        scale.measurement = SAMPLES["sics"]
+        scale.replies["clear-tare"] = Reply("clear-tare", True, "")
+        yield self.start("--scale", scale.spec())
+        yield self.wait_for(lambda r: r.code == 200)
+        response = yield fetch(self.url("/api/clear-tare"), method=b"POST")
+        self.assertEqual(response.code, 200, response.body)
+        self.assertEqual(
+            (response.json()["command"], response.json()["code"]), ("clear-tare", "tare_cleared")
+        )
+        self.assertIn(b"TAC\r\n", scale.requests)
 
     @defer.inlineCallbacks
     def test_a_protocol_without_commands_answers_501(self) -> defer.Generator:
@@ -297,9 +340,10 @@ class Commands(SerialCase):
         yield self.start("--scale", scale.spec())
         feeding = self.feed(scale, SAMPLES["toledo"], 1)
         yield self.wait_for(lambda r: r.code == 200)
-        response = yield fetch(self.url("/api/zero"), method=b"POST")
-        self.assertEqual(response.code, 501)
-        self.assertEqual(response.json()["error"], "not supported")
+        for command in ("zero", "clear-tare"):
+            response = yield fetch(self.url(f"/api/{command}"), method=b"POST")
+            self.assertEqual(response.code, 501)
+            self.assertEqual(response.json()["error"], "not supported")
         yield feeding
 
     @defer.inlineCallbacks
