@@ -23,7 +23,14 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from balanca import __version__
-from balanca.config import DatabaseSpec, ScaleSpec, db_from_environment, parse_db, parse_scale
+from balanca.config import (
+    DatabaseSpec,
+    ScaleSpec,
+    check_stale_after,
+    db_from_environment,
+    parse_db,
+    parse_scale,
+)
 from balanca.endpoints import address_text, is_dual_stack
 from balanca.http.api import Api, api_tree
 from balanca.http.live import LiveFactory
@@ -179,14 +186,16 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
     read_token = read_token_file(options["read-token-file"]) if options["read-token-file"] else None
     if not options["http"] and not options["ws"]:
         raise ValueError("nothing to listen on: give --http or --ws")
+    scale, stale_after = parse_scale(options["scale"]), _positive(options, "stale-after")
+    check_stale_after(scale, stale_after)
     return Settings(
         http=[(s, server_endpoint(s)) for s in options["http"]],
         ws=[(s, server_endpoint(s)) for s in options["ws"]],
-        scale=parse_scale(options["scale"]),
+        scale=scale,
         db=db,
         record=options["record"],
         keep_readings=_positive(options, "keep-readings") if options["keep-readings"] else None,
-        stale_after=_positive(options, "stale-after"),
+        stale_after=stale_after,
         access=Access(write_token, read_token, tuple(options["allowed-origin"])),
         ping_interval=_positive(options, "ping-interval"),
         ping_timeout=_positive(options, "ping-timeout"),
@@ -247,29 +256,14 @@ class Listener(internet.StreamServerEndpointService):
 
 
 def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
-    """How to connect a scale protocol to the indicator `spec` names."""
+    """How to connect a scale protocol to the simulator or the endpoint `spec` names (a
+    serial device is a `SerialDevice`)."""
     if spec.kind == "simulator":
 
         def simulate(protocol: ScaleProtocol) -> None:
             SimulatedIndicator(scale.wire, reactor, spec.rate).attach(protocol)
 
         return simulate
-    if spec.kind == "serial":
-        from twisted.internet.serialport import SerialPort
-
-        def open_serial(protocol: ScaleProtocol) -> SerialPort:
-            line = spec.line
-            return SerialPort(
-                protocol,
-                spec.device,
-                reactor,
-                baudrate=line.baudrate,
-                bytesize=line.bytesize,
-                parity=line.parity,
-                stopbits=line.stopbits,
-            )
-
-        return open_serial
     endpoint = clientFromString(reactor, spec.endpoint)
     return lambda protocol: connectProtocol(endpoint, protocol)
 
@@ -294,7 +288,13 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         poll=spec.poll,
         stability=stability,
     )
-    link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.describe())
+    if spec.kind == "serial":
+        from balanca.scale.device import SerialDevice
+
+        device = SerialDevice(spec.device, spec.line, reactor)
+        link = ScaleLink(scale, device.open, reactor, spec.where, device)
+    else:
+        link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.where)
     store = Store(
         settings.db,
         reactor,

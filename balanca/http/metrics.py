@@ -70,6 +70,14 @@ class BalancaCollector:
             state.add_metric([name], float(self.hub.state == name))
         yield state
         yield _gauge("last_reading_age_seconds", "Seconds since the latest reading", self.hub.age())
+        failures = CounterMetricFamily(
+            "balanca_subscriber_failures",
+            "Calls into a hub subscriber that raised (isolated: others still get every reading)",
+            labels=["subscriber"],
+        )
+        for name, count in sorted(self.hub.subscriber_failures.items()):
+            failures.add_metric([name], count)
+        yield failures
 
     def _websocket(self) -> Iterator[Metric]:
         live = self.live
