@@ -231,7 +231,7 @@ class Image(TestCase):
         token.write_text("s3cret\n")
         for path in (home, token):
             os.chown(path, NOBODY, NOBODY)
-        env = image.container_env(BALANCA_READ_TOKEN_FILE=str(token))
+        env = image.container_env(BALANCA_READ_TOKEN_FILE=str(token), BALANCA_TOKEN="writer")
         without_token = image.container_env()
         script = f"""
             cd {shlex.quote(str(home))}
