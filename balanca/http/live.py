@@ -282,7 +282,7 @@ class LiveFactory(WebSocketServerFactory):
             log.info(
                 "WebSocket disconnected: {peer} ({code}, {words}{reason}); {count} clients",
                 peer=client.address,
-                code=code if code is not None else "no code",
+                code=code or 1005,  # RFC 6455: 1005 stands for a close frame without a code
                 words=CLOSE_REASONS.get(code or 1005, "unknown code"),
                 reason=f": {reason}" if reason else "",
                 count=len(self.clients),
