@@ -133,6 +133,8 @@ class Api(ServiceTestCase):
             (b"GET", "/api/nothing", None, {}, 404, "not_found"),
             (b"GET", "/nothing-here.txt", None, {}, 404, "not_found"),
             (b"DELETE", "/api/time", None, {}, 405, "method_not_allowed"),
+            (b"POST", "/", b"", {}, 405, "method_not_allowed"),
+            (b"PUT", "/app.js", b"", {}, 405, "method_not_allowed"),
             (b"POST", "/api/tare", b"", {}, 401, "unauthorized"),
             (b"POST", "/api/weighings", b"x" * 20_000, auth, 413, "payload_too_large"),
             (b"POST", "/api/weighings", b"{", auth, 400, "bad_request"),
@@ -177,8 +179,12 @@ class Api(ServiceTestCase):
         self,
     ) -> defer.Generator:
         yield self.start("--scale", "simulator:rate=20", "--record", "all")
-        yield sleep(2.5)
-        rows = (yield fetch(self.url("/api/readings?limit=5"))).json()["readings"]
+        deadline = reactor.seconds() + 30
+        while True:  # until five readings are stored (bounded)
+            rows = (yield fetch(self.url("/api/readings?limit=5"))).json().get("readings", [])
+            if len(rows) == 5 or reactor.seconds() > deadline:
+                break
+            yield sleep(0.1)
         self.assertEqual(len(rows), 5)
         seqs = [r["seq"] for r in rows]
         self.assertEqual(seqs, sorted(seqs, reverse=True))

@@ -334,11 +334,12 @@ class CommandEndpoint(Endpoint):
         return self.api.scale.command(self.name).addCallback(self._answer)
 
     def _answer(self, reply: Reply) -> Answer:
-        body = {"command": self.name, "ok": reply.ok, "reply": reply.text}
+        default = COMMAND_CODES.get(self.name, "done") if reply.ok else "scale_refused"
+        code = getattr(reply, "code", "") or default  # the scale's own code where it has one
+        body = {"command": self.name, "ok": reply.ok, "reply": reply.text, "code": code}
         if reply.ok:
-            return 200, {**body, "code": COMMAND_CODES.get(self.name, "done")}
-        code = getattr(reply, "code", None) or "scale_refused"
-        return 409, {**body, "error": "command refused", "code": code, "detail": reply.text}
+            return 200, body
+        return 409, {**body, "error": "command refused", "detail": reply.text}
 
 
 def text_field(body: dict[str, Any], name: str, limit: int) -> str | None:

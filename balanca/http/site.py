@@ -268,6 +268,14 @@ class StaticFiles(File):
         ".css": "text/css; charset=utf-8",
     }
 
+    def render(self, request: Request) -> bytes | int:
+        """GET and HEAD; any other method is a JSON 405 (Twisted's is an HTML page)."""
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"Allow", b"GET, HEAD")
+            finish(request, *ApiError(405, "method not allowed", "use GET, HEAD").answer())
+            return NOT_DONE_YET
+        return super().render(request)  # type: ignore[no-any-return]
+
     def render_GET(self, request: Request) -> bytes | int:
         """Serve the file; browsers revalidate it, so an upgrade never mixes old and new."""
         request.setHeader(b"Cache-Control", b"no-cache")
