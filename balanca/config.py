@@ -21,9 +21,9 @@ from balanca.scale.protocols.base import LineSettings
 N = TypeVar("N", int, float)
 DEFAULT_PROTOCOL = "toledo"
 SOURCES: dict[str, Source] = {"simulator": "simulator", "serial": "serial", "endpoint": "tcp"}
-SCALE_KEYS = {"protocol", "poll", "decimals", "stable", "tolerance"}
+SCALE_KEYS = {"protocol", "poll", "decimals", "stable", "tolerance", "min-weight"}
 LINE_KEYS = {"baudrate", "bytesize", "parity", "stopbits"}
-SIMULATOR_KEYS = {"protocol", "rate"}
+SIMULATOR_KEYS = {"protocol", "rate", "min-weight"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class ScaleSpec:
     stable: int | None = None
     """Readings in a row within `tolerance` that make a weight stable (software filter)."""
     tolerance: Decimal = Decimal(0)
+    min_weight: Decimal | None = None
+    """This scale's capture minimum (`min-weight=W`); None leaves it to `--min-weight`."""
 
     @property
     def source(self) -> Source:
@@ -84,11 +86,18 @@ def parse_scale(spec: str) -> ScaleSpec:
     if head == "simulator":
         _only(options, SIMULATOR_KEYS, spec)
         if positional:
-            raise ValueError(f"--scale {spec!r}: simulator takes only protocol= and rate=")
+            raise ValueError(
+                f"--scale {spec!r}: simulator takes only protocol=, rate= and min-weight="
+            )
         rate = _number(options.get("rate", "10"), "rate", float)
         if not 0 < rate <= 100:
             raise ValueError(f"--scale {spec!r}: rate must be above 0 and at most 100 Hz")
-        return ScaleSpec("simulator", protocol=_protocol(options), rate=rate)
+        return ScaleSpec(
+            "simulator",
+            protocol=_protocol(options),
+            rate=rate,
+            min_weight=_min_weight(options, spec),
+        )
     common = _scale_options(options, spec)
     if head == "serial":
         if len(positional) != 1 or not positional[0]:
@@ -149,17 +158,27 @@ def _scale_options(options: Mapping[str, str], spec: str) -> dict[str, Any]:
         if not 2 <= int(stable) <= 100:
             raise ValueError(f"--scale {spec!r}: stable must be from 2 to 100 readings")
     if "tolerance" in options:
-        try:
-            tolerance = Decimal(options["tolerance"])
-        except InvalidOperation:
-            tolerance = Decimal("NaN")
-        if not tolerance.is_finite() or tolerance < 0:
-            raise ValueError(
-                f"--scale {spec!r}: tolerance must be a decimal number of at least 0, "
-                f"not {options['tolerance']!r}"
-            )
-        out["tolerance"] = tolerance
+        out["tolerance"] = nonnegative_decimal(options["tolerance"], f"--scale {spec!r}: tolerance")
+    out["min_weight"] = _min_weight(options, spec)
     return out
+
+
+def _min_weight(options: Mapping[str, str], spec: str) -> Decimal | None:
+    """A spec's `min-weight=W`, or None when it has none."""
+    if "min-weight" not in options:
+        return None
+    return nonnegative_decimal(options["min-weight"], f"--scale {spec!r}: min-weight")
+
+
+def nonnegative_decimal(text: str, what: str) -> Decimal:
+    """`text` as an exact, finite Decimal of at least 0; ValueError starting with `what`."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{what} must be a decimal number of at least 0, not {text!r}")
+    return value
 
 
 def _line(options: Mapping[str, str], default: LineSettings, spec: str) -> LineSettings:

@@ -1,15 +1,13 @@
-"""`twistd balanca`: the options and `makeService`, the one place that wires objects together.
+"""`twistd balanca`: `makeService`, the one place that wires objects together.
 
-Every option can also come from an environment variable (`--stale-after` from
-`BALANCA_STALE_AFTER`, ...); the command line wins. Values are checked at start, and a bad
-one stops the service with a message that says what to fix.
+The options and where they come from (command line, environment, configuration file) are in
+`balanca.options`; here, for each configured scale its chain is built (`balanca.scales`), and
+the store, the WebSocket factory, the API and the listeners are shared by all of them.
 """
 
 from __future__ import annotations
 
 import errno
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,235 +16,63 @@ from autobahn.twisted.resource import WebSocketResource
 from prometheus_client import CollectorRegistry
 from twisted.application import internet, service
 from twisted.internet import reactor as global_reactor
-from twisted.internet.endpoints import clientFromString, connectProtocol, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
-from twisted.python import usage
 
 from balanca import __version__
-from balanca.config import (
-    DatabaseSpec,
-    ScaleSpec,
-    check_stale_after,
-    db_from_environment,
-    parse_db,
-    parse_scale,
-)
 from balanca.endpoints import address_text, is_dual_stack
-from balanca.http.api import Api, api_tree
+from balanca.http.api import Api
 from balanca.http.live import LiveFactory
 from balanca.http.metrics import BalancaCollector, MetricsResource
-from balanca.http.security import Access, RateLimiter, read_token_file
+from balanca.http.scales_api import api_tree
+from balanca.http.security import RateLimiter
 from balanca.http.site import site_tree, web_root
 from balanca.hub import Hub
-from balanca.scale.link import Opener, ScaleLink
-from balanca.scale.protocols import PROTOCOLS
-from balanca.scale.scale import Scale, ScaleProtocol
-from balanca.scale.simulator import SimulatedIndicator
-from balanca.scale.stability import StabilityFilter
+from balanca.options import Options, Settings
+from balanca.scale.link import ScaleLink
+from balanca.scale.scale import Scale
+from balanca.scales import ScaleParts, build_scale
 from balanca.store.store import Store
 
-LIST_OPTIONS = ("http", "ws", "allowed-origin")
-
-
-def env_name(option: str) -> str:
-    """The environment variable of `option`: `--stale-after` reads `BALANCA_STALE_AFTER`."""
-    return "BALANCA_" + option.upper().replace("-", "_")
-
-
-class Options(usage.Options):
-    """`twistd balanca` options (DESIGN.md's table)."""
-
-    synopsis = "[options]"
-    longdesc = "Serve a weighing scale's live weight over HTTP and WebSocket, and record it."
-    optParameters = [
-        [
-            "scale",
-            None,
-            "simulator",
-            "simulator[:protocol=P][:rate=HZ], serial:DEVICE[:...] or tcp:HOST:PORT[:protocol=P]",
-        ],
-        ["stale-after", None, "3", "seconds without a frame before the latest reading is stale"],
-        [
-            "db",
-            None,
-            None,
-            "sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB [default: sqlite:balanca.sqlite3]",
-        ],
-        ["record", None, "stable", "which readings are stored: stable, all or none"],
-        [
-            "keep-readings",
-            None,
-            None,
-            "days of readings to keep (older ones are pruned) [default: all]",
-        ],
-        ["token-file", None, None, "file holding the bearer token that writes need"],
-        ["read-token-file", None, None, "file holding a token that reads and /ws need too"],
-        ["ping-interval", None, "30", "seconds between WebSocket keepalive pings"],
-        ["ping-timeout", None, "10", "seconds to wait for a pong before dropping a client"],
-        [
-            "ws-max-queue",
-            None,
-            "32",
-            "messages a slow WebSocket client may have queued before readings are skipped",
-        ],
-    ]
-
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        super().__init__()
-        self.environ = os.environ if environ is None else environ
-        self["http"], self["ws"], self["allowed-origin"] = ["dualstack:8080"], [], []
-        for name in LIST_OPTIONS:
-            if words := self.environ.get(env_name(name)):
-                self[name] = words.split()
-        for option in (str(p[0]) for p in self.optParameters):
-            if value := self.environ.get(env_name(option)):
-                self[option] = value
-        self._given: set[str] = set()
-        self.settings: Settings | None = None
-        self._failed = False
-
-    def parseOptions(self, options: list[str] | None = None) -> None:
-        """Parse; a usage error says what is wrong and where help is, without the help."""
-        try:
-            super().parseOptions(options)
-        except usage.UsageError as e:
-            self._failed = True
-            raise usage.UsageError(f"{e} (see: twistd balanca --help)") from None
-
-    def getUsage(self, width: int | None = None) -> str:
-        """The options' help, or nothing after a usage error (twistd prints the help before
-        the error, which then scrolled away behind 27 lines)."""
-        return "" if self._failed else super().getUsage(width)  # type: ignore[no-any-return]
-
-    def _append(self, name: str, value: str) -> None:
-        if name not in self._given:
-            self._given.add(name)
-            self[name] = []
-        self[name].append(value)
-
-    def opt_http(self, endpoint: str) -> None:
-        """HTTP + WebSocket (/ws) listener, a Twisted endpoint string (repeatable) [default: dualstack:8080]"""
-        self._append("http", endpoint)
-
-    def opt_ws(self, endpoint: str) -> None:
-        """extra WebSocket-only listener, any path (repeatable)"""
-        self._append("ws", endpoint)
-
-    def opt_allowed_origin(self, pattern: str) -> None:
-        """browser origin allowed on the WebSocket besides the page's own, e.g. https://*.example.com (repeatable)"""
-        self._append("allowed-origin", pattern)
-
-    def opt_version(self) -> None:
-        """show the version and exit"""
-        print(f"balanca {__version__}")
-        raise SystemExit(0)
-
-    def postOptions(self) -> None:
-        try:
-            self.settings = settings_from(self, self.environ)
-        except ValueError as e:
-            raise usage.UsageError(str(e)) from None
+__all__ = ["BalancaService", "Listener", "Options", "Parts", "Settings", "makeService"]
 
 
 @dataclass(frozen=True)
 class Parts:
     """The main objects of a running service, for introspection (tests, a manhole)."""
 
-    hub: Hub
-    scale: Scale
-    link: ScaleLink
+    scales: dict[str, ScaleParts]
+    """Each scale's objects by id, in the order configured."""
     live: LiveFactory
     store: Store
     site: Any
+
+    @property
+    def first(self) -> ScaleParts:
+        """The first scale's objects (a lone scale's)."""
+        return next(iter(self.scales.values()))
+
+    @property
+    def hub(self) -> Hub:
+        """The first scale's hub."""
+        return self.first.hub
+
+    @property
+    def scale(self) -> Scale:
+        """The first scale's Scale."""
+        return self.first.scale
+
+    @property
+    def link(self) -> ScaleLink:
+        """The first scale's link."""
+        return self.first.link
 
 
 class BalancaService(service.MultiService):
     """The whole service; `parts` names its main objects."""
 
     parts: Parts
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Validated options."""
-
-    http: list[tuple[str, IStreamServerEndpoint]]
-    ws: list[tuple[str, IStreamServerEndpoint]]
-    scale: ScaleSpec
-    db: DatabaseSpec
-    record: str
-    keep_readings: float | None
-    stale_after: float
-    access: Access
-    ping_interval: float
-    ping_timeout: float
-    ws_max_queue: int
-
-
-def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Settings:
-    """Check every option and turn it into a value; ValueError says what is wrong."""
-    if options["record"] not in ("stable", "all", "none"):
-        raise ValueError(f"--record must be stable, all or none, not {options['record']!r}")
-    if options["db"]:
-        db = parse_db(options["db"])
-    else:
-        db = db_from_environment(environ) or parse_db("sqlite:balanca.sqlite3")
-    folder = os.path.dirname(db.path) or "."
-    if db.dialect == "sqlite" and not os.path.isdir(folder):
-        raise ValueError(f"--db sqlite:{db.path}: the folder {folder} does not exist")
-    write_token = environ.get("BALANCA_TOKEN", "").strip() or None
-    if options["token-file"]:
-        write_token = read_token_file(options["token-file"])
-    read_token = read_token_file(options["read-token-file"]) if options["read-token-file"] else None
-    if read_token is not None and write_token is None:
-        raise ValueError(
-            "--read-token-file without --token-file would leave tare, zero and weighings "
-            "public while the weight is private: give --token-file (or BALANCA_TOKEN) too"
-        )
-    if not options["http"] and not options["ws"]:
-        raise ValueError("nothing to listen on: give --http or --ws")
-    scale, stale_after = parse_scale(options["scale"]), _positive(options, "stale-after")
-    check_stale_after(scale, stale_after)
-    return Settings(
-        http=[(s, server_endpoint(s)) for s in options["http"]],
-        ws=[(s, server_endpoint(s)) for s in options["ws"]],
-        scale=scale,
-        db=db,
-        record=options["record"],
-        keep_readings=_positive(options, "keep-readings") if options["keep-readings"] else None,
-        stale_after=stale_after,
-        access=Access(write_token, read_token, tuple(options["allowed-origin"])),
-        ping_interval=_positive(options, "ping-interval"),
-        ping_timeout=_positive(options, "ping-timeout"),
-        ws_max_queue=_whole(options, "ws-max-queue"),
-    )
-
-
-def server_endpoint(description: str) -> IStreamServerEndpoint:
-    """A server endpoint from its string, or a ValueError naming the bad string."""
-    try:
-        return serverFromString(global_reactor, description)
-    except Exception as e:  # Twisted raises ValueError, KeyError, TypeError, OSError...
-        raise ValueError(f"bad endpoint {description!r}: {e}") from None
-
-
-def _positive(options: usage.Options, name: str) -> float:
-    try:
-        value = float(options[name])
-    except ValueError:
-        raise ValueError(f"--{name} must be a number, not {options[name]!r}") from None
-    if not value > 0:
-        raise ValueError(f"--{name} must be above 0")
-    return value
-
-
-def _whole(options: usage.Options, name: str) -> int:
-    text = str(options[name]).strip()
-    if not (text.isascii() and text.isdigit() and int(text) >= 1):
-        raise ValueError(f"--{name} must be a whole number of 1 or more, not {options[name]!r}")
-    return int(text)
 
 
 class Listener(internet.StreamServerEndpointService):
@@ -306,57 +132,31 @@ class Listener(internet.StreamServerEndpointService):
         return port
 
 
-def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
-    """How to connect a scale protocol to the simulator or the endpoint `spec` names (a
-    serial device is a `SerialDevice`)."""
-    if spec.kind == "simulator":
-
-        def simulate(protocol: ScaleProtocol) -> None:
-            SimulatedIndicator(scale.wire, reactor, spec.rate).attach(protocol)
-
-        return simulate
-    endpoint = clientFromString(reactor, spec.endpoint)
-    return lambda protocol: connectProtocol(endpoint, protocol)
-
-
 def makeService(options: Options, reactor: Any = global_reactor) -> BalancaService:
-    """Build the whole service from validated options."""
+    """Build the whole service from validated options: for each configured scale its chain
+    (hub, scale, link), then the store, WebSocket factory, API and listeners they share."""
     settings = options.settings
     assert settings is not None, "postOptions validates the options"
     log = Logger(namespace="balanca")
     # Autobahn's per-frame debug logging costs CPU and floods the log.
     txaio.set_global_log_level("info")  # type: ignore[attr-defined]
     top = BalancaService()
-    spec = settings.scale
-    hub = Hub(reactor, settings.stale_after)
-    stability = StabilityFilter(spec.stable, spec.tolerance) if spec.stable else None
-    scale = Scale(
-        PROTOCOLS[spec.protocol],
-        hub,
-        reactor,
-        source=spec.source,
-        decimals=spec.decimals,
-        poll=spec.poll,
-        stability=stability,
-    )
-    if spec.kind == "serial":
-        from balanca.scale.device import SerialDevice
-
-        device = SerialDevice(spec.device, spec.line, reactor)
-        link = ScaleLink(scale, device.open, reactor, spec.where, device)
-    else:
-        link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.where)
+    scales = {
+        scale_id: build_scale(scale_id, spec, reactor, settings.stale_after, settings.min_weight)
+        for scale_id, spec in settings.scales
+    }
     store = Store(
         settings.db,
         reactor,
         record=settings.record,
-        scale=hub.scale,
+        scales=tuple(scales),
         keep_days=settings.keep_readings,
     )
-    hub.subscribe(store)
+    for parts in scales.values():
+        parts.hub.subscribe(store)
     limiter = RateLimiter(reactor)
     live = LiveFactory(
-        hub,
+        [parts.hub for parts in scales.values()],
         settings.access,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
@@ -365,9 +165,9 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         reactor=reactor,
     )
     registry = CollectorRegistry()
-    collector = BalancaCollector(hub, scale, link, live, store)
+    collector = BalancaCollector(list(scales.values()), live, store)
     registry.register(collector)
-    api = Api(reactor, hub, scale, store, lambda: len(live.clients), settings.access, limiter)
+    api = Api(reactor, scales, store, lambda: len(live.clients), settings.access, limiter)
     site = site_tree(
         api_tree(api),
         WebSocketResource(live),
@@ -378,23 +178,30 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         reactor,
     )
     collector.site = site
-    top.parts = Parts(hub, scale, link, live, store, site)
-    # Services stop in reverse order: listeners, then the scale, then the store, which writes
-    # everything the scale published before the process exits.
+    top.parts = Parts(scales, live, store, site)
+    # Services stop in reverse order: listeners, then the scales, then the store, which writes
+    # everything the scales published before the process exits.
     store.setServiceParent(top)
-    link.setServiceParent(top)
+    for parts in scales.values():
+        parts.link.setServiceParent(top)
     for description, endpoint in settings.http:
         Listener(description, endpoint, site, "HTTP + WebSocket (/ws)").setServiceParent(top)
     for description, endpoint in settings.ws:
         Listener(description, endpoint, live, "WebSocket", "ws").setServiceParent(top)
     log.info(
-        "balanca {version}: scale {scale}{simulated}, database {db}, recording {record}",
+        "balanca {version}: site {site}, database {db}, recording {record}",
         version=__version__,
-        scale=spec.describe(),
-        simulated=" (SIMULATED)" if spec.kind == "simulator" else "",
+        site=settings.site.id,
         db=settings.db.describe(),
         record=settings.record,
     )
+    for parts in scales.values():
+        log.info(
+            "scale {id}: {scale}{simulated}",
+            id=parts.id,
+            scale=parts.spec.describe(),
+            simulated=" (SIMULATED)" if parts.spec.kind == "simulator" else "",
+        )
     log.info(
         "WebSocket keepalive: ping every {interval:g} s, pong timeout {timeout:g} s; "
         "slow clients skip readings past {queue} queued messages",

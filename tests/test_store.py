@@ -110,7 +110,7 @@ class StoreTests(Base):
         self.assertEqual(len(await store.weighings(10)), 1)
 
     async def test_only_the_stores_own_scale_is_recorded_and_served(self) -> None:
-        store = await self.start_store(record="all", scale="silo")
+        store = await self.start_store(record="all", scales=("silo",))
         store.reading(make_reading(1, scale="default"), b"")
         store.reading(make_reading(2, scale="silo"), b"")
         self.assertEqual(await self.recorded(store), [2])

@@ -1,4 +1,6 @@
-"""The JSON HTTP API (`/api/...`): thin resources that read the hub, the store and the scale.
+"""The JSON HTTP API (`/api/...`): what every endpoint shares (errors, checks, queries).
+
+The endpoints that read and act on scales are in `scales_api.py`, which builds the tree.
 
 Every answer is JSON; errors are `{"error": ..., "code": ..., "detail": ...}` with their status
 code, checked in DESIGN.md's order: 401 token (429 first for a place that keeps failing it),
@@ -10,10 +12,10 @@ text of an exception (that goes to the log).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -24,9 +26,12 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from balanca.http.security import Access, RateLimiter, bearer
 from balanca.hub import Hub
-from balanca.reading import Reading, Reply, isotime, json_bytes, local_time
+from balanca.reading import Reading, isotime, json_bytes, local_time
 from balanca.scale.scale import CommandError
 from balanca.store.store import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from balanca.scales import ScaleParts
 
 MAX_BODY = 16 * 1024
 MAX_LIMIT = 1000
@@ -73,14 +78,6 @@ class ApiError(Exception):
         return self.status, error_body(self.error, self.detail, self.code)
 
 
-class ScaleCommands(Protocol):
-    """Sends commands to the scale (tare, zero) through its protocol object."""
-
-    def command(self, name: str) -> defer.Deferred[Reply]:
-        """Ask the scale for `name`; fails with ApiError when it cannot."""
-        ...
-
-
 class Records(Protocol):
     """The store, as the API uses it."""
 
@@ -90,14 +87,17 @@ class Records(Protocol):
         """Record a weighing of `reading`; fires with the stored row."""
         ...
 
-    def weighings(self, limit: int, before: int | None) -> defer.Deferred[list[dict[str, Any]]]:
-        """Recorded weighings, newest first, ids below `before`."""
+    def weighings(
+        self, limit: int, before: int | None, scale: str | None
+    ) -> defer.Deferred[list[dict[str, Any]]]:
+        """Recorded weighings of `scale` (None: of all), newest first, ids below `before`."""
         ...
 
     def readings(
-        self, since: datetime | None, until: datetime | None, limit: int
+        self, since: datetime | None, until: datetime | None, limit: int, scale: str | None
     ) -> defer.Deferred[list[dict[str, Any]]]:
-        """Recorded readings between `since` and `until`, newest first."""
+        """Recorded readings of `scale` (None: of all) between `since` and `until`, newest
+        first."""
         ...
 
     def health(self) -> dict[str, Any]:
@@ -110,12 +110,35 @@ class Api:
     """What the API resources read from and act on."""
 
     clock: IReactorTime
-    hub: Hub
-    scale: ScaleCommands
+    scales: Mapping[str, ScaleParts]
+    """Each scale's objects by id, in the order configured."""
     store: Records
     clients: Callable[[], int]
     access: Access
     limiter: RateLimiter
+
+    def lone(self, request: Request) -> ScaleParts:
+        """The only scale, for a 0.1 path; with several, 400 `scale_required` naming the ids
+        and the path to use instead."""
+        if len(self.scales) == 1:
+            return next(iter(self.scales.values()))
+        path = request.path.decode("utf-8", "replace").removeprefix("/api/")
+        ids = ", ".join(self.scales)
+        raise ApiError(
+            400,
+            "scale required",
+            f"this service reads several scales ({ids}): use /api/scales/ID/{path}",
+            "scale_required",
+        )
+
+    def scale_query(self, request: Request) -> str | None:
+        """The `scale=` query parameter, checked against the configured ids (400 otherwise);
+        None when absent."""
+        scale_id = query(request, "scale")
+        if scale_id is None or scale_id in self.scales:
+            return scale_id
+        ids = ", ".join(self.scales)
+        raise ApiError(400, "unknown scale", f"scale must be one of: {ids}", "bad_request")
 
 
 def error_body(error: str, detail: str = "", code: str = "internal_error") -> bytes:
@@ -288,61 +311,6 @@ class TimeEndpoint(Endpoint):
         return 200, {"time": isotime(local_time(self.api.clock.seconds()))}
 
 
-class WeightEndpoint(Endpoint):
-    """`GET /api/weight`: the latest reading, from the bytes encoded once when it arrived."""
-
-    def get(self, request: Request) -> Answer:
-        hub = self.api.hub
-        if hub.is_live() and hub.latest_json is not None:
-            return 200, hub.latest_json
-        last = None if hub.latest is None else hub.latest.to_dict()
-        error = scale_unavailable(hub)
-        return 503, {"error": error.error, "code": error.code, "detail": error.detail, "last": last}
-
-
-class HealthEndpoint(Endpoint):
-    """`GET /api/health`: scale, database and clients; 503 when something needs a look."""
-
-    def get(self, request: Request) -> Answer:
-        scale = self.api.hub.status()
-        database = dict(self.api.store.health())
-        db = database.pop("db")
-        ok = scale["state"] not in ("disconnected", "stale") and db == "ok"
-        body = {
-            "status": "ok" if ok else "degraded",
-            "scale": scale,
-            "db": db,
-            "database": database,
-            "clients": self.api.clients(),
-            "time": isotime(local_time(self.api.clock.seconds())),
-        }
-        return (200 if ok else 503), body
-
-
-class CommandEndpoint(Endpoint):
-    """`POST /api/tare`, `/api/zero`, `/api/clear-tare`: the command, through the scale's
-    protocol."""
-
-    def __init__(self, api: Api, name: str) -> None:
-        super().__init__(api)
-        self.name = name
-
-    def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
-        hub = self.api.hub
-        if hub.link != "connected":
-            raise ApiError(503, f"scale {hub.link}", hub.reason, "scale_disconnected")
-        self.limit(request)
-        return self.api.scale.command(self.name).addCallback(self._answer)
-
-    def _answer(self, reply: Reply) -> Answer:
-        default = COMMAND_CODES.get(self.name, "done") if reply.ok else "scale_refused"
-        code = reply.code or default  # the scale's own code where it has one
-        body = {"command": self.name, "ok": reply.ok, "reply": reply.text, "code": code}
-        if reply.ok:
-            return 200, body
-        return 409, {**body, "error": "command refused", "detail": reply.text}
-
-
 def text_field(body: dict[str, Any], name: str, limit: int) -> str | None:
     """Optional string field `name` of a JSON body, at most `limit` characters (400 otherwise)."""
     value = body.get(name)
@@ -360,67 +328,6 @@ def _is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-class WeighingsEndpoint(Endpoint):
-    """`POST /api/weighings` records the current stable weight; `GET` lists weighings."""
-
-    def get(self, request: Request) -> defer.Deferred[Answer]:
-        limit = query_int(request, "limit", 50, 1, MAX_LIMIT)
-        before = query_int(request, "before", None, 1, 2**63 - 1)
-        d = self.api.store.weighings(limit or 50, before)
-        return d.addCallback(lambda rows: (200, {"weighings": rows}))
-
-    def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
-        if not isinstance(body, dict):
-            raise ApiError(400, "malformed body", "expected a JSON object")
-        unknown = set(body) - {"reference", "note"}
-        if unknown:
-            raise ApiError(400, "unknown fields", ", ".join(sorted(unknown)))
-        reference = text_field(body, "reference", 100)
-        note = text_field(body, "note", 500)
-        hub = self.api.hub
-        reading = hub.latest
-        if not hub.is_live() or reading is None:
-            raise scale_unavailable(hub, 409)
-        if reading.status != "ok" or reading.weight is None:
-            raise ApiError(
-                409, f"scale {reading.status}", "a weighing needs a weight", "scale_status"
-            )
-        if not reading.stable:
-            raise ApiError(
-                409, "scale in motion", "a weighing needs a stable weight", "scale_in_motion"
-            )
-        self.limit(request)
-        d = self.api.store.add_weighing(reading, reference, note)
-        return d.addCallback(lambda row: (201, row))
-
-
-class ReadingsEndpoint(Endpoint):
-    """`GET /api/readings?since=&until=&limit=`: recorded readings, newest first."""
-
-    def get(self, request: Request) -> defer.Deferred[Answer]:
-        since, until = query_time(request, "since"), query_time(request, "until")
-        limit = query_int(request, "limit", 100, 1, MAX_LIMIT) or 100
-        d = self.api.store.readings(since, until, limit)
-        return d.addCallback(lambda rows: (200, {"readings": rows}))
-
-
-def api_tree(api: Api) -> Resource:
-    """The `/api` resource with its children."""
-    root = NotFound()
-    for name, child in (
-        (b"time", TimeEndpoint(api)),
-        (b"weight", WeightEndpoint(api)),
-        (b"health", HealthEndpoint(api)),
-        (b"tare", CommandEndpoint(api, "tare")),
-        (b"zero", CommandEndpoint(api, "zero")),
-        (b"clear-tare", CommandEndpoint(api, "clear-tare")),
-        (b"weighings", WeighingsEndpoint(api)),
-        (b"readings", ReadingsEndpoint(api)),
-    ):
-        root.putChild(name, child)
-    return root
 
 
 class NotFound(Resource):

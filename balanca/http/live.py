@@ -1,7 +1,10 @@
 """Live readings over WebSocket (Autobahn): `/ws` on every HTTP listener and `--ws` listeners.
 
-The protocol is one-way: on connect a client gets the scale's status and the latest reading,
-then every reading and every change of status, each as one JSON text message (DESIGN.md).
+The protocol is one-way: on connect a client gets the status and the latest reading of each
+scale it follows, then every reading and every change of status of those scales, each as one
+JSON text message that names its `scale` (DESIGN.md). `/ws` follows every scale,
+`/ws?scale=A&scale=B` only those (an unknown id refuses the handshake with 404); the same on
+`--ws` listeners.
 Clients send nothing but control frames; messages they send are ignored. A client that breaks
 the rules is closed with the close code that says why (1009 a message over 4 KiB, 1007 text
 that is not UTF-8, 1002 a protocol error), and nobody else notices.
@@ -10,17 +13,18 @@ Who may connect: a browser only from the page's own origin or an `--allowed-orig
 non-browser client sends no Origin), and, with a read token, only with it as `?token=` (all
 a browser can send) or `Authorization: Bearer`.
 
-Each message is framed once for all clients. A client whose socket cannot keep up has
-messages skipped (counted); as soon as its socket drains (the transport resumes it, or a check
-every DRAIN_CHECK seconds sees its buffers empty) it gets the current status and the newest
-reading, so a skipped change of state is never lost. One that stops answering pings is
+Each message is framed once for all the clients that follow its scale (the factory keeps
+them per scale). A client whose socket cannot keep up has messages skipped (counted); as soon
+as its socket drains (the transport resumes it, or a check every DRAIN_CHECK seconds sees its
+buffers empty) it gets the current status and the newest reading of every scale it follows,
+so a skipped change of state is never lost. One that stops answering pings is
 dropped by the keepalive.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
@@ -88,6 +92,8 @@ class LiveProtocol(WebSocketServerProtocol):
         self.missed = False
         self.ping_timed_out = False
         self.address = "?"
+        self.follows: tuple[str, ...] = ()
+        """The ids of the scales this client follows."""
         self._drain_check: IDelayedCall | None = None
 
     def onConnect(self, request: ConnectionRequest) -> None:
@@ -112,6 +118,7 @@ class LiveProtocol(WebSocketServerProtocol):
                 raise ConnectionDeny(429, "too many requests")
             log.info("WebSocket refused from {peer}: no valid read token", peer=self.address)
             raise ConnectionDeny(401, "token required")
+        self.follows = self.factory.followed(request.params.get("scale"), self.address)
 
     def dataReceived(self, data: bytes) -> None:
         if self.state == self.STATE_CONNECTING and len(self.data) + len(data) > MAX_HANDSHAKE:
@@ -186,9 +193,10 @@ class LiveProtocol(WebSocketServerProtocol):
             self._drain_check = self.factory.reactor.callLater(DRAIN_CHECK, self._check_drained)
 
     def catch_up(self) -> None:
-        """Send what was skipped: the current status and the newest reading."""
+        """Send what was skipped: the current status and the newest reading of each scale
+        it follows."""
         self.missed = False
-        for data in self.factory.current():
+        for data in self.factory.current(self.follows):
             self.factory.sent += self.push(data)
 
     def pauseProducing(self) -> None:
@@ -204,14 +212,32 @@ class LiveProtocol(WebSocketServerProtocol):
         self.paused = True
 
 
+class ScaleFeed:
+    """A hub subscriber that hands one scale's readings and changes of state to the factory."""
+
+    name = "LiveFactory"
+    """How /metrics names it among the hub's subscribers."""
+
+    def __init__(self, factory: LiveFactory, scale_id: str) -> None:
+        self.factory, self.scale_id = factory, scale_id
+
+    def reading(self, reading: Reading, payload: bytes) -> None:
+        """A new reading of this scale."""
+        self.factory.reading(self.scale_id, payload)
+
+    def status(self, payload: bytes) -> None:
+        """A change of this scale's state."""
+        self.factory.status(self.scale_id, payload)
+
+
 class LiveFactory(WebSocketServerFactory):
-    """The live stream's clients, fed by the hub (it is a hub subscriber)."""
+    """The live stream's clients, fed by every scale's hub (through a ScaleFeed each)."""
 
     protocol = LiveProtocol  # type: ignore[assignment]
 
     def __init__(
         self,
-        hub: Hub,
+        hubs: Sequence[Hub],
         access: Access,
         *,
         ping_interval: float = 30,
@@ -221,16 +247,21 @@ class LiveFactory(WebSocketServerFactory):
         reactor: IReactorTime | None = None,
     ) -> None:
         super().__init__(reactor=reactor)
-        self.hub, self.access, self.max_queue = hub, access, max_queue
+        self.hubs = {hub.scale: hub for hub in hubs}
+        """Each scale's hub by id, in the order configured."""
+        self.access, self.max_queue = access, max_queue
         self.limiter = limiter
         """Where failed read tokens are counted (the API's write budget)."""
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.clients: set[LiveProtocol] = set()
+        self.followers: dict[str, set[LiveProtocol]] = {scale_id: set() for scale_id in self.hubs}
+        """The clients that follow each scale."""
         self.connections = 0
         self.sent = 0
         self.skipped = 0
         self.keepalive_drops = 0
-        self._reading_frame: bytes | None = None
+        self._reading_frames: dict[str, bytes] = {}
+        """Each scale's latest reading, framed."""
         self.setProtocolOptions(
             autoPingInterval=ping_interval,
             autoPingTimeout=ping_timeout,
@@ -242,26 +273,47 @@ class LiveFactory(WebSocketServerFactory):
             webStatus=False,
             failByDrop=False,  # close with a code that says why (then drop after 2 s)
         )
-        hub.subscribe(self)
+        for hub in hubs:
+            hub.subscribe(ScaleFeed(self, hub.scale))
 
-    def current(self) -> list[bytes]:
-        """What a client gets on connect: the status as of now (its `age` included), then
-        the latest reading if any."""
-        frames = [frame(json_bytes(self.hub.status()))]
-        if self._reading_frame is not None:
-            frames.append(self._reading_frame)
+    def followed(self, wanted: list[str] | None, peer: str) -> tuple[str, ...]:
+        """The scales a client asked for (`?scale=`, each once), or all of them; an unknown
+        id refuses the handshake with 404."""
+        if not wanted:
+            return tuple(self.hubs)
+        unknown = [scale_id for scale_id in wanted if scale_id not in self.hubs]
+        if unknown:
+            log.info(
+                "WebSocket refused from {peer}: unknown scale {scale!r}",
+                peer=peer,
+                scale=unknown[0],
+            )
+            raise ConnectionDeny(404, f"unknown scale; known: {', '.join(self.hubs)}")
+        return tuple(dict.fromkeys(wanted))
+
+    def current(self, scales: Sequence[str]) -> list[bytes]:
+        """What a client gets on connect: for each of `scales`, its status as of now (its
+        `age` included), then its latest reading if any."""
+        frames = []
+        for scale_id in scales:
+            frames.append(frame(json_bytes(self.hubs[scale_id].status())))
+            if (latest := self._reading_frames.get(scale_id)) is not None:
+                frames.append(latest)
         return frames
 
     def join(self, client: LiveProtocol) -> None:
-        """A client opened: count it, log it, send it the status and the latest reading."""
+        """A client opened: count it, log it, send it the status and the latest reading of
+        each scale it follows."""
         self.clients.add(client)
+        for scale_id in client.follows:
+            self.followers[scale_id].add(client)
         self.connections += 1
         log.info(
             "Nova conexão WebSocket (new WebSocket connection) from {peer}; {count} clients",
             peer=client.address,
             count=len(self.clients),
         )
-        for data in self.current():
+        for data in self.current(client.follows):
             self.sent += client.push(data)
 
     def leave(self, client: LiveProtocol, code: int | None, reason: str | None) -> None:
@@ -269,6 +321,8 @@ class LiveFactory(WebSocketServerFactory):
         if client not in self.clients:
             return
         self.clients.discard(client)
+        for scale_id in client.follows:
+            self.followers[scale_id].discard(client)
         if client.ping_timed_out:
             self.keepalive_drops += 1
             log.info(
@@ -288,15 +342,15 @@ class LiveFactory(WebSocketServerFactory):
                 count=len(self.clients),
             )
 
-    def reading(self, reading: Reading, payload: bytes) -> None:
-        """Hub subscriber: frame the reading once and push it to every client."""
-        self._reading_frame = frame(payload)
-        self.broadcast(self._reading_frame)
+    def reading(self, scale_id: str, payload: bytes) -> None:
+        """Frame a reading of `scale_id` once and push it to every client that follows it."""
+        framed = self._reading_frames[scale_id] = frame(payload)
+        self.broadcast(scale_id, framed)
 
-    def status(self, payload: bytes) -> None:
-        """Hub subscriber: push a change of the scale's state to every client."""
-        self.broadcast(frame(payload))
+    def status(self, scale_id: str, payload: bytes) -> None:
+        """Push a change of `scale_id`'s state to every client that follows it."""
+        self.broadcast(scale_id, frame(payload))
 
-    def broadcast(self, data: bytes) -> None:
-        """Push one framed message to every client."""
-        self.sent += sum(client.push(data) for client in self.clients)
+    def broadcast(self, scale_id: str, data: bytes) -> None:
+        """Push one framed message to every client that follows `scale_id`."""
+        self.sent += sum(client.push(data) for client in self.followers[scale_id])

@@ -8,7 +8,7 @@ exist yet (the age of a reading before the first one) has no sample rather than 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,65 +19,77 @@ from twisted.web.server import Request
 
 from balanca.http.live import LiveFactory
 from balanca.http.site import BalancaSite
-from balanca.hub import Hub
-from balanca.scale.link import ScaleLink
-from balanca.scale.scale import Scale
+from balanca.scales import ScaleParts
 
 SCALE_STATES = ("waiting", "live", "stale", "disconnected")
+PER_SCALE: list[tuple[str, type[CounterMetricFamily] | type[GaugeMetricFamily], str]] = [
+    ("readings", CounterMetricFamily, "Readings decoded from the scale"),
+    ("framer_garbage_bytes", CounterMetricFamily, "Bytes outside any frame"),
+    ("framer_overflows", CounterMetricFamily, "Framer buffers dropped for holding no frame"),
+    ("scale_missing_replies", CounterMetricFamily, "Poll requests the scale did not answer"),
+    ("scale_reconnects", CounterMetricFamily, "Times the scale link was reopened"),
+    ("scale_connected", GaugeMetricFamily, "1 while the scale's transport is open"),
+    ("last_reading_age_seconds", GaugeMetricFamily, "Seconds since the latest reading"),
+]
+"""The per-scale series with one sample per scale: name, type and help."""
 
 
 class BalancaCollector:
-    """Reads every counter of a running service into Prometheus metric families."""
+    """Reads every counter of a running service into Prometheus metric families; every
+    per-scale series carries a `scale` label."""
 
-    def __init__(
-        self, hub: Hub, scale: Scale, link: ScaleLink, live: LiveFactory, store: Any
-    ) -> None:
-        self.hub, self.scale, self.link, self.live, self.store = hub, scale, link, live, store
+    def __init__(self, scales: Sequence[ScaleParts], live: LiveFactory, store: Any) -> None:
+        self.scales, self.live, self.store = scales, live, store
         self.site: BalancaSite | None = None
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._scale()
+        yield from self._scales()
         yield from self._websocket()
         yield from self._database()
         yield from self._http()
 
-    def _scale(self) -> Iterator[Metric]:
-        c = self.scale.counters
-        yield _counter("readings", "Readings decoded from the scale", c.readings)
+    def _scales(self) -> Iterator[Metric]:
+        series = {
+            name: family(f"balanca_{name}", words, labels=["scale"])
+            for name, family, words in PER_SCALE
+        }
         rejected = CounterMetricFamily(
-            "balanca_frames_rejected", "Frames the decoder rejected, by reason", labels=["reason"]
-        )
-        for reason, count in sorted(self.scale.rejected.items()):
-            rejected.add_metric([reason], count)
-        yield rejected
-        yield _counter("framer_garbage_bytes", "Bytes outside any frame", self.scale.garbage_bytes)
-        yield _counter(
-            "framer_overflows", "Framer buffers dropped for holding no frame", self.scale.overflows
-        )
-        yield _counter(
-            "scale_missing_replies", "Poll requests the scale did not answer", c.missing_replies
-        )
-        yield _counter(
-            "scale_reconnects", "Times the scale link was reopened", self.link.reconnects
-        )
-        yield _gauge(
-            "scale_connected", "1 while the scale's transport is open", self.hub.link == "connected"
+            "balanca_frames_rejected",
+            "Frames the decoder rejected, by scale and reason",
+            labels=["scale", "reason"],
         )
         state = GaugeMetricFamily(
-            "balanca_scale_state", "The scale's state (1 for the current one)", labels=["state"]
+            "balanca_scale_state",
+            "The scale's state (1 for the current one)",
+            labels=["scale", "state"],
         )
-        for name in SCALE_STATES:
-            state.add_metric([name], float(self.hub.state == name))
-        yield state
-        yield _gauge("last_reading_age_seconds", "Seconds since the latest reading", self.hub.age())
         failures = CounterMetricFamily(
             "balanca_subscriber_failures",
             "Calls into a hub subscriber that raised (isolated: others still get every reading)",
-            labels=["subscriber"],
+            labels=["scale", "subscriber"],
         )
-        for name, count in sorted(self.hub.subscriber_failures.items()):
-            failures.add_metric([name], count)
-        yield failures
+        for parts in self.scales:
+            hub, scale, label = parts.hub, parts.scale, [parts.id]
+            values = {
+                "readings": scale.counters.readings,
+                "framer_garbage_bytes": scale.garbage_bytes,
+                "framer_overflows": scale.overflows,
+                "scale_missing_replies": scale.counters.missing_replies,
+                "scale_reconnects": parts.link.reconnects,
+                "scale_connected": float(hub.link == "connected"),
+                "last_reading_age_seconds": hub.age(),
+            }
+            for name, value in values.items():
+                if value is not None:  # no sample for a value that does not exist yet
+                    series[name].add_metric(label, value)
+            for reason, count in sorted(scale.rejected.items()):
+                rejected.add_metric([parts.id, reason], count)
+            for name in SCALE_STATES:
+                state.add_metric([parts.id, name], float(hub.state == name))
+            for name, count in sorted(hub.subscriber_failures.items()):
+                failures.add_metric([parts.id, name], count)
+        yield from series.values()
+        yield from (rejected, state, failures)
 
     def _websocket(self) -> Iterator[Metric]:
         live = self.live

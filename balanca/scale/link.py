@@ -108,7 +108,8 @@ class ScaleLink(Service):
         protocol, self._protocol = self._protocol, None
         self.scale.hub.stop()
         self.log.info(
-            "scale: stopped after {readings} readings this run",
+            "scale {scale}: stopped after {readings} readings this run",
+            scale=self.scale.hub.scale,
             readings=self.scale.counters.readings,
         )
         if protocol is None or protocol.transport is None:

@@ -141,8 +141,9 @@ class Scale:
             if not self._warned_high_bit:
                 self._warned_high_bit = True
                 self.log.warn(
-                    "scale: bytes with bit 7 set on a 7-bit protocol ({protocol}): the port "
+                    "scale {scale}: bytes with bit 7 set on a 7-bit protocol ({protocol}): the port "
                     "settings look wrong (this protocol's line is usually 7E1)",
+                    scale=self.hub.scale,
                     protocol=self.wire.name,
                 )
         return masked
@@ -163,7 +164,8 @@ class Scale:
         if last is None or now - last >= REJECTION_LOG_EVERY:
             self._rejections_logged_at[e.reason] = now
             self.log.warn(
-                "scale: rejected a {protocol} frame ({reason}; {count} so far): {frame!r} {detail}",
+                "scale {scale}: rejected a {protocol} frame ({reason}; {count} so far): {frame!r} {detail}",
+                scale=self.hub.scale,
                 protocol=self.wire.name,
                 reason=e.reason,
                 count=self.rejected[e.reason],
@@ -238,7 +240,9 @@ class ScaleProtocol(Protocol):
                 timer.cancel()
                 d.callback(reply)
                 return
-        self.scale.log.info("scale: unexpected reply {text!r}", text=reply.text)
+        self.scale.log.info(
+            "scale {scale}: unexpected reply {text!r}", scale=self.scale.hub.scale, text=reply.text
+        )
 
     def command(self, name: str) -> defer.Deferred[Reply]:
         """Send command `name`; fire with the scale's reply (or `sent` where none comes)."""

@@ -72,9 +72,13 @@ def phase_at(t: float) -> tuple[str, float, float]:
 class Load:
     """The weight on the simulated platform over time."""
 
-    def __init__(self, platform: Platform, clock: IReactorTime, rng: random.Random) -> None:
+    def __init__(
+        self, platform: Platform, clock: IReactorTime, rng: random.Random, shift: float = 0.0
+    ) -> None:
+        """`shift` starts the load cycle that many seconds into it (at most the first empty
+        phase's 2 s, so the first stable load still comes within 5 s)."""
         self.platform, self.clock, self.rng = platform, clock, rng
-        self.started = clock.seconds()
+        self.started = clock.seconds() - shift
         self.zero = Decimal(0)
         self.tare = Decimal(0)
         self._target = Decimal(0)
@@ -150,10 +154,17 @@ class SimulatedIndicator:
     disconnecting = False
 
     def __init__(
-        self, wire: WireProtocol, clock: IReactorTime, rate: float, seed: int | None = None
+        self,
+        wire: WireProtocol,
+        clock: IReactorTime,
+        rate: float,
+        seed: int | None = None,
+        shift: float = 0.0,
     ) -> None:
+        """`seed` draws the loads, `shift` moves the load cycle (Load): several simulated
+        scales with their own of each come and go on their own."""
         self.wire, self.clock, self.rate = wire, clock, rate
-        self.load = Load(PLATFORMS[wire.name], clock, random.Random(seed))
+        self.load = Load(PLATFORMS[wire.name], clock, random.Random(seed), shift)
         self.protocol: Any = None
         self._sender: LoopingCall | None = None
         self._commands = {request: name for name, request in wire.commands.items()}

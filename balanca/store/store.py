@@ -20,7 +20,7 @@ import os
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -99,7 +99,7 @@ class Store(Service):
         reactor: Any,
         *,
         record: str = "stable",
-        scale: str = "default",
+        scales: Sequence[str] = ("default",),
         run: str | None = None,
         journal_path: str | None = None,
         keep_days: float | None = None,
@@ -107,6 +107,7 @@ class Store(Service):
     ) -> None:
         """`reactor` runs the database threads; `clock` (default: `reactor`) times the writes.
 
+        `scales` are the ids of the scales it records (one store serves them all);
         `run` names this start of the service (default: UTC time and a random suffix);
         `keep_days` prunes readings older than that many days (None keeps them all).
         """
@@ -115,7 +116,7 @@ class Store(Service):
         self.spec = spec
         self.dialect = DIALECTS[spec.dialect]
         self.record = record
-        self.scale = scale
+        self.scales = tuple(scales)
         self.keep_days = keep_days
         self._reactor = reactor
         self._clock: IReactorTime = clock or reactor
@@ -142,7 +143,8 @@ class Store(Service):
         self._pool: adbapi.ConnectionPool | None = None
         self._writing = DeferredLock()
         self._pruning = False
-        self._last_stable: tuple[Decimal | None, str, str, Decimal | None] | None = None
+        self._last_stable: dict[str, tuple[Decimal | None, str, str, Decimal | None]] = {}
+        """The `stable` policy's memory, per scale: the weight it recorded last."""
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self._clock
         self._prune_loop = LoopingCall(self._prune_now)
@@ -218,9 +220,10 @@ class Store(Service):
         """Open the database, apply migrations and start writing (all in the background)."""
         super().startService()
         self.log.info(
-            "recording {record} readings of scale {scale} to {database} (run {run}),"
+            "recording {record} readings of scales {scales} to {database} (run {run}),"
             " journal {journal}",
-            record=self.record, scale=self.scale, database=self.spec.describe(), run=self.run,
+            record=self.record, scales=", ".join(self.scales), database=self.spec.describe(),
+            run=self.run,
             journal=self._queue.journal.path,
         )  # fmt: skip
         if self.spec.dialect == "mysql" and os.path.exists(LEGACY_JOURNAL):
@@ -251,7 +254,7 @@ class Store(Service):
 
     def reading(self, reading: Reading, payload: bytes) -> None:
         """Hub subscriber: queue `reading` if the record policy wants it."""
-        if not self.running or reading.scale != self.scale or not self._wanted(reading):
+        if not self.running or reading.scale not in self.scales or not self._wanted(reading):
             return
         try:
             row = encode_reading(reading, self.run)
@@ -277,9 +280,12 @@ class Store(Service):
         or fails with DatabaseUnavailable within CAPTURE_TIMEOUT seconds."""
         return Deferred.fromCoroutine(self._add_weighing(reading, reference, note))
 
-    def weighings(self, limit: int, before: int | None = None) -> Deferred[list[dict[str, Any]]]:
-        """Stored weighings, newest first: up to `limit` with an id below `before`."""
-        where, params = "scale = ?", list[object]([self.scale])
+    def weighings(
+        self, limit: int, before: int | None = None, scale: str | None = None
+    ) -> Deferred[list[dict[str, Any]]]:
+        """Stored weighings, newest first: up to `limit` with an id below `before`, of `scale`
+        (None: of every scale this store records)."""
+        where, params = self._of_scales(scale)
         if before is not None:
             where, params = where + " AND id < ?", [*params, before]
         sql = (
@@ -288,14 +294,20 @@ class Store(Service):
         return Deferred.fromCoroutine(self._select(sql, [*params, limit], weighing_dict))
 
     def readings(
-        self, since: datetime | None = None, until: datetime | None = None, limit: int = 100
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        scale: str | None = None,
     ) -> Deferred[list[dict[str, Any]]]:
-        """Stored readings, newest first: up to `limit` with since <= time < until.
+        """Stored readings, newest first: up to `limit` with since <= time < until, of `scale`
+        (None: of every scale this store records).
 
         `since` and `until` are aware datetimes or None (no bound); a naive one raises
         ValueError at once.
         """
-        where, params = ["scale = ?"], list[object]([self.scale])
+        clause, params = self._of_scales(scale)
+        where = [clause]
         for bound, clause in ((since, "time >= ?"), (until, "time < ?")):
             if bound is not None:
                 where.append(clause)
@@ -306,8 +318,13 @@ class Store(Service):
         )
         return Deferred.fromCoroutine(self._select(sql, [*params, limit], reading_dict))
 
+    def _of_scales(self, scale: str | None) -> tuple[str, list[object]]:
+        """The WHERE clause and parameters for rows of `scale`, or of all this store's scales."""
+        scales = self.scales if scale is None else (scale,)
+        return f"scale IN ({', '.join('?' * len(scales))})", list[object](scales)
+
     def prune(self) -> Deferred[int]:
-        """Delete this scale's readings older than `keep_days`, PRUNE_BATCH per statement;
+        """Delete these scales' readings older than `keep_days`, PRUNE_BATCH per statement;
         fires with how many went."""
         return Deferred.fromCoroutine(self._prune_old())
 
@@ -316,12 +333,12 @@ class Store(Service):
         if self.record != "stable":
             return self.record == "all"
         if not (reading.stable and reading.status == "ok" and reading.weight is not None):
-            self._last_stable = None
+            self._last_stable.pop(reading.scale, None)
             return False
         key = (reading.weight, reading.unit, reading.mode, reading.tare)
-        if key == self._last_stable:
+        if key == self._last_stable.get(reading.scale):
             return False
-        self._last_stable = key
+        self._last_stable[reading.scale] = key
         return True
 
     def _tick(self) -> None:
@@ -488,12 +505,13 @@ class Store(Service):
     async def _prune_old(self) -> int:
         assert self.keep_days is not None, "prune needs keep_days"
         cutoff = datetime.fromtimestamp(self._clock.seconds() - self.keep_days * 86400, tz=UTC)
-        params = (self.scale, utc_text(cutoff), PRUNE_BATCH)
         total = 0
-        while (count := await self._interact(_delete, self._prune, params)) > 0:
-            total += count
-            if count < PRUNE_BATCH:
-                break
+        for scale in self.scales:
+            params = (scale, utc_text(cutoff), PRUNE_BATCH)
+            while (count := await self._interact(_delete, self._prune, params)) > 0:
+                total += count
+                if count < PRUNE_BATCH:
+                    break
         self.pruned += total
         if total:
             self.log.info(
