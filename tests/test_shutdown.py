@@ -54,7 +54,7 @@ class CleanStop(TestCase):
             seqs = [row[0] for row in conn.execute("SELECT seq FROM readings ORDER BY seq")]
         self.assertGreater(len(seqs), 100, log[-2000:])
         self.assertEqual(seqs, list(range(1, len(seqs) + 1)), "every reading, once, none lost")
-        published = int(log.split("scale: stopped after ", 1)[1].split()[0])
+        published = int(log.split(": stopped after ", 1)[1].split()[0])
         self.assertEqual(len(seqs), published)
 
 
@@ -89,7 +89,7 @@ class StopAndCrashAgainstMariaDB(ProxiedMariaDBCase):
         elapsed = await deferToThread(stop_when_silent)
         log = service.log()
         self.assertLess(elapsed, STOP_BUDGET, log)
-        published = int(log.split("scale: stopped after ", 1)[1].split()[0])
+        published = int(log.split(": stopped after ", 1)[1].split()[0])
         stored = {seq for (seq,) in self.query("SELECT seq FROM readings")}
         self.assertEqual(stored | set(self.journal(service)), set(range(1, published + 1)))
 
