@@ -115,6 +115,19 @@ class StoreTests(Base):
         store.reading(make_reading(2, scale="silo"), b"")
         self.assertEqual(await self.recorded(store), [2])
 
+    async def test_one_store_records_several_scales_each_with_its_own_stable_memory(
+        self,
+    ) -> None:
+        store = await self.start_store(scales=("truck", "floor"))
+        for seq, scale in ((1, "truck"), (2, "floor"), (3, "truck"), (4, "floor"), (5, "silo")):
+            store.reading(make_reading(seq, "10.00", scale=scale), b"")  # the same weight
+        store.reading(make_reading(6, "10.00", stable=False, scale="floor"), b"")  # motion
+        store.reading(make_reading(7, "10.00", scale="floor"), b"")  # again after motion
+        store.reading(make_reading(8, "10.00", scale="truck"), b"")  # truck never moved
+        self.assertEqual(await self.recorded(store), [1, 2, 7])
+        floor = await store.readings(limit=10, scale="floor")
+        self.assertEqual([(r["scale"], r["seq"]) for r in floor], [("floor", 7), ("floor", 2)])
+
     async def test_queued_readings_are_written_in_one_batch_within_a_second(self) -> None:
         store = await self.start_store(record="all")
         batches = store.batches
