@@ -192,6 +192,8 @@ class ScalesApi(ServiceTestCase):
         self.assertIn('balanca_scale_connected{scale="a"} 1.0', scrape)
         self.assertIn('balanca_scale_connected{scale="b"} 0.0', scrape)
         self.assertIn('balanca_scale_state{scale="b",state="disconnected"} 1.0', scrape)
+        route = 'balanca_http_requests_total{code="200",path="/api/scales/ID/health"} 1.0'
+        self.assertIn(route, scrape)  # counted by route, not by id
 
 
 class ScalesWebSocket(ServiceTestCase):

@@ -4,6 +4,7 @@ headers to every answer and count requests."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
 from io import BytesIO
@@ -39,12 +40,25 @@ ROUTES = {
     b"/api/health",
     b"/api/tare",
     b"/api/zero",
+    b"/api/clear-tare",
+    b"/api/scales",
     b"/api/weighings",
     b"/api/readings",
     b"/ws",
     b"/metrics",
     b"/",
 }
+SCALE_ROUTE = re.compile(rb"/api/scales/[^/]+/(weight|health|tare|zero|clear-tare|weighings)")
+"""A per-scale path, counted as `/api/scales/ID/...` (the id left out: no label per guess)."""
+
+
+def route(path: bytes) -> str:
+    """The route a request counts under in `/metrics`."""
+    if path in ROUTES:
+        return path.decode()
+    if match := SCALE_ROUTE.fullmatch(path):
+        return "/api/scales/ID/" + match.group(1).decode()
+    return "other"
 
 
 def web_root() -> Path:
@@ -316,8 +330,7 @@ class BalancaSite(Site):
         self.requests: Counter[tuple[str, int]] = Counter()
 
     def log(self, request: http.Request) -> None:
-        path = request.path if request.path in ROUTES else b"other"
-        self.requests[(path.decode(), request.code)] += 1
+        self.requests[(route(request.path), request.code)] += 1
 
 
 def site_tree(
