@@ -20,6 +20,9 @@ RUN python -m venv /opt/balanca/venv \
     && /opt/balanca/venv/bin/twistd balanca --help > /dev/null \
     && rm -rf /src
 COPY contrib/docker/healthcheck.py /opt/balanca/healthcheck.py
+# An example configuration file with two scales; mount your own at /etc/balanca/balanca.toml
+# and pass `--config /etc/balanca/balanca.toml` (README, "The configuration file").
+COPY contrib/systemd/balanca.toml /etc/balanca/balanca.example.toml
 
 USER balanca
 # SQLite's default file and the spill journal (kept while MySQL is down) land here.

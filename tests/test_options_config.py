@@ -116,6 +116,17 @@ class ConfigFile(TestCase):
         self.assertEqual(settings.min_weight, Decimal("20"))
         self.assertEqual((settings.site.id, settings.site.name), ("gate-1", "Cooperativa"))
 
+    def test_the_example_file_in_contrib_has_two_scales_and_a_site(self) -> None:
+        example = Path(__file__).resolve().parent.parent / "contrib" / "systemd" / "balanca.toml"
+        dockerfile = example.parent.parent.parent / "Dockerfile"
+        self.assertIn("contrib/systemd/balanca.toml", dockerfile.read_text())
+        workdir = tempfile.mkdtemp()
+        settings = parse("--config", str(example), "--db", f"sqlite:{workdir}/b.sqlite3")
+        self.assertEqual([(i, s.kind) for i, s in settings.scales],
+                         [("truck", "serial"), ("floor", "endpoint")])  # fmt: skip
+        self.assertEqual(dict(settings.scales)["truck"].min_weight, Decimal("200"))
+        self.assertEqual(settings.site.id, "armazem-1")
+
     def test_the_command_line_wins_over_the_environment_which_wins_over_the_file(self) -> None:
         path = config(TWO_SCALES)
         env = {"BALANCA_CONFIG": path, "BALANCA_STALE_AFTER": "6", "BALANCA_HTTP": "tcp:9200"}
