@@ -15,11 +15,18 @@ For each server (the old stack, then balanca) and each number of WebSocket clien
    frames written during the window for all N clients (clients that failed to connect
    count as receiving nothing), latency is receipt time minus write time.
 
+Then balanca alone runs the multi-scale row: `--scales` ptys (4), each written at
+`--scale-rate` frames/s (10), read as that many scales of one service, to the largest N of
+clients following all of them (`/ws`); its server CPU per delivered message is compared with
+the single-scale run at that N. Each scale's frames carry weights in their own range (scale i,
+frame k: 2(k + i * SCALE_SPAN)), so a client's record tells which scale a reading came from.
+
 Then, per server, `wrk` loads `GET /api/weight` (10 connections, 8 s) on a fresh instance
-while frames keep arriving. Results go to bench/results/latest.json and, as Markdown, to
+while frames keep arriving (`--no-wrk` leaves it out). Results go to bench/results/latest.json and, as Markdown, to
 stdout; progress goes to stderr.
 
     python bench/run.py [--clients 10,100,1000] [--rate 20] [--seconds 20] [--only old|balanca]
+                        [--scales 4] [--scale-rate 10] [--no-wrk]
 
 `--crash-drill` runs bench/crash.py instead: `kill -9` during a 30 s database cut, and how
 many readings it cost.
@@ -49,7 +56,7 @@ import urllib.error
 import urllib.request
 from array import array
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -74,7 +81,11 @@ TARGETS = {
     "rps_ratio": 2.0,  # balanca req/s / old req/s, at least
     "wrk_p99_ms": 10.0,  # balanca, below
     "wrk_errors": 0,
+    "multi_cpu_ratio": 1.10,  # CPU per delivered message, several scales / one, at most
 }
+SCALE_SPAN = 100_000
+"""Frame numbers of one scale in the multi-scale row: scale i's frame k is number
+i * SCALE_SPAN + k (and weighs twice that)."""
 
 
 # -- the scale: toledo frames into a pty --------------------------------------------------
@@ -98,7 +109,9 @@ class FrameWriter:
     translates CR before the server opens it, and a server's close does not hang it up.
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, base: int = 0) -> None:
+        """`base` is added to each frame's number on the wire (the multi-scale row)."""
+        self.base = base
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
@@ -117,7 +130,7 @@ class FrameWriter:
     def _run(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
-            frame = toledo_frame(len(self.written))
+            frame = toledo_frame(self.base + len(self.written))
             self.written.append(time.monotonic())
             try:
                 if os.write(self.master, frame) < len(frame):
@@ -152,7 +165,8 @@ class FrameWriter:
 class Launch:
     """Where one server instance reads and listens."""
 
-    tty: str
+    ttys: tuple[str, ...]
+    """One pty per scale (the old stack reads the first)."""
     workdir: Path
     http_port: int
     ws_port: int
@@ -176,24 +190,33 @@ class RunningServer:
     http_url: str
     ws_url: str
     log: Path
+    ready_url: str
+    """Answers 200 once every scale is read (`/api/weight` of a lone scale)."""
 
 
 def old_command(launch: Launch, broadcast: str = "loop") -> list[str]:
     """The old stack: bench/oldstack.py, HTTP and WebSocket on two ports."""
     return [
-        sys.executable, str(HERE / "oldstack.py"), "--serial", launch.tty,
+        sys.executable, str(HERE / "oldstack.py"), "--serial", launch.ttys[0],
         "--http-port", str(launch.http_port), "--ws-port", str(launch.ws_port),
         "--broadcast", broadcast,
     ]  # fmt: skip
 
 
 def balanca_command(launch: Launch) -> list[str]:
-    """balanca under twistd, HTTP and WebSocket on one dual-stack port."""
-    device = launch.tty.replace(":", "\\:")
+    """balanca under twistd, HTTP and WebSocket on one dual-stack port: a lone scale as 0.1
+    ran it, or scales s0, s1, ... for several ptys."""
+    scales = []
+    for i, tty_path in enumerate(launch.ttys):
+        scale_id = f"s{i}=" if len(launch.ttys) > 1 else ""
+        scales += [
+            "--scale",
+            f"{scale_id}serial:{tty_path.replace(':', chr(92) + ':')}:protocol=toledo",
+        ]
     return [
         *TWISTD, "-n", "--pidfile=", "balanca",
         "--http", f"dualstack:{launch.http_port}",
-        "--scale", f"serial:{device}:protocol=toledo",
+        *scales,
         "--record", "none", "--db", f"sqlite:{launch.workdir / 'bench.sqlite3'}",
         "--ws-max-queue", "32",
     ]  # fmt: skip
@@ -250,11 +273,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(spec: ServerSpec, device: str, workdir: Path) -> Iterator[RunningServer]:
-    """Start `spec` reading `device`, wait until it serves a reading; stop it afterwards."""
+def running_server(
+    spec: ServerSpec, devices: tuple[str, ...], workdir: Path
+) -> Iterator[RunningServer]:
+    """Start `spec` reading `devices`, wait until it serves readings; stop it afterwards."""
     http_port = free_port()
     ws_port = http_port if spec.ws_on_http_port else free_port()
-    launch = Launch(device, workdir, http_port, ws_port)
+    launch = Launch(devices, workdir, http_port, ws_port)
     log = workdir / f"{spec.name}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -267,6 +292,7 @@ def running_server(spec: ServerSpec, device: str, workdir: Path) -> Iterator[Run
             f"http://127.0.0.1:{http_port}/api/weight",
             f"ws://127.0.0.1:{ws_port}{spec.ws_path}",
             log,
+            f"http://127.0.0.1:{http_port}/api/{'weight' if len(devices) == 1 else 'health'}",
         )
         wait_ready(server)
         yield server
@@ -275,13 +301,13 @@ def running_server(spec: ServerSpec, device: str, workdir: Path) -> Iterator[Run
 
 
 def wait_ready(server: RunningServer, timeout: float = READY_TIMEOUT) -> None:
-    """Poll `GET /api/weight` until it answers 200; fail early if the server exits."""
+    """Poll its ready URL until it answers 200; fail early if the server exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise RuntimeError(f"server exited ({server.proc.returncode}): {tail(server.log)}")
         try:
-            with urllib.request.urlopen(server.http_url, timeout=1) as resp:
+            with urllib.request.urlopen(server.ready_url, timeout=1) as resp:
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -310,14 +336,18 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
 
 
 @contextmanager
-def session(spec: ServerSpec, rate: float) -> Iterator[tuple[FrameWriter, RunningServer, Path]]:
-    """A pty with frames flowing, a ready server reading it, and a scratch directory."""
-    with (
-        tempfile.TemporaryDirectory(prefix="balanca-bench-") as tmp,
-        closing(FrameWriter(rate).start()) as writer,
-        running_server(spec, writer.path, Path(tmp)) as server,
-    ):
-        yield writer, server, Path(tmp)
+def session(
+    spec: ServerSpec, rate: float, scales: int = 1
+) -> Iterator[tuple[list[FrameWriter], RunningServer, Path]]:
+    """`scales` ptys with frames flowing, a ready server reading them, a scratch directory."""
+    with tempfile.TemporaryDirectory(prefix="balanca-bench-") as tmp, ExitStack() as stack:
+        writers = [
+            stack.enter_context(closing(FrameWriter(rate, i * SCALE_SPAN).start()))
+            for i in range(scales)
+        ]
+        devices = tuple(w.path for w in writers)
+        server = stack.enter_context(running_server(spec, devices, Path(tmp)))
+        yield writers, server, Path(tmp)
 
 
 # -- /proc figures ------------------------------------------------------------------------
@@ -425,9 +455,11 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def delivery_and_latency(
-    records: list[dict[str, Any]], clients: int, window: range, written: list[float]
+    records: list[dict[str, Any]], clients: int, writers: list[FrameWriter], t0: float, t1: float
 ) -> dict[str, Any]:
-    """Delivery ratio and latency percentiles over the frames written in `window`."""
+    """Delivery ratio and latency percentiles over the frames written in [t0, t1), by every
+    writer (a reading's frame number says whose: SCALE_SPAN apart)."""
+    windows = [w.seqs_between(t0, t1) for w in writers]
     latencies: list[float] = []
     lags: list[float] = []
     received = 0
@@ -438,16 +470,18 @@ def delivery_and_latency(
         client_lags.frombytes(rec["lags"])
         seen: set[int] = set()
         for seq, t, lag in zip(seqs, times, client_lags, strict=True):
-            if seq in window and seq not in seen:
+            scale, k = divmod(seq, SCALE_SPAN)
+            if scale < len(windows) and k in windows[scale] and seq not in seen:
                 seen.add(seq)
-                latencies.append(t - written[seq])
+                latencies.append(t - writers[scale].written[k])
                 lags.append(lag)
         received += len(seen)
     latencies.sort()
     lags.sort()
-    expected = clients * len(window)
+    frames = sum(map(len, windows))
+    expected = clients * frames
     return {
-        "frames": len(window),
+        "frames": frames,
         "expected": expected,
         "received": received,
         "delivery": received / expected if expected else math.nan,
@@ -458,9 +492,13 @@ def delivery_and_latency(
     }
 
 
-def measure_ws(spec: ServerSpec, clients: int, args: argparse.Namespace) -> dict[str, Any]:
-    """One server instance, `clients` WebSocket clients, `args.seconds` of readings."""
-    with session(spec, args.rate) as (writer, server, tmp):
+def measure_ws(
+    spec: ServerSpec, clients: int, args: argparse.Namespace, scales: int = 1
+) -> dict[str, Any]:
+    """One server instance, `clients` WebSocket clients, `args.seconds` of readings: of one
+    scale at `args.rate`, or of `scales` scales at `args.scale_rate` each."""
+    rate = args.rate if scales == 1 else args.scale_rate
+    with session(spec, rate, scales) as (writers, server, tmp):
         with client_processes(server.ws_url, clients, tmp, args.deflate) as procs:
             connected, failed = wait_clients_ready(procs)
             time.sleep(SETTLE_SECONDS)
@@ -475,8 +513,7 @@ def measure_ws(spec: ServerSpec, clients: int, args: argparse.Namespace) -> dict
             time.sleep(GRACE_SECONDS)
             rss = peak_rss_mib(server.proc.pid)
             records = collect_records(procs)
-        window = writer.seqs_between(t0, t1)
-        result = delivery_and_latency(records, clients, window, writer.written)
+        result = delivery_and_latency(records, clients, writers, t0, t1)
         closed = sum(1 for r in records if r["closed_at"] is not None and r["closed_at"] < t1)
         result.update(
             clients=clients,
@@ -489,7 +526,12 @@ def measure_ws(spec: ServerSpec, clients: int, args: argparse.Namespace) -> dict
             peak_rss_mib=rss,
             client_cpu_s=ccpu1 - ccpu0,
             other_cpu_s=(busy1 - busy0) - (cpu1 - cpu0) - (ccpu1 - ccpu0) - (own1 - own0),
-            writer_dropped=writer.dropped,
+            writer_dropped=sum(w.dropped for w in writers),
+            scales=scales,
+            rate=rate,
+            cpu_us_per_message=1e6 * (cpu1 - cpu0) / result["received"]
+            if result["received"]
+            else math.nan,
         )
         return result
 
@@ -573,7 +615,14 @@ def bench_server(spec: ServerSpec, args: argparse.Namespace) -> dict[str, Any]:
         str(n): guarded(f"{n} WebSocket clients", partial(measure_ws, spec, n, args))
         for n in args.clients
     }
-    return {"ws": ws, "wrk": guarded("wrk GET /api/weight", partial(measure_wrk, spec, args))}
+    result: dict[str, Any] = {"ws": ws}
+    if spec.name == "balanca" and args.scales > 1:
+        n = max(args.clients)
+        what = f"{args.scales} scales at {args.scale_rate:g}/s, {n} WebSocket clients"
+        result["multi"] = guarded(what, partial(measure_ws, spec, n, args, args.scales))
+    if args.wrk:
+        result["wrk"] = guarded("wrk GET /api/weight", partial(measure_wrk, spec, args))
+    return result
 
 
 # -- comparison and report ----------------------------------------------------------------
@@ -587,11 +636,12 @@ def ratio(a: float | None, b: float | None) -> float:
 
 
 def compare(servers: dict[str, Any], clients: list[int]) -> list[dict[str, Any]]:
-    """balanca/old ratios, with the targets at the largest N (1000 by default)."""
+    """balanca/old ratios, with the targets at the largest N (1000 by default), and balanca's
+    several scales against its one."""
     old, new = servers.get("old", {}), servers.get("balanca", {})
+    rows = multi_rows(new, max(clients))
     if "ws" not in old or "ws" not in new:
-        return []
-    rows: list[dict[str, Any]] = []
+        return rows
     for n in clients:
         o, b = old["ws"].get(str(n), {}), new["ws"].get(str(n), {})
         at_target = n == max(clients)
@@ -601,11 +651,29 @@ def compare(servers: dict[str, Any], clients: list[int]) -> list[dict[str, Any]]
                         TARGETS["p99_ratio"] if at_target else None, "<="))  # fmt: skip
         rows.append(row(f"server CPU, {n} clients", b.get("cpu_s"), o.get("cpu_s"),
                         TARGETS["cpu_ratio"] if at_target else None, "<="))  # fmt: skip
-    ow, bw = old.get("wrk", {}), new.get("wrk", {})
-    rows.append(row("wrk req/s", bw.get("rps"), ow.get("rps"), TARGETS["rps_ratio"], ">="))
-    rows.append(row("wrk p99 ms (balanca)", bw.get("p99_ms"), None, TARGETS["wrk_p99_ms"], "<"))
-    rows.append(row("wrk errors (balanca)", bw.get("errors"), None, TARGETS["wrk_errors"], "<="))
+    if "wrk" in old and "wrk" in new:
+        ow, bw = old["wrk"], new["wrk"]
+        rows.append(row("wrk req/s", bw.get("rps"), ow.get("rps"), TARGETS["rps_ratio"], ">="))
+        rows.append(row("wrk p99 ms (balanca)", bw.get("p99_ms"), None, TARGETS["wrk_p99_ms"], "<"))
+        rows.append(
+            row("wrk errors (balanca)", bw.get("errors"), None, TARGETS["wrk_errors"], "<=")
+        )
     return rows
+
+
+def multi_rows(new: dict[str, Any], clients: int) -> list[dict[str, Any]]:
+    """The multi-scale row against the single-scale run at `clients`: delivery, and server CPU
+    per delivered message (several scales / one)."""
+    multi, single = new.get("multi", {}), new.get("ws", {}).get(str(clients), {})
+    if "delivery" not in multi:
+        return []
+    scales = multi["scales"]
+    return [
+        row(f"delivery, {scales} scales, {clients} clients", multi["delivery"], None,
+            TARGETS["delivery"], ">="),
+        row(f"CPU per delivered message, {scales} scales / 1 scale", multi["cpu_us_per_message"],
+            single.get("cpu_us_per_message"), TARGETS["multi_cpu_ratio"], "<="),
+    ]  # fmt: skip
 
 
 def row(
@@ -661,13 +729,20 @@ def markdown(results: dict[str, Any]) -> str:
             if "error" in r:
                 out.append(f"| {name} | {n} | failed: {last_line(r['error'])} |||||||||")
                 continue
-            out.append(
-                f"| {name} | {n} | {r['delivery']:.2%} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])}"
-                f" | {fmt(r['max_ms'])} | {fmt(r['cpu_s'], '.2f')} | {fmt(r['cpu_core_pct'])}"
-                f" | {fmt(r['peak_rss_mib'])} | {fmt(r['client_cpu_s'], '.2f')}"
-                f" | {fmt(r.get('other_cpu_s'), '.2f')} |"
-            )
+            out.append(ws_row(name, n, r))
+        multi = server.get("multi")
+        if multi is not None and "error" not in multi:
+            label = f"{name}, {multi['scales']} scales × {multi['rate']:g}/s"
+            out.append(ws_row(label, str(multi["clients"]), multi))
     out += [
+        "",
+        "CPU per delivered message (µs): "
+        + ", ".join(
+            f"{name} {n}: {fmt(r.get('cpu_us_per_message'), '.2f')}"
+            for name, server in results["servers"].items()
+            for n, r in [*server.get("ws", {}).items(), ("multi", server.get("multi", {}))]
+            if r and "error" not in r
+        ),
         "",
         f"### GET /api/weight: wrk, {WRK_CONNECTIONS} connections, {WRK_SECONDS} s",
         "",
@@ -700,6 +775,16 @@ def markdown(results: dict[str, Any]) -> str:
 # -- main ---------------------------------------------------------------------------------
 
 
+def ws_row(name: str, clients: str, r: dict[str, Any]) -> str:
+    """One row of the WebSocket table."""
+    return (
+        f"| {name} | {clients} | {r['delivery']:.2%} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])}"
+        f" | {fmt(r['max_ms'])} | {fmt(r['cpu_s'], '.2f')} | {fmt(r['cpu_core_pct'])}"
+        f" | {fmt(r['peak_rss_mib'])} | {fmt(r['client_cpu_s'], '.2f')}"
+        f" | {fmt(r.get('other_cpu_s'), '.2f')} |"
+    )
+
+
 def without_nan(value: Any) -> Any:
     """`value` with NaN floats as None, so that the JSON is standard."""
     if isinstance(value, float) and math.isnan(value):
@@ -726,6 +811,9 @@ def versions() -> dict[str, str]:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = "not installed"
+    if shutil.which("wrk") is None:
+        found["wrk"] = "not installed"
+        return found
     wrk = subprocess.run(["wrk", "--version"], check=False, capture_output=True, text=True)
     found["wrk"] = (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()
     return found
@@ -752,6 +840,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "--no-deflate compares the serving paths without compression)")  # fmt: skip
     p.add_argument("--old-broadcast", choices=("loop", "helper"), default="loop",
                    help="old stack: await ws.send in a loop, or websockets.broadcast")  # fmt: skip
+    p.add_argument("--scales", type=int, default=4,
+                   help="scales in balanca's multi-scale row (default 4; 1 leaves it out)")  # fmt: skip
+    p.add_argument("--scale-rate", type=float, default=10.0,
+                   help="frames per second of each scale in the multi-scale row (default 10)")  # fmt: skip
+    p.add_argument("--wrk", action=argparse.BooleanOptionalAction, default=True,
+                   help="load GET /api/weight with wrk (default; --no-wrk leaves it out)")  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     p.add_argument("--crash-drill", action="store_true",
                    help="instead: kill -9 during a database cut (bench/crash.py; MariaDB)")  # fmt: skip
@@ -770,7 +864,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if "error" in outcome else 0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    if shutil.which("wrk") is None:
+    if args.wrk and shutil.which("wrk") is None:
         log("wrk not found (Debian: apt-get install wrk)")
         return 2
     specs = server_specs(args.old_broadcast)
@@ -786,6 +880,8 @@ def main(argv: list[str] | None = None) -> int:
             "clients": args.clients,
             "deflate": args.deflate,
             "old_broadcast": args.old_broadcast,
+            "scales": args.scales,
+            "scale_rate": args.scale_rate,
             "versions": versions(),
         },
         "servers": {name: bench_server(specs[name], args) for name in names},
