@@ -109,9 +109,10 @@ class FrameWriter:
     translates CR before the server opens it, and a server's close does not hang it up.
     """
 
-    def __init__(self, rate: float, base: int = 0) -> None:
-        """`base` is added to each frame's number on the wire (the multi-scale row)."""
-        self.base = base
+    def __init__(self, rate: float, base: int = 0, phase: float = 0.0) -> None:
+        """`base` is added to each frame's number on the wire, and the first frame waits
+        `phase` periods (the multi-scale row: independent scales are not in step)."""
+        self.base, self.phase = base, phase
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
@@ -128,7 +129,8 @@ class FrameWriter:
         return self
 
     def _run(self) -> None:
-        next_at = time.monotonic()
+        next_at = time.monotonic() + self.phase * self.period
+        self._stop.wait(self.phase * self.period)
         while not self._stop.is_set():
             frame = toledo_frame(self.base + len(self.written))
             self.written.append(time.monotonic())
@@ -342,7 +344,7 @@ def session(
     """`scales` ptys with frames flowing, a ready server reading them, a scratch directory."""
     with tempfile.TemporaryDirectory(prefix="balanca-bench-") as tmp, ExitStack() as stack:
         writers = [
-            stack.enter_context(closing(FrameWriter(rate, i * SCALE_SPAN).start()))
+            stack.enter_context(closing(FrameWriter(rate, i * SCALE_SPAN, i / scales).start()))
             for i in range(scales)
         ]
         devices = tuple(w.path for w in writers)
