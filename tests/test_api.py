@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, reactor, task
+from twisted.internet.task import Clock
 
 from balanca.reading import Measurement, Reading
 from tests.base import ServiceTestCase, fetch
@@ -148,6 +149,7 @@ class Api(ServiceTestCase):
         (secrets / "write").write_text("writer\n")
         (secrets / "read").write_text("reader\n")
         yield self.start("--token-file", str(secrets / "write"), "--read-token-file", str(secrets / "read"))  # fmt: skip
+        self.service.parts.limiter.clock = Clock()  # no refill while the test runs: exact counts
         codes = []
         for n in range(30):  # writes, reads and /metrics alike, from one address
             path, method = (("/api/tare", b"POST"), ("/api/weight", b"GET"), ("/metrics", b"GET"))[n % 3]  # fmt: skip
