@@ -16,7 +16,7 @@ from twisted.internet.task import Clock
 
 from balanca.reading import Measurement, Reading
 from tests.base import ServiceTestCase, fetch
-from tests.wsclient import connect
+from tests.hostile import Target, open_websocket
 
 NOW = datetime.now().astimezone()
 
@@ -159,8 +159,9 @@ class Api(ServiceTestCase):
         self.assertEqual(codes, [401] * 20 + [429] * 10)
         other = yield fetch(self.url("/api/weight", "::1"), b"GET", None, {"Authorization": "Bearer nope"})  # fmt: skip
         self.assertEqual(other.code, 401, "another address has its own budget")
-        with self.assertRaises(ConnectionError):  # the WebSocket's token counts too
-            yield connect(self.url("/ws?token=nope").replace("http:", "ws:"))
+        ws = yield open_websocket(Target("127.0.0.1", self.port()), "/ws?token=nope")
+        yield ws.closed
+        self.assertEqual((ws.status, json.loads(ws.body)["code"]), (429, "rate_limited"))
 
     @defer.inlineCallbacks
     def test_weighings_page_newest_first_with_before(self) -> defer.Generator:

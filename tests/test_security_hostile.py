@@ -492,6 +492,9 @@ class WebSocketOnlyListener(ServiceTestCase):
         for path, origin, status in refused:
             client = yield open_websocket(target, path, origin)
             self.assertEqual(client.status, status, (path, origin))
+            yield client.closed
+            code = {401: "unauthorized", 403: "forbidden_origin"}[status]
+            self.assertEqual(json.loads(client.body)["code"], code, client.body)
         for path, origin in ((f"/?token={READ}", target.origin), (f"/any?token={READ}", None)):
             client = yield open_websocket(target, path, origin)
             self.assertEqual(client.status, 101, (path, origin))
