@@ -160,6 +160,7 @@ class Parts:
     live: LiveFactory
     store: Store
     site: Any
+    limiter: RateLimiter
 
 
 class BalancaService(service.MultiService):
@@ -378,7 +379,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         reactor,
     )
     collector.site = site
-    top.parts = Parts(hub, scale, link, live, store, site)
+    top.parts = Parts(hub, scale, link, live, store, site, limiter)
     # Services stop in reverse order: listeners, then the scale, then the store, which writes
     # everything the scale published before the process exits.
     store.setServiceParent(top)
