@@ -448,7 +448,9 @@ class Store(Service):
 
     async def _flush(self) -> None:
         await self._queue.save()
-        if not await self._writing.run(self._drain):
+        drained = await self._writing.run(self._drain)
+        await self._queue.settled()
+        if not drained:
             failed = (
                 DatabaseRefused
                 if self._failure_code == DatabaseRefused.code
