@@ -523,6 +523,8 @@ class Store(Service):
 
     def _healthy(self) -> None:
         self._last_contact = self._clock.seconds()
+        if not self._reachable and self._waiting_since is not None:
+            self._waiting_since = self._last_contact  # back: the wait for it starts now
         self._reachable = True
         self.last_error = None
         self._log_state()
