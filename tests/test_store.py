@@ -21,8 +21,7 @@ from balanca.config import DatabaseSpec
 from balanca.http.metrics import BalancaCollector
 from balanca.hub import Hub
 from balanca.reading import Reading, Status
-from balanca.store import deadletters, schema
-from balanca.store import store as store_module
+from balanca.store import deadletters, prune, schema
 from balanca.store.backlog import BATCH
 from balanca.store.journal import dump, open_file
 from balanca.store.schema import encode_reading, identity, migrations
@@ -418,16 +417,16 @@ class StoreRobustnessTests(Base):
         )
 
     async def test_readings_older_than_keep_days_are_pruned_in_batches(self) -> None:
-        self.patch(store_module, "PRUNE_BATCH", 3)
+        self.patch(prune, "PRUNE_BATCH", 3)
         now = START + timedelta(days=10)
         self.clock.advance(now.timestamp())
         store = await self.start_store(record="all", keep_days=2)
         for seq in range(1, 11):  # 1-7 are 3 days old or more, 8-10 less than 2
             store.reading(make_reading(seq, time=now - timedelta(days=10 - seq, hours=-1)), b"")
         await store.flush()
-        self.clock.advance(store_module.PRUNE_INTERVAL)
+        self.clock.advance(prune.PRUNE_INTERVAL)
 
-        await wait_until(lambda: store.pruned == 7)
+        await wait_until(lambda: store.pruner is not None and store.pruner.pruned == 7)
         self.assertEqual(self.query("SELECT seq FROM readings ORDER BY seq"), [(8,), (9,), (10,)])
         self.assertEqual(await store.prune(), 0)
 

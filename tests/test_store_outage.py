@@ -17,12 +17,12 @@ from twisted.internet import reactor
 from twisted.internet.task import LoopingCall
 
 from balanca.store import schema
+from balanca.store.condition import SLOW_AFTER
 from balanca.store.store import (
     CAPTURE_TIMEOUT,
     CLOSE_TIMEOUT,
     FLUSH_INTERVAL,
     PING_INTERVAL,
-    SLOW_AFTER,
     STOP_WRITE_TIMEOUT,
     DatabaseUnavailable,
     Store,
