@@ -4,7 +4,7 @@ and one log line per change (`database state: ...`), plus the errors the HTTP AP
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -32,6 +32,12 @@ def describe(error: BaseException) -> str:
     if isinstance(error, DatabaseUnavailable):
         return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+def refusal(error: Exception, dbapi: Any) -> Exception:
+    """A database's own error (other than a lost connection) as DatabaseRefused; anything
+    else (a bug) as it is."""
+    return DatabaseRefused(describe(error)) if isinstance(error, dbapi.Error) else error
 
 
 class Condition:

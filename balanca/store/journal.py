@@ -14,19 +14,24 @@ pool, off the reactor thread.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 
 from balanca.store.pool import Pool, close_in_background
-from balanca.store.schema import READING_COLUMNS, Row
+from balanca.store.schema import READING_COLUMNS, Row, identity
+
+if TYPE_CHECKING:
+    from balanca.config import DatabaseSpec
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS pending (ord INTEGER PRIMARY KEY, row TEXT NOT NULL)",
@@ -34,6 +39,20 @@ TABLES = (
     " row TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
+
+
+LEGACY_JOURNAL = "balanca-journal.sqlite3"
+"""Where 0.1 kept the journal of any MySQL database, in the working directory."""
+
+
+def default_journal_path(spec: DatabaseSpec) -> str:
+    """The journal of `spec`: next to a SQLite database (`NAME-journal.sqlite3`), else in the
+    working directory, named after the MySQL database and a hash of its identity."""
+    if spec.dialect == "sqlite":
+        return os.path.splitext(spec.path)[0] + "-journal.sqlite3"
+    digest = hashlib.sha256(identity(spec).encode()).hexdigest()[:10]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", spec.database)
+    return f"balanca-journal-{name}-{digest}.sqlite3"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,7 @@ weighings on a uid the store gives them before the first try.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -40,8 +38,9 @@ from balanca.store.condition import (
     DatabaseRefused,
     DatabaseUnavailable,
     describe,
+    refusal,
 )
-from balanca.store.journal import Journal
+from balanca.store.journal import LEGACY_JOURNAL, Journal, default_journal_path
 from balanca.store.pool import close_in_background, connection_pool, ensure_database
 from balanca.store.prune import Pruner
 from balanca.store.schema import (
@@ -376,14 +375,14 @@ class Store(Service):
                 result: T = await pool.runInteraction(interaction, *args)
             except Exception as error:
                 if not lost_connection(error, pool.dbapi):
-                    raise _refusal(error, pool.dbapi) from error
+                    raise refusal(error, pool.dbapi) from error
                 if self.db.reachable:
                     self.log.info("database connection lost ({error}), trying again", error=error)
                 try:
                     result = await pool.runInteraction(interaction, *args)
                 except Exception as again:
                     if not lost_connection(again, pool.dbapi):
-                        raise _refusal(again, pool.dbapi) from again
+                        raise refusal(again, pool.dbapi) from again
                     self.db.failed(again)
                     raise DatabaseUnavailable(self.last_error) from again
         finally:
@@ -461,29 +460,10 @@ class Store(Service):
                         self.log.info("database threads still busy at stop: not waiting for them")
 
 
-LEGACY_JOURNAL = "balanca-journal.sqlite3"
-"""Where 0.1 kept the journal of any MySQL database, in the working directory."""
-
-
-def _refusal(error: Exception, dbapi: Any) -> Exception:
-    """A database's own error as DatabaseRefused; anything else (a bug) as it is."""
-    return DatabaseRefused(describe(error)) if isinstance(error, dbapi.Error) else error
-
-
 def new_run(seconds: float) -> str:
     """A name for one start of the service: its UTC time and a random suffix."""
     moment = datetime.fromtimestamp(seconds, tz=UTC)
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-
-
-def default_journal_path(spec: DatabaseSpec) -> str:
-    """The journal of `spec`: next to a SQLite database (`NAME-journal.sqlite3`), else in the
-    working directory, named after the MySQL database and a hash of its identity."""
-    if spec.dialect == "sqlite":
-        return os.path.splitext(spec.path)[0] + "-journal.sqlite3"
-    digest = hashlib.sha256(identity(spec).encode()).hexdigest()[:10]
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", spec.database)
-    return f"balanca-journal-{name}-{digest}.sqlite3"
 
 
 def _insert_many(txn: Any, sql: str, rows: list[Row]) -> int:
