@@ -11,9 +11,10 @@ from contextlib import redirect_stdout
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pymysql
+from twisted.enterprise import adbapi
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
@@ -22,6 +23,7 @@ from balanca.http.metrics import BalancaCollector
 from balanca.hub import Hub
 from balanca.reading import Reading, Status
 from balanca.store import deadletters, prune, schema
+from balanca.store import store as store_module
 from balanca.store.backlog import BATCH
 from balanca.store.journal import dump, open_file
 from balanca.store.schema import encode_reading, identity, migrations
@@ -302,6 +304,22 @@ class StoreOptionTests(SQLiteCase):
         hub.stop()
 
 
+class CutAfter:
+    """A transaction whose connection is lost after `statements` statements."""
+
+    def __init__(self, txn: Any, statements: int) -> None:
+        self.txn, self.left = txn, statements
+
+    def execute(self, *args: Any) -> Any:
+        if not self.left:
+            raise adbapi.ConnectionLost()
+        self.left -= 1
+        return self.txn.execute(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.txn, name)
+
+
 def encoded(seq: int) -> tuple[object, ...]:
     """The row of reading `seq`, as the journal keeps it."""
     return encode_reading(make_reading(seq), "earlier-run")
@@ -415,6 +433,22 @@ class StoreRobustnessTests(Base):
         self.assertEqual(
             self.query("SELECT version FROM schema_version ORDER BY version"), [(1,), (2,)]
         )
+
+    async def test_a_migration_retried_after_a_lost_connection_completes(self) -> None:
+        real, cut = store_module.migrate, []
+
+        def cut_once(txn: Any, dialect: schema.Dialect) -> list[str]:
+            if cut:
+                return real(txn, dialect)
+            cut.append(True)
+            return real(CutAfter(txn, 4), dialect)
+
+        self.patch(store_module, "migrate", cut_once)
+        store = await self.start_store()
+        self.assertEqual((cut, store.state), ([True], "ok"))
+        self.assertEqual(self.query("SELECT version FROM schema_version"), [(1,)])
+        store.reading(make_reading(1), b"")
+        await store.flush()
 
     async def test_readings_older_than_keep_days_are_pruned_in_batches(self) -> None:
         self.patch(prune, "PRUNE_BATCH", 3)
