@@ -526,9 +526,8 @@ function renderAnswer() {
     el.replaceChildren(message);
   } else {
     const lead = document.createElement("span");
-    lead.className = "answer-lead";
     lead.textContent = t("refused", { status: answer.status });
-    el.replaceChildren(lead, message);
+    el.replaceChildren(lead, " ", message);
   }
   el.dataset.tone = answer.tone;
 }
