@@ -30,7 +30,7 @@ const state = {
   db: null, // /api/health's database part: {state, code, backlog, oldest}
   commands: null, // the commands the scale has, when the service lists them
   unsupported: new Set(), // commands the service answered 501 to on this connection
-  answer: null, // the answer line, kept as keys so a language switch re-renders it
+  answer: null, // the answer line: {tone, text(), status}, re-rendered on a language switch
   reading: null,
   readingAt: 0, // performance.now() when the reading arrived
   readingAge: 0, // its age in seconds when it arrived (0 while live)
@@ -212,7 +212,6 @@ function renderRecordButton(connection) {
   const button = $("record");
   button.disabled = button.dataset.busy === "true" || blocked !== null;
   $("record-why").textContent = blocked ? t(blocked) : "";
-  document.body.dataset.record = blocked === null ? "ready" : blocked;
 }
 
 // ---- the reading ----
