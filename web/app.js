@@ -654,6 +654,7 @@ function applyLanguage() {
   toggle.setAttribute("aria-label", t("switchLabel"));
   toggle.lang = state.lang === "en" ? "pt-BR" : "en";
   document.title = t("title");
+  announce(""); // what was said in the other language is not repeated in this one
   state.announced = null;
   renderWeighings();
   renderAnswer();
