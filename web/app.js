@@ -118,7 +118,7 @@ function readingArrived(reading) {
 // The worker polls /api/health: the database's state always, the scale's part only while the
 // WebSocket is not due to tell us more (see dataWorker.js).
 function healthArrived({ scale, db }) {
-  if (db && typeof db === "object") {
+  if (db) {
     if (state.db === null || db.code !== state.db.code) console.info("balanca: database", db.state, db.code);
     state.db = db;
   }

@@ -216,13 +216,20 @@ async function probeHealth(ws) {
     if (ws !== socket) return;
     // A scale state from before a status message that arrived meanwhile would be older news.
     const scale = judging && expectingSince === null ? health.scale : undefined;
-    post({ type: "health", db: health.db, scale });
+    post({ type: "health", db: databaseState(health), scale });
     if (scale && expectingSince === null && serverOwesMessages(scale)) expectingSince = now();
   } catch (error) {
     if (judging) drop(ws); // the service is unreachable or does not answer: so is this socket
   } finally {
     healthInFlight = false;
   }
+}
+
+// The database's {state, code, backlog, oldest}: `db` in DESIGN 0.2's health; a service that
+// keeps 0.1's `"db": "ok"` string has them under `database`.
+function databaseState(health) {
+  const db = health.db !== null && typeof health.db === "object" ? health.db : health.database;
+  return db && typeof db.state === "string" ? db : undefined;
 }
 
 self.onmessage = (event) => {
