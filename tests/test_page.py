@@ -106,6 +106,8 @@ HEADER_ROW = """() => {
     scrollWidth: document.documentElement.scrollWidth,
   };
 }"""
+ASKED_OR_ANSWERED = """() => document.getElementById("token-dialog").open
+    || document.getElementById("answer").textContent !== "" """
 Expected = dict[str, "str | Callable[[dict[str, Any]], str]"]
 
 
@@ -622,8 +624,9 @@ def test_the_database_state_is_shown_and_recording_waits_for_it(browser: Browser
                     for _ in range(3):
                         page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)
                         submit_weighing(page)
+                        page.wait_for_function(ASKED_OR_ANSWERED, timeout=10_000)
                         if page.locator("#token-dialog").is_visible():
-                            sign_in(page, "writer-secret")
+                            sign_in(page, "writer-secret")  # the wrong one was forgotten
                         answer = wait_for_answer(page)
                         if "409" not in answer:  # the load may move between check and submit
                             break
