@@ -505,6 +505,43 @@ def sign_in(page: Page, token: str) -> None:
     expect(dialog).to_be_hidden()
 
 
+# The machine codes the service may send (DESIGN.md, README "HTTP API"): each needs its text.
+API_CODES = {
+    *("unauthorized", "forbidden_origin", "not_found", "method_not_allowed", "request_timeout"),
+    *("payload_too_large", "headers_too_large", "bad_request", "rate_limited", "no_reading"),
+    *("scale_stale", "scale_disconnected", "scale_not_live", "scale_in_motion", "scale_status"),
+    *("same_load", "below_minimum", "command_unsupported", "command_timeout", "scale_busy"),
+    *("scale_refused", "zero_out_of_range", "db_unavailable", "db_error", "internal_error"),
+}
+REPLY_CODES = {"tared", "zeroed", "tare_cleared"}
+STATE_CODES = {
+    *("connecting", "waiting", "live", "no_frames", "device_removed", "device_not_found"),
+    *("device_busy", "connection_lost", "connection_refused", "open_failed"),
+}
+DB_CODES = {"ok", "db_unavailable", "db_slow"}
+
+
+def test_both_languages_have_a_text_for_every_code_and_the_same_keys(kiosk: Kiosk) -> None:
+    text = kiosk.page.evaluate("TEXT")
+
+    def keys(table: dict[str, Any], prefix: str = "") -> set[str]:
+        return {
+            name
+            for key, value in table.items()
+            for name in (
+                keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+            )
+        }
+
+    assert keys(text["pt-BR"]) == keys(text["en"])
+    for lang in LANGUAGES:
+        assert set(text[lang]["codes"]) == API_CODES | REPLY_CODES, lang
+        assert set(text[lang]["states"]) == STATE_CODES, lang
+        assert set(text[lang]["db"]) == DB_CODES, lang
+        for words in templates(text[lang]):  # no foreign word in the tables themselves
+            assert not FOREIGN_WORDS[lang].search(words.pattern), (lang, words.pattern)
+
+
 def test_the_phone_header_is_one_row_in_both_languages(browser: Browser, kiosk: Kiosk) -> None:
     context = browser.new_context(viewport=PHONE)
     try:
@@ -641,3 +678,21 @@ def test_the_database_state_is_shown_and_recording_waits_for_it(browser: Browser
     finally:
         proxy.close()
         shutil.rmtree(secrets, ignore_errors=True)
+
+
+def test_a_scale_that_refuses_the_connection_reads_in_either_language(browser: Browser) -> None:
+    from tests.child import free_port
+
+    nobody = free_port()  # nothing listens there: every connection attempt is refused
+    with running("--scale", f"tcp:127.0.0.1:{nobody}:protocol=toledo") as service:
+        context = browser.new_context(viewport=PHONE)
+        try:
+            page = context.new_page()
+            page.goto(f"{service.origin}/")
+            shows_in_both_languages(
+                page,
+                {"#connection-text": "scale-disconnected",
+                 "#reason": "states.connection_refused", "#record-why": "recordNotLive"},
+            )  # fmt: skip
+        finally:
+            context.close()
