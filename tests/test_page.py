@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from balanca.reading import Measurement
+from tests.child import free_port
 from tests.pagebase import (
     ARTIFACTS,
     REPO,
@@ -681,8 +682,6 @@ def test_the_database_state_is_shown_and_recording_waits_for_it(browser: Browser
 
 
 def test_a_scale_that_refuses_the_connection_reads_in_either_language(browser: Browser) -> None:
-    from tests.child import free_port
-
     nobody = free_port()  # nothing listens there: every connection attempt is refused
     with running("--scale", f"tcp:127.0.0.1:{nobody}:protocol=toledo") as service:
         context = browser.new_context(viewport=PHONE)
