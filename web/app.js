@@ -28,7 +28,6 @@ const state = {
   retryAt: null, // performance.now() of the next connection attempt
   scale: null, // the latest status message: {state, link, code, reason, age, stale_after}
   db: null, // /api/health's database part: {state, code, backlog, oldest}
-  commands: null, // the commands the scale has, when the service lists them
   unsupported: new Set(), // commands the service answered 501 to on this connection
   answer: null, // the answer line: {tone, text(), status}, re-rendered on a language switch
   reading: null,
@@ -123,7 +122,6 @@ function healthArrived({ scale, db }) {
     state.db = db;
   }
   if (!scale) return;
-  if (Array.isArray(scale.commands)) state.commands = scale.commands;
   state.scale = { ...state.scale, ...scale };
   if (state.reading && typeof scale.age === "number" && scale.state !== "live") {
     state.readingAt = performance.now();
@@ -589,12 +587,11 @@ function sendCommand(name, button) {
   });
 }
 
-// A command button shows only while the scale may have the command: hidden when the service
-// lists the scale's commands without it, or has answered 501 to it.
+// A command button shows until the service answers 501 to it: the scale's protocol lacks it
+// (the service lists no commands before asking; after a reconnect the button is back).
 function renderCommands() {
   for (const button of document.querySelectorAll("[data-command]")) {
-    const name = button.dataset.command;
-    button.hidden = (state.commands !== null && !state.commands.includes(name)) || state.unsupported.has(name);
+    button.hidden = state.unsupported.has(button.dataset.command);
   }
 }
 
