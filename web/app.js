@@ -190,8 +190,10 @@ function renderDatabase(connection) {
   document.body.dataset.db = shown ? db.state : "unknown";
   if (!shown) return;
   $("database-text").textContent = codeText("db", db.code, "unknownState");
-  const backlog = Number(db.backlog) || 0;
-  $("database-backlog").textContent = backlog > 0 ? t("backlog", { n: backlog }) : "";
+  // Readings waiting for the database: a few are always in flight, so counted only while it
+  // is down or slow, when they pile up.
+  const backlog = db.state === "ok" ? 0 : Number(db.backlog) || 0;
+  $("database-backlog").textContent = backlog === 0 ? "" : backlog === 1 ? t("backlogOne") : t("backlog", { n: backlog });
 }
 
 // "Registrar pesagem" is offered only when it can succeed, and says why when it cannot. The

@@ -62,6 +62,7 @@ const TEXT = {
     announceWeight: "Peso estável: {weight} {unit}",
     unknownCode: "Erro inesperado (código {code})",
     unknownState: "Estado desconhecido (código {code})",
+    backlogOne: "1 leitura na fila",
     backlog: "{n} leituras na fila",
     // Why "Registrar pesagem" is disabled.
     recordNoService: "Sem conexão com o serviço: não dá para registrar agora.",
@@ -172,6 +173,7 @@ const TEXT = {
     announceWeight: "Stable weight: {weight} {unit}",
     unknownCode: "Unexpected error (code {code})",
     unknownState: "Unknown state (code {code})",
+    backlogOne: "1 reading queued",
     backlog: "{n} readings queued",
     recordNoService: "No connection to the service: cannot record now.",
     recordNotLive: "The scale is not live: cannot record now.",
