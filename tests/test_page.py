@@ -543,6 +543,19 @@ def test_both_languages_have_a_text_for_every_code_and_the_same_keys(kiosk: Kios
             assert not FOREIGN_WORDS[lang].search(words.pattern), (lang, words.pattern)
 
 
+def test_a_code_the_page_does_not_know_shows_as_unexpected_naming_the_code(kiosk: Kiosk) -> None:
+    page = kiosk.page  # a newer service may send codes this page has no words for
+    page.evaluate("""() => showCode("error", "flux_capacitor", 500)""")
+    expect(page.locator("#answer")).to_have_text(
+        "Recusado (500): Erro inesperado (código flux_capacitor)"
+    )
+    set_language(page, "en")
+    expect(page.locator("#answer")).to_have_text(
+        "Refused (500): Unexpected error (code flux_capacitor)"
+    )
+    set_language(page, "pt-BR")
+
+
 def test_the_phone_header_is_one_row_in_both_languages(browser: Browser, kiosk: Kiosk) -> None:
     context = browser.new_context(viewport=PHONE)
     try:
