@@ -23,7 +23,14 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from balanca import __version__
-from balanca.config import DatabaseSpec, ScaleSpec, db_from_environment, parse_db, parse_scale
+from balanca.config import (
+    DatabaseSpec,
+    ScaleSpec,
+    check_stale_after,
+    db_from_environment,
+    parse_db,
+    parse_scale,
+)
 from balanca.endpoints import address_text, is_dual_stack
 from balanca.http.api import Api, api_tree
 from balanca.http.live import LiveFactory
@@ -66,6 +73,12 @@ class Options(usage.Options):
             "sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB [default: sqlite:balanca.sqlite3]",
         ],
         ["record", None, "stable", "which readings are stored: stable, all or none"],
+        [
+            "keep-readings",
+            None,
+            None,
+            "days of readings to keep (older ones are pruned) [default: all]",
+        ],
         ["token-file", None, None, "file holding the bearer token that writes need"],
         ["read-token-file", None, None, "file holding a token that reads and /ws need too"],
         ["ping-interval", None, "30", "seconds between WebSocket keepalive pings"],
@@ -148,6 +161,7 @@ class Settings:
     scale: ScaleSpec
     db: DatabaseSpec
     record: str
+    keep_readings: float | None
     stale_after: float
     access: Access
     ping_interval: float
@@ -163,19 +177,25 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         db = parse_db(options["db"])
     else:
         db = db_from_environment(environ) or parse_db("sqlite:balanca.sqlite3")
+    folder = os.path.dirname(db.path) or "."
+    if db.dialect == "sqlite" and not os.path.isdir(folder):
+        raise ValueError(f"--db sqlite:{db.path}: the folder {folder} does not exist")
     write_token = environ.get("BALANCA_TOKEN", "").strip() or None
     if options["token-file"]:
         write_token = read_token_file(options["token-file"])
     read_token = read_token_file(options["read-token-file"]) if options["read-token-file"] else None
     if not options["http"] and not options["ws"]:
         raise ValueError("nothing to listen on: give --http or --ws")
+    scale, stale_after = parse_scale(options["scale"]), _positive(options, "stale-after")
+    check_stale_after(scale, stale_after)
     return Settings(
         http=[(s, server_endpoint(s)) for s in options["http"]],
         ws=[(s, server_endpoint(s)) for s in options["ws"]],
-        scale=parse_scale(options["scale"]),
+        scale=scale,
         db=db,
         record=options["record"],
-        stale_after=_positive(options, "stale-after"),
+        keep_readings=_positive(options, "keep-readings") if options["keep-readings"] else None,
+        stale_after=stale_after,
         access=Access(write_token, read_token, tuple(options["allowed-origin"])),
         ping_interval=_positive(options, "ping-interval"),
         ping_timeout=_positive(options, "ping-timeout"),
@@ -236,29 +256,14 @@ class Listener(internet.StreamServerEndpointService):
 
 
 def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
-    """How to connect a scale protocol to the indicator `spec` names."""
+    """How to connect a scale protocol to the simulator or the endpoint `spec` names (a
+    serial device is a `SerialDevice`)."""
     if spec.kind == "simulator":
 
         def simulate(protocol: ScaleProtocol) -> None:
             SimulatedIndicator(scale.wire, reactor, spec.rate).attach(protocol)
 
         return simulate
-    if spec.kind == "serial":
-        from twisted.internet.serialport import SerialPort
-
-        def open_serial(protocol: ScaleProtocol) -> SerialPort:
-            line = spec.line
-            return SerialPort(
-                protocol,
-                spec.device,
-                reactor,
-                baudrate=line.baudrate,
-                bytesize=line.bytesize,
-                parity=line.parity,
-                stopbits=line.stopbits,
-            )
-
-        return open_serial
     endpoint = clientFromString(reactor, spec.endpoint)
     return lambda protocol: connectProtocol(endpoint, protocol)
 
@@ -283,8 +288,20 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         poll=spec.poll,
         stability=stability,
     )
-    link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.describe())
-    store = Store(settings.db, reactor, record=settings.record, scale=hub.scale)
+    if spec.kind == "serial":
+        from balanca.scale.device import SerialDevice
+
+        device = SerialDevice(spec.device, spec.line, reactor)
+        link = ScaleLink(scale, device.open, reactor, spec.where, device)
+    else:
+        link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.where)
+    store = Store(
+        settings.db,
+        reactor,
+        record=settings.record,
+        scale=hub.scale,
+        keep_days=settings.keep_readings,
+    )
     hub.subscribe(store)
     live = LiveFactory(
         hub,

@@ -106,6 +106,66 @@ class OptionValues(TestCase):
             ("endpoint", "tcp:10.0.0.5:4001:timeout=3", "ad", "tcp"),
         )
 
+    def test_a_bare_device_path_is_a_serial_device_with_its_case_kept(self) -> None:
+        for text, device, protocol in (
+            ("/dev/ttyUSB0", "/dev/ttyUSB0", "toledo"),
+            (
+                "/dev/serial/by-id/usb-FTDI_A1\\:B:protocol=sics",
+                "/dev/serial/by-id/usb-FTDI_A1:B",
+                "sics",
+            ),
+        ):
+            settings = parse("--scale", text).settings
+            assert settings is not None
+            spec = settings.scale
+            self.assertEqual((spec.kind, spec.device, spec.protocol), ("serial", device, protocol))
+
+    def test_bad_scale_specs_are_one_line_usage_errors(self) -> None:
+        cases = [
+            (
+                "simulatr",
+                "unknown scale kind 'simulatr'; expected simulator, serial:DEVICE, a device "
+                "path, or a client endpoint such as tcp:HOST:PORT",
+            ),
+            ("tcp:127.0.0.1", "tcp:HOST:PORT"),
+            ("tcp:127.0.0.1:port", "not a client endpoint"),
+            (
+                "serial:/dev/ttyUSB0:tolerance=NaN",
+                "tolerance must be a decimal number of at least 0",
+            ),
+            ("serial:/dev/ttyUSB0:tolerance=-0.5", "tolerance"),
+            ("serial:/dev/ttyUSB0:tolerance=Infinity", "tolerance"),
+            ("serial:/dev/ttyUSB0:tolerance=sNaN", "tolerance"),
+            ("serial:/dev/ttyUSB0:protocol=sics:poll=nan", "poll"),
+            ("serial:/dev/ttyUSB0:protocol=sics:poll=inf", "poll"),
+            ("serial:/dev/ttyUSB0:protocol=sics:poll=-1", "poll"),
+            ("serial:/dev/ttyUSB0:stopbits=nan", "stopbits"),
+            ("serial:/dev/ttyUSB0:baudrate=-9600", "baudrate"),
+            ("serial:/dev/ttyUSB0:decimals=-1", "decimals"),
+            ("simulator:rate=nan", "rate"),
+            ("simulator:rate=-1", "rate"),
+        ]
+        for spec, words in cases:
+            with self.assertRaises(usage.UsageError, msg=spec) as caught:
+                parse("--scale", spec)
+            message = str(caught.exception)
+            self.assertIn(words, message, spec)
+            self.assertNotIn("\n", message, spec)
+
+    def test_stale_after_must_be_longer_than_a_polled_scales_poll_period(self) -> None:
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--scale", "serial:/dev/ttyUSB0:protocol=prix:poll=2", "--stale-after", "1")
+        self.assertIn("longer than the poll period of the prix scale (2 s)", str(caught.exception))
+        with self.assertRaises(usage.UsageError):
+            parse("--scale", "simulator:protocol=sics", "--stale-after", "0.2")
+        settings = parse(
+            "--scale", "serial:/dev/ttyUSB0:protocol=prix:poll=0.5", "--stale-after", "1"
+        ).settings
+        assert settings is not None
+        self.assertEqual((settings.stale_after, settings.scale.poll), (1, 0.5))
+        settings = parse("--scale", "serial:/dev/ttyUSB0:poll=5", "--stale-after", "1").settings
+        self.assertIsNotNone(settings)  # toledo streams: its poll option is unused
+
     def test_bad_values_are_usage_errors_that_say_what_is_wrong(self) -> None:
         cases = [
             (["--http", "nonsense:1234"], "nonsense"),
@@ -126,18 +186,29 @@ class OptionValues(TestCase):
             self.assertIn(words, str(caught.exception), args)
 
 
+def twistd_balanca(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `twistd -n balanca ARGS` to its end (a bad option ends it at once)."""
+    return subprocess.run(
+        [*TWISTD, "-n", "--pidfile=", "balanca", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tempfile.mkdtemp(),
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+
+
 class CommandLine(TestCase):
     def test_twistd_exits_non_zero_with_the_message_for_a_bad_option(self) -> None:
-        run = subprocess.run(
-            [*TWISTD, "-n", "--pidfile=", "balanca", "--scale", "simulator:protocol=nope"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tempfile.mkdtemp(),
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
-        )
+        run = twistd_balanca("--scale", "simulator:protocol=nope")
         self.assertNotEqual(run.returncode, 0)
         self.assertIn("unknown scale protocol 'nope'", run.stdout + run.stderr)
+
+    def test_a_mistyped_scale_kind_is_a_message_not_a_traceback(self) -> None:
+        run = twistd_balanca("--scale", "simulatr")
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("unknown scale kind 'simulatr'", run.stdout + run.stderr)
+        self.assertNotIn("Traceback", run.stdout + run.stderr)
 
 
 class TacFile(TestCase):

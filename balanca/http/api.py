@@ -263,7 +263,8 @@ class HealthEndpoint(Endpoint):
 
 
 class CommandEndpoint(Endpoint):
-    """`POST /api/tare` and `POST /api/zero`: the command, through the scale's protocol."""
+    """`POST /api/tare`, `/api/zero`, `/api/clear-tare`: the command, through the scale's
+    protocol."""
 
     def __init__(self, api: Api, name: str) -> None:
         super().__init__(api)
@@ -277,7 +278,7 @@ class CommandEndpoint(Endpoint):
         return self.api.scale.command(self.name).addCallback(self._answer)
 
     def _answer(self, reply: Reply) -> Answer:
-        body = {"command": self.name, "ok": reply.ok, "reply": reply.text}
+        body = {"command": self.name, "ok": reply.ok, "reply": reply.text, "code": reply.code}
         if reply.ok:
             return 200, body
         return 409, {**body, "error": "command refused", "detail": reply.text}
@@ -349,6 +350,7 @@ def api_tree(api: Api) -> Resource:
         (b"health", HealthEndpoint(api)),
         (b"tare", CommandEndpoint(api, "tare")),
         (b"zero", CommandEndpoint(api, "zero")),
+        (b"clear-tare", CommandEndpoint(api, "clear-tare")),
         (b"weighings", WeighingsEndpoint(api)),
         (b"readings", ReadingsEndpoint(api)),
     ):
