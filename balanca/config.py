@@ -214,7 +214,8 @@ class DatabaseSpec:
     host: str = "127.0.0.1"
     port: int = 3306
     user: str = "root"
-    password: str = ""
+    password: str = field(default="", repr=False)
+    """Never printed: not in `describe()`, the repr or an error."""
     database: str = "balanca"
 
     def describe(self) -> str:
@@ -222,6 +223,11 @@ class DatabaseSpec:
         if self.dialect == "sqlite":
             return f"SQLite {self.path}"
         return f"MySQL {self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def redact(url: str) -> str:
+    """`url` with the password of its `USER:PASS@` part replaced by `***`."""
+    return re.sub(r"^([a-z]+://[^:@/]*:)[^/]*@", r"\1***@", url)
 
 
 def parse_db(url: str) -> DatabaseSpec:
@@ -241,7 +247,7 @@ def parse_db(url: str) -> DatabaseSpec:
         try:
             port = parts.port or 3306
         except ValueError:
-            raise ValueError(f"--db {url!r}: the port must be a number") from None
+            raise ValueError(f"--db {redact(url)!r}: the port must be a number") from None
         return DatabaseSpec(
             "mysql",
             host=parts.hostname,
@@ -250,7 +256,7 @@ def parse_db(url: str) -> DatabaseSpec:
             password=unquote(parts.password or ""),
             database=database,
         )
-    raise ValueError(f"--db {url!r}: use sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB")
+    raise ValueError(f"--db {redact(url)!r}: use sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB")
 
 
 def db_from_environment(env: Mapping[str, str]) -> DatabaseSpec | None:

@@ -7,6 +7,7 @@ one stops the service with a message that says what to fix.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from twisted.application import internet, service
 from twisted.internet import reactor as global_reactor
 from twisted.internet.endpoints import clientFromString, connectProtocol, serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
@@ -103,6 +105,20 @@ class Options(usage.Options):
                 self[option] = value
         self._given: set[str] = set()
         self.settings: Settings | None = None
+        self._failed = False
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """Parse; a usage error says what is wrong and where help is, without the help."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            self._failed = True
+            raise usage.UsageError(f"{e} (see: twistd balanca --help)") from None
+
+    def getUsage(self, width: int | None = None) -> str:
+        """The options' help, or nothing after a usage error (twistd prints the help before
+        the error, which then scrolled away behind 27 lines)."""
+        return "" if self._failed else super().getUsage(width)  # type: ignore[no-any-return]
 
     def _append(self, name: str, value: str) -> None:
         if name not in self._given:
@@ -184,6 +200,11 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
     if options["token-file"]:
         write_token = read_token_file(options["token-file"])
     read_token = read_token_file(options["read-token-file"]) if options["read-token-file"] else None
+    if read_token is not None and write_token is None:
+        raise ValueError(
+            "--read-token-file without --token-file would leave tare, zero and weighings "
+            "public while the weight is private: give --token-file (or BALANCA_TOKEN) too"
+        )
     if not options["http"] and not options["ws"]:
         raise ValueError("nothing to listen on: give --http or --ws")
     scale, stale_after = parse_scale(options["scale"]), _positive(options, "stale-after")
@@ -199,7 +220,7 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         access=Access(write_token, read_token, tuple(options["allowed-origin"])),
         ping_interval=_positive(options, "ping-interval"),
         ping_timeout=_positive(options, "ping-timeout"),
-        ws_max_queue=int(_positive(options, "ws-max-queue")),
+        ws_max_queue=_whole(options, "ws-max-queue"),
     )
 
 
@@ -221,23 +242,53 @@ def _positive(options: usage.Options, name: str) -> float:
     return value
 
 
+def _whole(options: usage.Options, name: str) -> int:
+    text = str(options[name]).strip()
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise ValueError(f"--{name} must be a whole number of 1 or more, not {options[name]!r}")
+    return int(text)
+
+
 class Listener(internet.StreamServerEndpointService):
     """An endpoint service that logs where it listens once it does."""
 
     log = Logger()
 
     def __init__(
-        self, description: str, endpoint: IStreamServerEndpoint, factory: Any, what: str
+        self,
+        description: str,
+        endpoint: IStreamServerEndpoint,
+        factory: Any,
+        what: str,
+        option: str = "http",
     ) -> None:
         super().__init__(endpoint, factory)
-        self.description, self.what = description, what
+        self.description, self.what, self.option = description, what, option
         self.port: Any = None
         self._raiseSynchronously = True
 
     def privilegedStartService(self) -> None:
-        super().privilegedStartService()
+        try:
+            super().privilegedStartService()
+        except (CannotListenError, OSError) as e:
+            self.log.critical("{message}", message=self.refusal(e))
+            raise SystemExit(1) from None
         assert self._waitingForPort is not None
         self._waitingForPort.addCallback(self._listening)
+
+    def refusal(self, error: Exception) -> str:
+        """One line on why this listener cannot listen, and what to do."""
+        cause = getattr(error, "socketError", None) or error
+        why = getattr(cause, "strerror", None) or str(cause)
+        if getattr(cause, "errno", None) == errno.EACCES:
+            hint = (
+                f"ports below 1024 need root, CAP_NET_BIND_SERVICE or "
+                f"net.ipv4.ip_unprivileged_port_start (README, Docker); or choose another "
+                f"--{self.option}"
+            )
+        else:
+            hint = f"choose another --{self.option}"
+        return f"cannot listen on {self.description} ({why}): {hint}"
 
     def _listening(self, port: Any) -> Any:
         self.port = port
@@ -303,25 +354,27 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         keep_days=settings.keep_readings,
     )
     hub.subscribe(store)
+    limiter = RateLimiter(reactor)
     live = LiveFactory(
         hub,
         settings.access,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_queue=settings.ws_max_queue,
+        limiter=limiter,
+        reactor=reactor,
     )
     registry = CollectorRegistry()
     collector = BalancaCollector(hub, scale, link, live, store)
     registry.register(collector)
-    api = Api(
-        reactor, hub, scale, store, lambda: len(live.clients), settings.access, RateLimiter(reactor)
-    )
+    api = Api(reactor, hub, scale, store, lambda: len(live.clients), settings.access, limiter)
     site = site_tree(
         api_tree(api),
         WebSocketResource(live),
         MetricsResource(registry),
         web_root(),
         settings.access,
+        limiter,
         reactor,
     )
     collector.site = site
@@ -333,7 +386,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     for description, endpoint in settings.http:
         Listener(description, endpoint, site, "HTTP + WebSocket (/ws)").setServiceParent(top)
     for description, endpoint in settings.ws:
-        Listener(description, endpoint, live, "WebSocket").setServiceParent(top)
+        Listener(description, endpoint, live, "WebSocket", "ws").setServiceParent(top)
     log.info(
         "balanca {version}: scale {scale}{simulated}, database {db}, recording {record}",
         version=__version__,
