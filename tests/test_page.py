@@ -19,12 +19,14 @@ import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import serial
 
 from balanca.reading import Measurement
 from tests.child import free_port
@@ -694,9 +696,27 @@ def test_the_database_state_is_shown_and_recording_waits_for_it(browser: Browser
         shutil.rmtree(secrets, ignore_errors=True)
 
 
-def test_a_scale_that_refuses_the_connection_reads_in_either_language(browser: Browser) -> None:
-    nobody = free_port()  # nothing listens there: every connection attempt is refused
-    with running("--scale", f"tcp:127.0.0.1:{nobody}:protocol=toledo") as service:
+@contextmanager
+def unreachable_scale(code: str) -> Iterator[str]:
+    """A `--scale` spec the service cannot open, for the reason `code` names."""
+    if code == "connection_refused":
+        yield f"tcp:127.0.0.1:{free_port()}:protocol=toledo"  # nothing listens there
+        return
+    scale = PtyScale("prix").plug()
+    other = serial.Serial(str(scale.link), exclusive=True)  # another program holds the port
+    try:
+        yield scale.spec()
+    finally:
+        other.close()
+        scale.unplug()
+        shutil.rmtree(scale.link.parent, ignore_errors=True)
+
+
+@pytest.mark.parametrize("code", ["connection_refused", "device_busy"])
+def test_a_scale_that_cannot_be_opened_is_named_in_either_language(
+    browser: Browser, code: str
+) -> None:
+    with unreachable_scale(code) as spec, running("--scale", spec) as service:
         context = browser.new_context(viewport=PHONE)
         try:
             page = context.new_page()
@@ -704,7 +724,7 @@ def test_a_scale_that_refuses_the_connection_reads_in_either_language(browser: B
             shows_in_both_languages(
                 page,
                 {"#connection-text": "scale-disconnected",
-                 "#reason": "states.connection_refused", "#record-why": "recordNotLive"},
+                 "#reason": f"states.{code}", "#record-why": "recordNotLive"},
             )  # fmt: skip
         finally:
             context.close()
