@@ -58,6 +58,9 @@ STABLE_LOAD = """() => document.body.dataset.connection === "live"
 STABLE_ZERO = """() => document.body.dataset.connection === "live"
     && document.body.dataset.stable === "true"
     && Number(document.getElementById("weight").textContent) === 0"""
+HEAVY_LOAD = """() => document.body.dataset.connection === "live"
+    && document.body.dataset.stable === "true" && document.body.dataset.status === "ok"
+    && Number(document.getElementById("weight").textContent) > 1000"""
 IN_MOTION = """() => document.body.dataset.connection === "live"
     && document.body.dataset.stable === "false" """
 SERVICE_ANSWER = re.compile(
@@ -543,6 +546,15 @@ def test_both_languages_have_a_text_for_every_code_and_the_same_keys(kiosk: Kios
         assert set(text[lang]["db"]) == DB_CODES, lang
         for words in templates(text[lang]):  # no foreign word in the tables themselves
             assert not FOREIGN_WORDS[lang].search(words.pattern), (lang, words.pattern)
+
+
+def test_a_zero_refused_by_the_indicator_reads_in_either_language(kiosk: Kiosk) -> None:
+    """The simulated truck scale zeroes within ±900 kg of its power-up zero only."""
+    page = kiosk.page
+    page.wait_for_function(HEAVY_LOAD, timeout=3 * CYCLE_MS)
+    fresh_answer(page)
+    page.click("#zero-button")
+    shows_in_both_languages(page, {"#answer": refusal(409, "zero_out_of_range")})
 
 
 def test_a_code_the_page_does_not_know_shows_as_unexpected_naming_the_code(kiosk: Kiosk) -> None:
