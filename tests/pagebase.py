@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pymysql
-
 from tests.base import skip_or_fail
 from tests.child import REPO, Service, running
 
@@ -112,6 +110,8 @@ class PageWatch:
 @contextmanager
 def mariadb() -> Iterator[str]:
     """A fresh database on the local MariaDB (its name), dropped afterwards."""
+    import pymysql  # the `mysql` extra: only these tests need it
+
     from tests.storebase import MARIADB
 
     try:
