@@ -54,6 +54,7 @@ let lastMessageAt = 0;
 let expectingSince = null; // when the server started owing us messages, or null
 let lastHealthAt = -Infinity;
 let healthInFlight = false;
+let statuses = 0; // status messages received: health's scale part is news only if none came since
 
 function post(message) {
   self.postMessage(message);
@@ -127,6 +128,7 @@ function statusReceived(status) {
   if (typeof status.stale_after === "number" && status.stale_after > 0) {
     staleAfterMs = status.stale_after * 1000;
   }
+  statuses += 1;
   expectingSince = serverOwesMessages(status) ? now() : null;
   lastHealthAt = -Infinity; // a change of state: ask health now if we are to wait on silence
   post({ type: "status", status });
@@ -209,13 +211,14 @@ async function probeHealth(ws) {
   lastHealthAt = now();
   // While the socket owes us messages, its silence is the test; health only adds the database.
   const judging = expectingSince === null;
+  const before = statuses;
   try {
     const response = await fetchHealth();
     if (response.status === 401) return; // the socket got in; this is not the socket's problem
     const health = await response.json();
     if (ws !== socket) return;
     // A scale state from before a status message that arrived meanwhile would be older news.
-    const scale = judging && expectingSince === null ? health.scale : undefined;
+    const scale = judging && statuses === before ? health.scale : undefined;
     post({ type: "health", db: databaseState(health), scale });
     if (scale && expectingSince === null && serverOwesMessages(scale)) expectingSince = now();
   } catch (error) {
