@@ -4,12 +4,12 @@ stayed up) starts the backoff again; open failures are named with their codes.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from twisted.internet import error
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
+from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import TestCase
 
 from balanca.hub import Hub
@@ -20,6 +20,17 @@ from balanca.scale.scale import Scale, ScaleProtocol
 from tests.test_hub import captured_log
 
 FRAME = PROTOCOLS["ad"].encode(Measurement(Decimal("1.00"), "kg", True, "gross"))
+
+
+def run_for(clock: Clock, seconds: float) -> None:
+    """Advance `clock` by `seconds`, stopping at each timer on the way."""
+    end = clock.seconds() + seconds
+    while True:
+        due = [c.getTime() for c in clock.getDelayedCalls() if c.getTime() <= end]
+        if not due:
+            break
+        clock.advance(max(0.0, min(due) - clock.seconds()))
+    clock.advance(end - clock.seconds())
 
 
 class Gateway:
@@ -38,14 +49,17 @@ class Gateway:
             raise self.refuse
         self.opened.append(self.clock.seconds())
         up, frames = self.plans.pop(0) if self.plans else (0.0, 0)
-        protocol.makeConnection(StringTransport())
+        transport = StringTransportWithDisconnection()
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
         for _ in range(frames):
             protocol.dataReceived(FRAME)
-        self.clock.callLater(up, self.drop, protocol)
+        self.clock.callLater(up, self.drop, transport)
 
-    def drop(self, protocol: ScaleProtocol) -> None:
-        self.dropped.append(self.clock.seconds())
-        protocol.connectionLost(Failure(error.ConnectionDone("closed")))
+    def drop(self, transport: StringTransportWithDisconnection) -> None:
+        if transport.connected:
+            self.dropped.append(self.clock.seconds())
+            transport.loseConnection()
 
     def waits(self) -> list[float]:
         """Seconds from each drop to the next open."""
@@ -64,14 +78,7 @@ class Backoff(TestCase):
         self.addCleanup(self.link.stopService)
 
     def run_for(self, seconds: float) -> None:
-        """Advance the clock by `seconds`, stopping at each timer on the way."""
-        end = self.clock.seconds() + seconds
-        while True:
-            due = [c.getTime() for c in self.clock.getDelayedCalls() if c.getTime() <= end]
-            if not due:
-                break
-            self.clock.advance(max(0.0, min(due) - self.clock.seconds()))
-        self.clock.advance(end - self.clock.seconds())
+        run_for(self.clock, seconds)
 
     def test_a_gateway_that_accepts_and_drops_is_retried_with_a_growing_backoff(self) -> None:
         self.run_for(60)
@@ -118,3 +125,61 @@ class Backoff(TestCase):
             [line.rsplit("[", 1)[1] for line in states], ["connection_refused]", "device_busy]"]
         )
         self.assertFalse([line for line in self.log if "retrying" in line])
+
+
+class Plug:
+    """A device file the test plugs and unplugs (the link's `Device`)."""
+
+    def __init__(self) -> None:
+        self.here = True
+        self.appeared: Callable[[], None] | None = None
+
+    def present(self) -> bool:
+        return self.here
+
+    def watch(self, appeared: Callable[[], None]) -> None:
+        self.appeared = appeared
+
+    def stop(self) -> None:
+        self.appeared = None
+
+
+class DeviceLink(TestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.hub = Hub(self.clock, stale_after=3)
+        scale = Scale(PROTOCOLS["ad"], self.hub, self.clock, source="serial")
+        self.gateway = Gateway(self.clock)
+        self.device = Plug()
+        self.link = ScaleLink(scale, self.gateway, self.clock, "/dev/ttyUSB0", self.device)
+        self.link.startService()
+        self.addCleanup(self.link.stopService)
+
+    def test_a_device_gone_after_its_read_error_is_named_removed_and_reopened_when_it_appears(
+        self,
+    ) -> None:
+        self.gateway.plans = [(1.0, 1)]
+        self.clock.advance(1.0)  # the read error comes while the device file is still there
+        self.assertEqual(self.hub.code, "connection_lost")
+        self.device.here = False
+        self.gateway.refuse = OpenFailed("device not found: /dev/ttyUSB0", "device_not_found")
+        self.clock.advance(0.5)
+        self.assertEqual(
+            (self.hub.code, self.hub.reason), ("device_removed", "device removed: /dev/ttyUSB0")
+        )
+        run_for(self.clock, 30)
+        self.assertEqual(self.hub.code, "device_removed")  # not "not found" while it is away
+        self.assertGreaterEqual(self.link.next_retry or 0, 5)
+        self.device.here, self.gateway.refuse = True, None
+        opened = len(self.gateway.opened)
+        assert self.device.appeared is not None
+        self.device.appeared()  # inotify: at once, not at the next retry
+        self.assertEqual(len(self.gateway.opened), opened + 1)
+
+    def test_a_device_missing_at_start_is_not_found(self) -> None:
+        self.link.stopService()
+        self.gateway.refuse = OpenFailed("device not found: /dev/ttyUSB0", "device_not_found")
+        link = ScaleLink(self.link.scale, self.gateway, self.clock, "/dev/ttyUSB0", Plug())
+        link.startService()
+        self.addCleanup(link.stopService)
+        self.assertEqual(self.hub.code, "device_not_found")

@@ -393,11 +393,7 @@ class LineFaults(SerialCase):
     def test_a_7e1_scale_read_as_8n1_is_decoded_and_the_port_settings_are_questioned_once(
         self,
     ) -> defer.Generator:
-        from twisted.logger import formatEvent, globalLogPublisher
-
-        events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        log = captured_log(self)
         scale = self.pty("toledo")
         yield self.start("--scale", scale.spec("bytesize=8", "parity=N"))
         frame = scale.wire.encode(SAMPLES["toledo"])
@@ -408,7 +404,7 @@ class LineFaults(SerialCase):
             yield sleep(0.05)
         response = yield self.wait_for(lambda r: r.code == 200)
         self.assertEqual(response.json()["weight"], "12340")
-        warnings = [formatEvent(e) for e in events if "port settings look wrong" in formatEvent(e)]
+        warnings = [line for line in log if "port settings look wrong" in line]
         self.assertEqual(len(warnings), 1, warnings)
         self.assertGreater(self.service.parts.scale.counters.high_bit_bytes, 0)
 

@@ -158,12 +158,12 @@ class ScaleLink(Service):
     def _failed(self, reason: Failure) -> None:
         if not self.running:
             return
-        hub = self.scale.hub
         if reason.check(OpenFailed):
             e = reason.value
             assert isinstance(e, OpenFailed)
-            if e.code == "device_not_found" and hub.code == "device_removed":
-                self._down(hub.reason, hub.code)  # a removed device stays "removed" till it is back
+            if e.code == "device_not_found" and self._ever_opened:
+                # It was here: removed (also when it vanished only after the read error).
+                self._down(f"device removed: {self.where}", "device_removed")
             else:
                 self._down(e.reason, e.code)
         elif reason.check(error.ConnectionRefusedError):
