@@ -27,7 +27,13 @@ from balanca.store import store as store_module
 from balanca.store.backlog import BATCH
 from balanca.store.journal import dump, open_file
 from balanca.store.schema import encode_reading, identity, migrations
-from balanca.store.store import FLUSH_INTERVAL, DatabaseRefused, Store, default_journal_path
+from balanca.store.store import (
+    FLUSH_INTERVAL,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    Store,
+    default_journal_path,
+)
 from tests.storebase import (
     MARIADB,
     START,
@@ -407,6 +413,7 @@ class StoreRobustnessTests(Base):
             await store.add_weighing(make_reading(1), "truck", None)
         self.assertEqual(raised.exception.code, "db_error")
         self.assertIn("weighings", str(raised.exception))
+        self.assertIsInstance(raised.exception, DatabaseUnavailable, "api.py answers it 503")
 
     def use_migrations(self, extra: str) -> Path:
         """Serve the real migrations plus `002_extra.sql` holding `extra`, from a copy."""
