@@ -236,10 +236,6 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         db = checked(options, "db", parse_db)
     else:
         db = db_from_environment(environ) or parse_db("sqlite:balanca.sqlite3")
-    folder = os.path.dirname(db.path) or "."
-    if db.dialect == "sqlite" and not os.path.isdir(folder):
-        message = f"--db sqlite:{db.path}: the folder {folder} does not exist"
-        raise ValueError(blamed(options, "db", message))
     write_token = environ.get("BALANCA_TOKEN", "").strip() or None
     if options["token-file"]:
         write_token = checked(options, "token-file", read_token_file)

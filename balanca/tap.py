@@ -8,6 +8,7 @@ the store, the WebSocket factory, the API and the listeners are shared by all of
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ class Parts:
     live: LiveFactory
     store: Store
     site: Any
+    limiter: RateLimiter
 
     @property
     def first(self) -> ScaleParts:
@@ -137,6 +139,10 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     (hub, scale, link), then the store, WebSocket factory, API and listeners they share."""
     settings = options.settings
     assert settings is not None, "postOptions validates the options"
+    folder = os.path.dirname(settings.db.path) or "."
+    if settings.db.dialect == "sqlite" and not os.path.isdir(folder):
+        # Checked at start, not when parsing: systemd's StateDirectory= makes it just before.
+        raise SystemExit(f"balanca: --db sqlite:{settings.db.path}: no folder {folder}")
     log = Logger(namespace="balanca")
     # Autobahn's per-frame debug logging costs CPU and floods the log.
     txaio.set_global_log_level("info")  # type: ignore[attr-defined]
@@ -178,7 +184,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         reactor,
     )
     collector.site = site
-    top.parts = Parts(scales, live, store, site)
+    top.parts = Parts(scales, live, store, site, limiter)
     # Services stop in reverse order: listeners, then the scales, then the store, which writes
     # everything the scales published before the process exits.
     store.setServiceParent(top)
