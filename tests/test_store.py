@@ -363,7 +363,7 @@ class StoreRobustnessTests(Base):
         letters = self.dead_letters()
         self.assertEqual([row["seq"] for _, row in letters], [2, 4])
         self.assertEqual(store.health()["dead_letters"], 2)
-        series = BalancaCollector(*[None] * 4, store)._database()  # type: ignore[arg-type]
+        series = BalancaCollector([], None, store)._database()  # type: ignore[arg-type]
         dead = [m.samples[0].value for m in series if m.name == "balanca_db_dead_letters"]
         self.assertEqual(dead, [2])
         self.assertEqual((store.state, store.rows_written), ("ok", 3))
