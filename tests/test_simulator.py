@@ -9,11 +9,13 @@ from decimal import Decimal
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
+from balanca.config import parse_scale
 from balanca.hub import Hub
 from balanca.reading import Reply
 from balanca.scale.protocols import PROTOCOLS
 from balanca.scale.scale import Scale
 from balanca.scale.simulator import CYCLE, PLATFORMS, SimulatedIndicator
+from balanca.scales import build_scale
 
 
 def phase_start(name: str, occurrence: int = 0) -> float:
@@ -79,3 +81,36 @@ class IndicatorCommands(TestCase):
     def test_a_sics_simulator_answers_over_its_wire_with_the_balances_words(self) -> None:
         refused = self.check_indicator("sics", "scale_refused")  # "T I": the wire says no more
         self.assertEqual(refused.text, "Z + (above the permitted range)")
+
+
+class SeveralSimulatedScales(TestCase):
+    def test_each_simulated_scale_has_its_own_load_cycle_and_a_first_load_within_5_s(
+        self,
+    ) -> None:
+        clock = Clock()
+        ids = ("a", "b", "default")
+        parts = [build_scale(i, parse_scale("simulator"), clock, 3) for i in ids]
+        for p in parts:
+            p.link.startService()
+
+        def stop() -> None:
+            for p in parts:
+                p.link.stopService()
+            clock.advance(1)  # the simulated connections close on the clock
+
+        self.addCleanup(stop)
+        first_load: dict[str, float] = {}
+        loads: dict[str, list[Decimal]] = {i: [] for i in ids}
+        for _ in range(400):  # 40 s: two and a half cycles
+            clock.advance(0.1)
+            for p in parts:
+                reading = p.hub.latest
+                assert reading is not None
+                self.assertEqual((reading.scale, reading.source), (p.id, "simulator"))
+                if reading.stable and reading.weight:
+                    first_load.setdefault(p.id, clock.seconds())
+                    if reading.weight not in loads[p.id]:
+                        loads[p.id].append(reading.weight)
+        self.assertTrue(all(first_load[i] <= 5 for i in ids), first_load)
+        self.assertEqual(len(set(first_load.values())), 3)  # shifted: loads arrive apart
+        self.assertEqual(len({tuple(w) for w in loads.values()}), 3)  # drawn apart
