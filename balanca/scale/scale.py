@@ -28,6 +28,8 @@ MIN_REPLY_WAIT = 0.25
 """Seconds a polled scale has to answer, at the least (a short frame at 9600 baud takes ~20 ms)."""
 DEFAULT_STABLE_COUNT = 3
 """Readings that must agree for a flagless protocol's weight to count as stable."""
+STEP_WAIT = 0.2
+"""Seconds after a poll within which a scale's step (CAS's ACK) is followed up (DC1)."""
 REJECTION_LOG_EVERY = 60.0
 SEVEN_BIT = bytes(range(128)) * 2
 CONNECTION_DONE = Failure(error.ConnectionDone())
@@ -181,7 +183,10 @@ class ScaleProtocol(Protocol):
         if scale.wire.seven_bit:
             data = scale.seven_bit(data)
         for frame in self.framer.feed(data):
-            scale.frame(frame)
+            if frame in scale.wire.steps:
+                self._step(scale.wire.steps[frame])
+            else:
+                scale.frame(frame)
         scale.garbage_bytes = self.framer.stats.garbage_bytes
         scale.overflows = self.framer.stats.overflows
 
@@ -236,6 +241,13 @@ class ScaleProtocol(Protocol):
         d.errback(
             CommandError(504, "no reply", f"the scale did not answer in {COMMAND_TIMEOUT:g} s")
         )
+
+    def _step(self, request: bytes) -> None:
+        """The scale took the first step of a poll (CAS's ACK): send the next one (DC1) while
+        the poll is recent; a late or unasked step waits for the next poll."""
+        asked = self._asked_at
+        if request and asked is not None and self.scale.clock.seconds() - asked <= STEP_WAIT:
+            self.transport.write(request)  # type: ignore[union-attr]
 
     def _poll(self) -> None:
         """Ask a polled scale for a frame, keeping at most one request outstanding."""
