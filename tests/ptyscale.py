@@ -72,8 +72,11 @@ class PtyScale:
         return ":".join([f"serial:{device}", f"protocol={self.wire.name}", *options])
 
     def _answer(self, master: int) -> None:
-        """Answer poll requests with the current measurement and commands with their reply."""
+        """Answer poll requests with the current measurement and commands with their reply;
+        a two-step poll (CAS) with its first step (ACK), and the next request (DC1) with the
+        measurement."""
         commands = {request: name for name, request in self.wire.commands.items()}
+        requests = [self.wire.poll, *filter(None, self.wire.steps.values()), *commands]
         pending = b""
         while not self._stop.is_set():
             ready, _, _ = select.select([master], [], [], 0.05)
@@ -83,7 +86,7 @@ class PtyScale:
                 pending += os.read(master, 1024)
             except OSError:
                 return
-            for request in [self.wire.poll, *commands]:
+            for request in requests:
                 assert request is not None
                 while request in pending:
                     before, _, pending = pending.partition(request)
@@ -93,7 +96,10 @@ class PtyScale:
                         os.write(master, answer)
 
     def _answer_for(self, request: bytes, commands: dict[bytes, str]) -> bytes | None:
-        if request == self.wire.poll:
+        first_step = next(iter(self.wire.steps), None)
+        if request == self.wire.poll and first_step is not None:
+            return None if self.measurement is None else first_step
+        if request == self.wire.poll or request in self.wire.steps.values():
             return None if self.measurement is None else self.wire.encode(self.measurement)
         reply = self.replies.get(commands[request])
         if reply is None or self.wire.encode_reply is None:
