@@ -8,7 +8,7 @@ one stops the service with a message that says what to fix.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from twisted.application import internet, service
 from twisted.internet import reactor as global_reactor
 from twisted.internet.endpoints import clientFromString, connectProtocol, serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -31,9 +32,10 @@ from balanca.http.metrics import BalancaCollector, MetricsResource
 from balanca.http.security import Access, RateLimiter, read_token_file
 from balanca.http.site import site_tree, web_root
 from balanca.hub import Hub
+from balanca.scale.detect import AUTO, AutoOpener
 from balanca.scale.link import Opener, ScaleLink
 from balanca.scale.protocols import PROTOCOLS
-from balanca.scale.scale import Scale, ScaleProtocol
+from balanca.scale.scale import Scale
 from balanca.scale.simulator import SimulatedIndicator
 from balanca.scale.stability import StabilityFilter
 from balanca.store.store import Store
@@ -236,17 +238,28 @@ class Listener(internet.StreamServerEndpointService):
 
 
 def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
-    """How to connect a scale protocol to the indicator `spec` names."""
+    """How to connect a scale protocol to the indicator `spec` names (with `protocol=auto`,
+    after detecting its protocol)."""
+    plain = _opener(spec, scale, reactor)
+    if spec.protocol != AUTO.name:
+        return plain
+    serial = spec.kind == "serial"
+    line = spec.line if spec.line_named or not serial else None
+    return AutoOpener(scale, plain, reactor, serial=serial, line=line)
+
+
+def _opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Callable[[Protocol], object]:
+    """How to connect a protocol to the indicator `spec` names."""
     if spec.kind == "simulator":
 
-        def simulate(protocol: ScaleProtocol) -> None:
+        def simulate(protocol: Protocol) -> None:
             SimulatedIndicator(scale.wire, reactor, spec.rate).attach(protocol)
 
         return simulate
     if spec.kind == "serial":
         from twisted.internet.serialport import SerialPort
 
-        def open_serial(protocol: ScaleProtocol) -> SerialPort:
+        def open_serial(protocol: Protocol) -> SerialPort:
             line = spec.line
             return SerialPort(
                 protocol,
@@ -275,7 +288,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     hub = Hub(reactor, settings.stale_after)
     stability = StabilityFilter(spec.stable, spec.tolerance) if spec.stable else None
     scale = Scale(
-        PROTOCOLS[spec.protocol],
+        PROTOCOLS.get(spec.protocol, AUTO),
         hub,
         reactor,
         source=spec.source,

@@ -27,6 +27,8 @@ class PtyScale:
         self.master: int | None = None
         self._slave = -1
         self.requests: list[bytes] = []
+        self.received = bytearray()
+        """Every byte the host wrote (polled protocols, whose thread reads them)."""
         self.measurement: Measurement | None = None
         self.replies: dict[str, Reply] = {}
         self._stop = threading.Event()
@@ -67,9 +69,10 @@ class PtyScale:
     def send(self, m: Measurement) -> None:
         self.write(self.wire.encode(m))
 
-    def spec(self, *options: str) -> str:
+    def spec(self, *options: str, protocol: str | None = None) -> str:
+        """The `--scale` spec for this pty; `protocol` overrides the wire's name (`auto`)."""
         device = str(self.link).replace(":", "\\:")
-        return ":".join([f"serial:{device}", f"protocol={self.wire.name}", *options])
+        return ":".join([f"serial:{device}", f"protocol={protocol or self.wire.name}", *options])
 
     def _answer(self, master: int) -> None:
         """Answer poll requests with the current measurement and commands with their reply;
@@ -83,9 +86,11 @@ class PtyScale:
             if not ready:
                 continue
             try:
-                pending += os.read(master, 1024)
+                data = os.read(master, 1024)
             except OSError:
                 return
+            self.received += data
+            pending += data
             for request in requests:
                 assert request is not None
                 while request in pending:

@@ -248,6 +248,9 @@ class HealthEndpoint(Endpoint):
 
     def get(self, request: Request) -> Answer:
         scale = self.api.hub.status()
+        protocol = getattr(self.api.scale, "protocol_info", None)
+        if protocol is not None:
+            scale["protocol"] = protocol  # with protocol=auto: what detection chose, or why not
         database = dict(self.api.store.health())
         db = database.pop("db")
         ok = scale["state"] not in ("disconnected", "stale") and db == "ok"

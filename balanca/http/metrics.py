@@ -69,6 +69,16 @@ class BalancaCollector:
         for name in SCALE_STATES:
             state.add_metric([name], float(self.hub.state == name))
         yield state
+        protocol = self.scale.protocol_info
+        info = GaugeMetricFamily(
+            "balanca_scale_protocol_info",
+            "The scale's wire protocol; with protocol=auto, as detected (state, line settings)",
+            labels=["protocol", "state", "line"],
+        )
+        info.add_metric(
+            [protocol["protocol"], protocol.get("state", "configured"), protocol.get("line", "")], 1
+        )
+        yield info
         yield _gauge("last_reading_age_seconds", "Seconds since the latest reading", self.hub.age())
 
     def _websocket(self) -> Iterator[Metric]:

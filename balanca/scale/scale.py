@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 
 from balanca.hub import Hub
 from balanca.reading import Measurement, Reading, Reply, Source, local_time
-from balanca.scale.protocols.base import DecodeError, WireProtocol
+from balanca.scale.protocols.base import DecodeError, Framer, WireProtocol
 from balanca.scale.stability import StabilityFilter
 
 COMMAND_TIMEOUT = 2.0
@@ -83,9 +83,18 @@ class Scale:
         self.garbage_bytes = 0
         self.overflows = 0
         self.connection: ScaleProtocol | None = None
+        self.protocol_info: dict[str, str] = {"protocol": wire.name}
+        """The wire protocol for /api/health and /metrics; with `protocol=auto`, also the
+        detection's state, line settings and evidence (balanca.scale.detect)."""
         self._seq = 0
         self._warned_high_bit = False
         self._rejections_logged_at: dict[str, float] = {}
+
+    def use(self, wire: WireProtocol) -> None:
+        """Speak `wire` from the next connection on (`protocol=auto` once it is detected)."""
+        self.wire = wire
+        if self.stability is None and not wire.flags_stability:
+            self.stability = StabilityFilter(DEFAULT_STABLE_COUNT, Decimal(0))
 
     def protocol(self) -> ScaleProtocol:
         """A protocol for a new connection to the indicator."""
@@ -163,7 +172,8 @@ class ScaleProtocol(Protocol):
 
     def __init__(self, scale: Scale) -> None:
         self.scale = scale
-        self.framer = scale.wire.framer()
+        self.framer: Framer | None = None
+        """Made when the connection is, for the wire the scale speaks then."""
         self.lost: defer.Deferred[str] = defer.Deferred()
         """Fires with why the connection ended (a message, not a Failure: it is no error)."""
         self._poller: LoopingCall | None = None
@@ -171,6 +181,7 @@ class ScaleProtocol(Protocol):
         self._pending: list[tuple[str, defer.Deferred[Reply], IDelayedCall]] = []
 
     def connectionMade(self) -> None:
+        self.framer = self.scale.wire.framer()
         self.scale.connection = self
         self.scale.hub.connected()
         if self.scale.wire.poll is not None:
@@ -180,6 +191,7 @@ class ScaleProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         scale = self.scale
+        assert self.framer is not None, "bytes come only after connectionMade"
         if scale.wire.seven_bit:
             data = scale.seven_bit(data)
         for frame in self.framer.feed(data):
