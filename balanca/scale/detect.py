@@ -16,12 +16,14 @@ Watch first, probe second, decide only on strong evidence, and say what was deci
   nothing within the plan gives `no protocol recognised` with the byte count and a hex sample.
 
 On a pseudo-terminal (tests) the line settings cannot be observed: the detector reports the
-settings it used. Once decided, the open transport goes to the scale protocol, which behaves
+settings it used. A line the port refuses (some ptys refuse parity) is logged and skipped:
+detection goes on, and reports, at the line in effect. Once decided, the open transport goes to the scale protocol, which behaves
 exactly as with `protocol=NAME`; every reopen (a replug) detects again.
 """
 
 from __future__ import annotations
 
+import termios
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -226,8 +228,17 @@ class Detector(Protocol):
             return
         self._step = line, probe, seconds = self._steps.pop(0)
         if line is not None and line != self._line:
-            self._line = line
-            self.set_line(self.transport, line)
+            try:
+                self.set_line(self.transport, line)
+            except (OSError, ValueError, termios.error) as e:
+                self.log.warn(
+                    "scale: the port refuses {line} ({error}); detection goes on at {current}",
+                    line=line_text(line),
+                    error=e,
+                    current=line_text(self._line),
+                )
+            else:
+                self._line = line
         self._sniffer = Sniffer(self.wires)
         self.replay = b""
         self._rounds = 0
@@ -318,8 +329,7 @@ class AutoOpener:
             self.scale.protocol_info["detail"] = f"last time: {last}"
         d: defer.Deferred[None] = defer.Deferred(lambda _: detector.stop())
         opened = defer.maybeDeferred(self.open_transport, detector)
-        opened.addCallback(lambda _: detector.done)
-        opened.addCallback(self._decided, detector, protocol)
+        opened.addCallback(lambda _: detector.done.addCallback(self._decided, detector, protocol))
         opened.addBoth(self._settle, d)
         return d
 

@@ -1,0 +1,152 @@
+"""`protocol=auto` through the whole service on real pseudo-terminals: every family is
+detected (polled ones answer the probes, CAS with its ACK step) and then read like the named
+protocol; an ambiguous and an unknown stream are reported as such; the detector never writes a
+never-send byte; a replug detects again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer, reactor
+
+from balanca.reading import Measurement
+from balanca.scale.detect import NEVER_SEND, WATCH_LINES, WATCH_SECONDS
+from balanca.scale.protocols import PROTOCOLS
+from tests.base import fetch
+from tests.ptyscale import PtyScale
+from tests.test_scale_serial import SAMPLES, SerialCase, sleep
+
+
+class AutoCase(SerialCase):
+    @defer.inlineCallbacks
+    def health(self) -> Any:
+        response = yield fetch(self.url("/api/health"))
+        return response.json()
+
+    @defer.inlineCallbacks
+    def wait_health(self, check: Any, timeout: float = 30) -> Any:
+        """Poll /api/health until `check(body)` holds."""
+        deadline = reactor.seconds() + timeout
+        while True:
+            body = yield self.health()
+            if check(body):
+                return body
+            if reactor.seconds() > deadline:
+                self.fail(f"gave up waiting; last health {body!r}")
+            yield sleep(0.1)
+
+    @defer.inlineCallbacks
+    def stream(self, scale: PtyScale, frame: bytes, seconds: float) -> Any:
+        """Write `frame` every 50 ms for a while (a continuous indicator)."""
+        for _ in range(int(seconds / 0.05)):
+            if scale.master is None:
+                return
+            scale.write(frame)
+            yield sleep(0.05)
+
+    @defer.inlineCallbacks
+    def check_detects(self, name: str, *options: str) -> defer.Generator:
+        scale = self.pty(name)
+        scale.measurement = SAMPLES[name]
+        yield self.start("--scale", scale.spec(*options, protocol="auto"))
+        feeding = None
+        if scale.wire.poll is None:
+            feeding = self.stream(scale, scale.wire.encode(SAMPLES[name]), 25)
+        response = yield self.wait_for(lambda r: r.code == 200, timeout=25)
+        sample = SAMPLES[name]
+        self.assertEqual(response.json()["weight"], format(sample.weight, "f"))
+        body = yield self.health()
+        chosen = body["scale"]["protocol"]
+        self.assertEqual((chosen["protocol"], chosen["state"]), (name, "detected"))
+        self.assertIn(chosen["line"], ("9600 8N1", "9600 7E1"))
+        self.assertIn("3 frames", chosen["detail"])
+        metrics = yield fetch(self.url("/metrics"))
+        self.assertIn(
+            f'balanca_scale_protocol_info{{line="{chosen["line"]}",protocol="{name}",'
+            'state="detected"} 1.0',
+            metrics.body.decode(),
+        )
+        self.assertIs(self.service.parts.scale.wire, PROTOCOLS[name])
+        if feeding is not None:
+            scale.unplug()
+            yield feeding
+
+
+def _detects(name: str) -> Any:
+    def test(self: AutoCase) -> defer.Deferred[None]:
+        return self.check_detects(name)
+
+    test.__name__ = f"test_{name.replace('-', '_')}_is_detected_and_then_read"
+    return test
+
+
+class EveryFamily(AutoCase):
+    locals().update({_detects(n).__name__: _detects(n) for n in sorted(PROTOCOLS)})
+
+
+class Reports(AutoCase):
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def test_two_families_in_one_stream_are_reported_ambiguous_and_no_reading_is_served(
+        self,
+    ) -> defer.Generator:
+        scale = self.pty("lider")
+        yield self.start("--scale", scale.spec("baudrate=9600", protocol="auto"))
+        both = PROTOCOLS["lider"].encode(SAMPLES["lider"]) + PROTOCOLS["cardinal"].encode(
+            SAMPLES["cardinal"]
+        )
+        feeding = self.stream(scale, both, 6)
+        body = yield self.wait_health(
+            lambda b: "ambiguous: cardinal or lider; set protocol=" in b["scale"]["reason"]
+        )
+        self.assertEqual(body["scale"]["state"], "disconnected")
+        self.assertEqual((yield self.weight()).code, 503)
+        scale.unplug()
+        yield feeding
+
+    @defer.inlineCallbacks
+    def test_an_unknown_stream_is_reported_with_its_byte_count_and_a_hex_sample(
+        self,
+    ) -> defer.Generator:
+        scale = self.pty("lider")
+        yield self.start("--scale", scale.spec("baudrate=9600", protocol="auto"))
+        feeding = self.stream(scale, b"hello, world\r\n", 8)
+        body = yield self.wait_health(lambda b: "no protocol recognised" in b["scale"]["reason"])
+        reason = body["scale"]["reason"]
+        self.assertRegex(reason, r"no protocol recognised \(\d+ bytes seen: 68 65 6c 6c 6f 2c")
+        self.assertEqual((yield self.weight()).code, 503)
+        scale.unplug()
+        yield feeding
+
+    @defer.inlineCallbacks
+    def test_a_whole_detection_writes_only_the_safe_probes(self) -> defer.Generator:
+        scale = self.pty("prix")  # polled: a thread reads (and records) all the host writes
+        scale.measurement = None  # and never answers
+        yield self.start("--scale", scale.spec(protocol="auto"))
+        yield sleep(WATCH_SECONDS * len(WATCH_LINES) - 1)
+        self.assertEqual(bytes(scale.received), b"")  # listen before probing
+        body = yield self.wait_health(lambda b: "no protocol recognised" in b["scale"]["reason"])
+        self.assertIn("(0 bytes seen: nothing)", body["scale"]["reason"])
+        written = bytes(scale.received)
+        self.assertEqual(written[: len(b"\x05SI\r\nW")], b"\x05SI\r\nW")
+        for never in NEVER_SEND:
+            self.assertNotIn(never, written)
+
+    @defer.inlineCallbacks
+    def test_a_replug_detects_again(self) -> defer.Generator:
+        scale = self.pty("epelsa")
+        yield self.start("--scale", scale.spec(protocol="auto"))
+        feeding = self.stream(scale, PROTOCOLS["epelsa"].encode(SAMPLES["epelsa"]), 2)
+        yield self.wait_for(lambda r: r.code == 200)
+        yield feeding
+        scale.unplug()
+        yield self.wait_for(lambda r: r.code == 503, timeout=5)
+        scale.plug()
+        condec = Measurement(SAMPLES["condec"].weight, "kg")
+        feeding = self.stream(scale, PROTOCOLS["condec"].encode(condec), 15)
+        yield self.wait_health(lambda b: b["scale"]["protocol"]["protocol"] == "condec")
+        response = yield self.wait_for(lambda r: r.code == 200 and r.json()["weight"] == "1234")
+        self.assertTrue(response.json()["stable"])
+        scale.unplug()
+        yield feeding
