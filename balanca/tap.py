@@ -244,7 +244,7 @@ def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
     if spec.protocol != AUTO.name:
         return plain
     serial = spec.kind == "serial"
-    line = spec.line if spec.line_named or not serial else None
+    line = spec.line if serial and spec.line_named else None
     return AutoOpener(scale, plain, reactor, serial=serial, line=line)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import termios
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
 from twisted.internet import defer
@@ -284,18 +284,7 @@ class Detector(Protocol):
 
 def set_serial_line(port: Any, line: LineSettings) -> None:
     """Change an open `SerialPort`'s line settings (pyserial applies them at once)."""
-    port._serial.apply_settings(  # noqa: SLF001 - Twisted keeps the pyserial port there
-        {
-            "baudrate": line.baudrate,
-            "bytesize": line.bytesize,
-            "parity": line.parity,
-            "stopbits": line.stopbits,
-        }
-    )
-
-
-def _no_line(transport: Any, line: LineSettings) -> None:
-    """Over TCP there is no line to set."""
+    port._serial.apply_settings(asdict(line))  # noqa: SLF001 - Twisted keeps pyserial's port there
 
 
 class AutoOpener:
@@ -318,11 +307,10 @@ class AutoOpener:
     ) -> None:
         self.scale, self.open_transport, self.clock = scale, open_transport, clock
         self.serial, self.line = serial, line
-        self.set_line = set_serial_line if serial else _no_line
 
     def __call__(self, protocol: ScaleProtocol) -> defer.Deferred[None]:
         steps = plan(self.line, self.serial)
-        detector = Detector(self.clock, steps, self.set_line, steps[0][0] or LINE_8N1)
+        detector = Detector(self.clock, steps, set_serial_line, steps[0][0] or LINE_8N1)
         last = self.scale.protocol_info.get("detail")
         self.scale.protocol_info = {"protocol": "auto", "state": "detecting"}
         if last is not None:
