@@ -28,6 +28,20 @@ def streaming(scale: PtyScale, frame: bytes) -> threading.Event:
     return stop
 
 
+def run_probe(scale: PtyScale, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run `balanca-probe` against the pty; unplug it afterwards."""
+    try:
+        return subprocess.run(
+            [*PROBE, str(scale.link), *options],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        scale.unplug()
+
+
 def test_the_console_script_is_installed() -> None:
     assert shutil.which("balanca-probe", path=str(Path(sys.executable).parent))
 
@@ -35,13 +49,8 @@ def test_the_console_script_is_installed() -> None:
 def test_it_names_a_streaming_indicators_family_line_and_reading() -> None:
     scale = PtyScale("condec").plug()
     stop = streaming(scale, scale.wire.encode(Measurement(Decimal("12.50"), "lb", mode="net")))
-    try:
-        out = subprocess.run(
-            [*PROBE, str(scale.link)], capture_output=True, text=True, timeout=30, check=False
-        )
-    finally:
-        stop.set()
-        scale.unplug()
+    out = run_probe(scale)
+    stop.set()
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         "protocol: condec",
@@ -55,16 +64,7 @@ def test_it_names_a_streaming_indicators_family_line_and_reading() -> None:
 def test_it_asks_a_cas_scale_in_two_steps_and_reads_it() -> None:
     scale = PtyScale("cas").plug()
     scale.measurement = Measurement(Decimal("1.234"))
-    try:
-        out = subprocess.run(
-            [*PROBE, str(scale.link), "--baudrate", "9600"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    finally:
-        scale.unplug()
+    out = run_probe(scale, "--baudrate", "9600")
     assert out.returncode == 0, out.stderr
     assert "protocol: cas\n" in out.stdout and "evidence: 3 frames, BCC ok\n" in out.stdout
     assert "reading: 1.234 kg, stable, gross\n" in out.stdout
@@ -74,17 +74,8 @@ def test_it_asks_a_cas_scale_in_two_steps_and_reads_it() -> None:
 def test_it_says_when_nothing_fits_and_exits_1() -> None:
     scale = PtyScale("lider").plug()
     stop = streaming(scale, b"hello\r\n")
-    try:
-        out = subprocess.run(
-            [*PROBE, str(scale.link), "--baudrate", "9600"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    finally:
-        stop.set()
-        scale.unplug()
+    out = run_probe(scale, "--baudrate", "9600")
+    stop.set()
     assert out.returncode == 1, out.stderr
     assert out.stdout.startswith("no protocol recognised (")
     assert "bytes seen: 68 65 6c 6c 6f 0d 0a" in out.stdout
