@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.logger import formatEvent, globalLogPublisher
 
 from balanca.reading import Measurement
 from balanca.scale.detect import NEVER_SEND, WATCH_LINES, WATCH_SECONDS
 from balanca.scale.protocols import PROTOCOLS
 from tests.base import fetch
 from tests.ptyscale import PtyScale
-from tests.test_scale_serial import SAMPLES, SerialCase, sleep
+from tests.test_scale_serial import SAMPLES, Indicator, SerialCase, sleep
 
 
 class AutoCase(SerialCase):
@@ -46,6 +48,9 @@ class AutoCase(SerialCase):
 
     @defer.inlineCallbacks
     def check_detects(self, name: str, *options: str) -> defer.Generator:
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
         scale = self.pty(name)
         scale.measurement = SAMPLES[name]
         yield self.start("--scale", scale.spec(*options, protocol="auto"))
@@ -67,6 +72,10 @@ class AutoCase(SerialCase):
             metrics.body.decode(),
         )
         self.assertIs(self.service.parts.scale.wire, PROTOCOLS[name])
+        detected = [formatEvent(e) for e in events if "detected protocol" in formatEvent(e)]
+        self.assertEqual(
+            detected, [f"scale: detected protocol {name} at {chosen['line']} ({chosen['detail']})"]
+        )
         if feeding is not None:
             scale.unplug()
             yield feeding
@@ -151,3 +160,20 @@ class Reports(AutoCase):
         self.assertTrue(response.json()["stable"])
         scale.unplug()
         yield feeding
+
+
+class OverTCP(AutoCase):
+    @defer.inlineCallbacks
+    def test_an_indicator_over_tcp_is_detected_without_line_settings(self) -> defer.Generator:
+        factory = protocol.Factory.forProtocol(Indicator)
+        factory.connections = []  # type: ignore[attr-defined]
+        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        yield self.start("--scale", f"tcp:127.0.0.1:{port.getHost().port}:protocol=auto")
+        response = yield self.wait_for(lambda r: r.code == 200)
+        self.assertEqual((response.json()["weight"], response.json()["source"]), ("123.45", "tcp"))
+        body = yield self.health()
+        self.assertEqual(
+            {k: body["scale"]["protocol"][k] for k in ("protocol", "state", "line")},
+            {"protocol": "ad", "state": "detected", "line": "TCP"},
+        )

@@ -307,6 +307,8 @@ class AutoOpener:
     ) -> None:
         self.scale, self.open_transport, self.clock = scale, open_transport, clock
         self.serial, self.line = serial, line
+        self._failed: str | None = None
+        """The last kind of failure logged (`ambiguous: ...`, `no protocol recognised`)."""
 
     def __call__(self, protocol: ScaleProtocol) -> defer.Deferred[None]:
         steps = plan(self.line, self.serial)
@@ -339,7 +341,10 @@ class AutoOpener:
                 "state": "failed",
                 "detail": verdict.text,
             }
-            self.log.warn("scale: {text}", text=verdict.text)
+            kind = verdict.text.split(" (")[0]
+            if kind != self._failed:  # once per kind of failure, not at every retry
+                self._failed = kind
+                self.log.warn("scale: {text}", text=verdict.text)
             detector.stop()
             raise DetectionFailed(verdict.text)
         wire = PROTOCOLS[verdict.family]
@@ -349,6 +354,7 @@ class AutoOpener:
             line=where,
             evidence=verdict.text,
         )
+        self._failed = None
         self.scale.use(wire)
         self.scale.protocol_info = {
             "protocol": wire.name,
