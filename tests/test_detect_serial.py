@@ -161,6 +161,24 @@ class Reports(AutoCase):
         scale.unplug()
         yield feeding
 
+    @defer.inlineCallbacks
+    def test_frames_rejected_for_seconds_after_detection_make_it_detect_again(
+        self,
+    ) -> defer.Generator:
+        scale = self.pty("condec")
+        yield self.start("--scale", scale.spec(protocol="auto"))
+        condec = Measurement(SAMPLES["condec"].weight, "kg")
+        yield self.stream(scale, PROTOCOLS["condec"].encode(condec), 1)
+        body = yield self.health()
+        self.assertEqual(body["scale"]["protocol"]["protocol"], "condec")
+        feeding = self.stream(scale, PROTOCOLS["epelsa"].encode(SAMPLES["epelsa"]), 15)
+        yield self.wait_health(lambda b: b["scale"]["protocol"]["protocol"] == "epelsa", 15)
+        self.assertGreater(self.service.parts.scale.rejected["malformed"], 0)
+        yield self.wait_for(lambda r: r.code == 200 and r.json()["weight"] == "-0.450")
+        self.assertEqual(self.service.parts.link.reconnects, 1)
+        scale.unplug()
+        yield feeding
+
 
 class OverTCP(AutoCase):
     @defer.inlineCallbacks

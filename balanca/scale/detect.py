@@ -16,7 +16,8 @@ Watch first, probe second, decide only on strong evidence, and say what was deci
   nothing within the plan gives `no protocol recognised` with the byte count and a hex sample.
 
 On a pseudo-terminal (tests) the line settings cannot be observed: the detector reports the
-settings it used. A line the port refuses (some ptys refuse parity) is logged and skipped:
+settings it used. Once decided, a family whose frames are then rejected for several seconds
+running (no reading) makes it detect again. A line the port refuses (some ptys refuse parity) is logged and skipped:
 detection goes on, and reports, at the line in effect. Once decided, the open transport goes to the scale protocol, which behaves
 exactly as with `protocol=NAME`; every reopen (a replug) detects again.
 """
@@ -31,6 +32,7 @@ from typing import Any, NoReturn
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -51,6 +53,8 @@ PROBE_LISTEN = 0.3
 PROBE_ROUNDS = 5
 """Times an answered probe is sent, at most (each answer should add a frame)."""
 SAMPLE_BYTES = 16
+REDETECT_AFTER = 5.0
+"""Seconds of rejected frames and no reading, once detected, before detecting again."""
 LINE_8N1 = LineSettings()
 WATCH_LINES = (
     LINE_8N1,
@@ -366,8 +370,49 @@ class AutoOpener:
         assert transport is not None
         transport.protocol = protocol  # type: ignore[attr-defined]
         protocol.makeConnection(transport)
-        if detector.replay:
+        if wire.poll is None:  # a polled scale is asked at once; its replies are not replayed
             protocol.dataReceived(detector.replay)
+        Watchdog(self.scale, protocol, self.clock).start()
+
+
+class Watchdog:
+    """After detection: when the chosen family's frames are rejected for `REDETECT_AFTER`
+    seconds running (no reading, several rejections), say so and close the connection, so
+    that the link opens it again and detects again rather than serve guesses."""
+
+    log = Logger()
+
+    def __init__(self, scale: Scale, protocol: ScaleProtocol, clock: IReactorTime) -> None:
+        self.scale, self.protocol = scale, protocol
+        self._check = LoopingCall(self._look)
+        self._check.clock = clock
+        self._counts = self._now()
+        protocol.lost.addBoth(self._stop)
+
+    def start(self) -> None:
+        """Look every `REDETECT_AFTER` seconds while the connection lasts."""
+        self._check.start(REDETECT_AFTER, now=False)
+
+    def _now(self) -> tuple[int, int]:
+        return self.scale.counters.readings, sum(self.scale.rejected.values())
+
+    def _look(self) -> None:
+        (readings, rejected), (then_readings, then_rejected) = self._now(), self._counts
+        self._counts = readings, rejected
+        if readings == then_readings and rejected - then_rejected >= FRAMES_NEEDED:
+            self.log.warn(
+                "scale: {name} frames rejected for {seconds:g} s running: detecting again",
+                name=self.scale.wire.name,
+                seconds=REDETECT_AFTER,
+            )
+            self._stop(None)
+            if self.protocol.transport is not None:
+                self.protocol.transport.loseConnection()
+
+    def _stop(self, result: object) -> object:
+        if self._check.running:
+            self._check.stop()
+        return result
 
 
 def undecided(*args: object) -> NoReturn:
