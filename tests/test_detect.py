@@ -163,3 +163,28 @@ def test_a_polled_answer_is_asked_for_again_until_three_frames() -> None:
         run.clock.advance(PROBE_LISTEN)
         sent = run.written()
     assert run.verdicts[0].family == "prix"
+
+
+def test_a_7e1_stream_read_at_8n1_is_switched_to_7e1_at_that_baud_rate() -> None:
+    run = Run()
+    frame = frames("toledo", 3)
+    with_parity = bytes(b | 0x80 if bin(b).count("1") % 2 else b for b in frame)  # even parity
+    run.detector.dataReceived(with_parity)
+    (verdict,) = run.verdicts
+    assert (verdict.family, verdict.line) == ("toledo", LineSettings(bytesize=7, parity="E"))
+    assert verdict.text.startswith("3 frames, bit 7 set on ")
+    assert run.lines == [LineSettings(bytesize=7, parity="E")]
+
+
+def test_a_port_that_refuses_a_line_keeps_the_one_in_effect() -> None:
+    def refuse(_: object, line: LineSettings) -> None:
+        raise OSError(22, "Invalid argument")
+
+    clock = Clock()
+    detector = Detector(clock, plan(None, serial=True), refuse, WATCH_LINES[0])
+    verdicts: list[Verdict] = []
+    detector.done.addCallback(verdicts.append)
+    detector.makeConnection(StringTransport())
+    clock.advance(WATCH_SECONDS)  # on to 9600 7E1, which the port refuses
+    detector.dataReceived(frames("mt8217"))
+    assert verdicts[0].line == WATCH_LINES[0]

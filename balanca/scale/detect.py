@@ -15,18 +15,20 @@ Watch first, probe second, decide only on strong evidence, and say what was deci
   decoded any of the same bytes. Two families that fit give `ambiguous: A or B; set protocol=`;
   nothing within the plan gives `no protocol recognised` with the byte count and a hex sample.
 
-On a pseudo-terminal (tests) the line settings cannot be observed: the detector reports the
-settings it used. Once decided, a family whose frames are then rejected for several seconds
-running (no reading) makes it detect again. A line the port refuses (some ptys refuse parity) is logged and skipped:
-detection goes on, and reports, at the line in effect. Once decided, the open transport goes to the scale protocol, which behaves
-exactly as with `protocol=NAME`; every reopen (a replug) detects again.
+Once decided, the open transport goes to the scale protocol, which behaves exactly as with
+`protocol=NAME`; every reopen (a replug) detects again, and so do frames rejected for several
+seconds running (no reading) after the decision. A 7-bit family (`toledo`, `mt8217`) found at
+an 8N1 line whose bytes carry bit 7 (parity read as data) is switched to 7E1 at that baud rate.
+A line the port refuses (some ptys refuse parity) is logged and skipped: detection goes on,
+and reports, at the line in effect. On a pseudo-terminal (tests) the line settings cannot be
+observed: the detector reports the settings it used.
 """
 
 from __future__ import annotations
 
 import termios
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, NoReturn
 
 from twisted.internet import defer
@@ -232,22 +234,27 @@ class Detector(Protocol):
             return
         self._step = line, probe, seconds = self._steps.pop(0)
         if line is not None and line != self._line:
-            try:
-                self.set_line(self.transport, line)
-            except (OSError, ValueError, termios.error) as e:
-                self.log.warn(
-                    "scale: the port refuses {line} ({error}); detection goes on at {current}",
-                    line=line_text(line),
-                    error=e,
-                    current=line_text(self._line),
-                )
-            else:
-                self._line = line
+            self._set(line)
         self._sniffer = Sniffer(self.wires)
         self.replay = b""
         self._rounds = 0
         self._send(probe)
         self._wait(seconds)
+
+    def _set(self, line: LineSettings) -> bool:
+        """Set the port's line; whether it took it (a refusal is logged, the line kept)."""
+        try:
+            self.set_line(self.transport, line)
+        except (OSError, ValueError, termios.error) as e:
+            self.log.warn(
+                "scale: the port refuses {line} ({error}); detection goes on at {current}",
+                line=line_text(line),
+                error=e,
+                current=line_text(self._line),
+            )
+            return False
+        self._line = line
+        return True
 
     def _send(self, probe: bytes | None) -> None:
         if probe is not None:
@@ -277,8 +284,14 @@ class Detector(Protocol):
 
     def _finish(self, verdict: Verdict) -> None:
         self._cancel()
-        if not self.done.called:
-            self.done.callback(Verdict(verdict.family, verdict.text, self._line))
+        if self.done.called:
+            return
+        text, line = verdict.text, self._line
+        high = sum(1 for b in self.replay if b & 0x80)
+        if verdict.family and PROTOCOLS[verdict.family].seven_bit and high and line:
+            if line.bytesize == 8 and self._set(replace(line, bytesize=7, parity="E")):
+                text += f", bit 7 set on {high} of {len(self.replay)} bytes: parity"
+        self.done.callback(Verdict(verdict.family, text, self._line))
 
     def _cancel(self) -> None:
         if self._timer is not None and self._timer.active():
