@@ -28,6 +28,7 @@ def test_the_constructed_example_reads_1_234_kg_stable_gross() -> None:
     [
         (b"U 01.234kg", Measurement(Decimal("1.234"), stable=False)),
         (b"S-01.234kg", Measurement(Decimal("-1.234"))),
+        (b"S+01.234kg", Measurement(Decimal("1.234"))),
         (b"S 99.999Kg", Measurement(Decimal("99.999"))),
         (b"S 001.50LB", Measurement(Decimal("1.50"), "lb")),
         (b"S 01.234Lb", Measurement(Decimal("1.234"), "lb")),
@@ -67,7 +68,7 @@ def test_a_bcc_under_a_documented_variant_is_rejected_and_named(
 
 @pytest.mark.parametrize(
     ("data", "reason"),
-    [(b"X 01.234kg", "status"), (b"S+01.234kg", "malformed"), (b"S 01.2x4kg", "malformed")],
+    [(b"X 01.234kg", "status"), (b"S*01.234kg", "malformed"), (b"S 01.2x4kg", "malformed")],
 )
 def test_other_frames_are_rejected_with_a_reason(data: bytes, reason: str) -> None:
     with pytest.raises(DecodeError) as e:

@@ -31,6 +31,7 @@ def test_a_lone_cr_ends_it_too_rice_lake() -> None:
         (b"    1234GNZ", Measurement(Decimal(1234), "g", mode="net")),
         (b"    12.5OGM", Measurement(Decimal("12.5"), "oz", False)),
         (b"    12.5TG ", Measurement(Decimal("12.5"), "t")),
+        (b"    12.5kgm", Measurement(Decimal("12.5"), "kg", False)),
         (b" 12345.67KG ", Measurement(Decimal("12345.67"))),  # Transcell's 8 characters
         (b"        KGO", Measurement(None, "kg", False, status="overload")),
         (b"-       KNO", Measurement(None, "kg", False, "net", status="underload")),

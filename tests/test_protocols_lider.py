@@ -34,6 +34,7 @@ def test_a_leading_minus_reads_as_negative() -> None:
 
 def test_blanks_are_padding_not_zeros() -> None:
     assert decimal_text(decode(b"\x01  12.5 E\x02").weight) == "12.5"
+    assert decimal_text(decode(b"\x01012.50E\x02").weight) == "12.50"
 
 
 @pytest.mark.parametrize(
@@ -42,7 +43,7 @@ def test_blanks_are_padding_not_zeros() -> None:
         (b"\x01012.50 X\x02", "status"),
         (b"\x01ABCDEF E\x02", "malformed"),
         (b"\x0112.5.0 E\x02", "malformed"),
-        (b"\x01012.50E\x02", "malformed"),
+        (b"\x01\x02", "malformed"),
         (b"\x02012.50 E\x01", "malformed"),
     ],
 )

@@ -7,7 +7,7 @@
 - SOH 0x01 (r_keeper also saw 0x81: accepted), STX.
 - STA: `S` stable, `U` unstable; `F` (Pinnacle: out of range or not zeroed at power-up) with a
   numeric weight is status error. Any other byte is rejected (`status`).
-- SIGN: blank zero or positive, `-` negative, `F` overload.
+- SIGN: blank zero or positive, `-` negative, `F` overload; `+` is read as positive (lenient).
 - Weight: 6 characters with the point (`01.234`), read as written; all `F` on overload.
   r_keeper documents 7 characters (a 16-byte frame): fields are found from the end, so 6 or 7
   are accepted.
@@ -80,7 +80,7 @@ def decode(frame: bytes, decimals: int | None = None) -> Measurement:
     unit = unit.lower() or "kg"
     if sign == "F" or b"F" in weight:
         return Measurement(None, unit, False, status="overload")
-    if sign not in " -":
+    if sign not in " +-":
         raise DecodeError("malformed", f"sign {sign!r}")
     value = parse_decimal(sign.strip() + frame_text(weight))
     if sta == "F":

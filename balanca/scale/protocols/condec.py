@@ -13,7 +13,8 @@ Also Rice Lake's default stream (RLWS, "Consolidated Controls"), Transcell's "St
   sources say only "over/under range"); `I` invalid (status error); `P` pieces and `C` custom
   units (Transcell) are counts, not weights (rejected, `not-weight`); any other byte is
   rejected (`status`).
-- Ends in CR LF, or CR alone (Rice Lake). No tare, no checksum.
+- Ends in CR LF, or CR alone (Rice Lake). No tare, no checksum. Letters are read in either
+  case (lenient).
 
 Decoded anchored at both ends: STX and POL at the front, U M S as the last three bytes before
 CR. Uncertain width: Rice Lake and ACBr say 7 characters, Transcell draws `xxxxx.xx` (8): both
@@ -53,7 +54,7 @@ def decode(frame: bytes, decimals: int | None = None) -> Measurement:
     body = frame.removesuffix(b"\n").removesuffix(b"\r")
     if frame[:1] != STX or len(body) - 5 not in WIDTHS or not body.isascii():
         raise DecodeError("malformed", f"not STX POL weight U M S CR: {frame!r}")
-    text = body.decode("ascii")
+    text = body[:-3].decode("ascii") + body[-3:].decode("ascii").upper()
     polarity, weight, unit, mode, status = text[1], text[2:-3], text[-3], text[-2], text[-1]
     if status in "PC":
         raise DecodeError("not-weight", f"status {status!r}: a count, not a weight")

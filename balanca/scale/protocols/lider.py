@@ -5,6 +5,7 @@
 - `WWWWWW`: the weight as displayed, digits and one decimal point (`012.50`); with no
   decimals shown the point comes last (`12340.`). Read as written, blanks stripped.
 - `S`: `E` stable (*estável*), `I` unstable (*instável*); any other byte is rejected (`status`).
+- The space before `S` is padding: a frame without it is read the same (lenient).
 - STX ends the frame: frames start on SOH only. No unit (kg), no net/gross (gross), no tare,
   no checksum. Default line 2400 8N1.
 
@@ -41,9 +42,9 @@ def framer() -> DelimitedFramer:
 
 def decode(frame: bytes, decimals: int | None = None) -> Measurement:
     """Decode one frame; `decimals` is ignored (the weight carries its decimal point)."""
-    if frame[:1] != SOH or frame[-1:] != STX or frame[-3:-2] != b" ":
+    if frame[:1] != SOH or frame[-1:] != STX or len(frame) < 4:
         raise DecodeError("malformed", f"not SOH weight SP status STX: {frame!r}")
-    text = frame_text(frame[1:-3])
+    text = frame_text(frame[1:-2])
     stable = _STABILITY.get(chr(frame[-2]))
     if stable is None:
         raise DecodeError("status", f"status byte {frame[-2:-1]!r}")

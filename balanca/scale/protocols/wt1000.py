@@ -33,7 +33,6 @@ from balanca.scale.protocols.base import (
     DecodeError,
     DelimitedFramer,
     WireProtocol,
-    frame_text,
     parse_decimal,
     written,
 )
@@ -50,7 +49,7 @@ def framer() -> DelimitedFramer:
 
 def decode(frame: bytes, decimals: int | None = None) -> Measurement:
     """Decode one line; `decimals` is ignored (the fields carry their decimal point)."""
-    text = frame_text(frame)[-LENGTH:]
+    text = frame.rstrip(b"\r\n")[-LENGTH:].decode("ascii", "replace")
     fields = text.split(",")
     if len(text) != LENGTH or [len(f) for f in fields] != [1, 7, 7, 7]:
         raise DecodeError("malformed", f"not S,gross,tare,net: {text!r}")
