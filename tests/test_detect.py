@@ -10,6 +10,7 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from balanca.config import parse_scale
 from balanca.reading import Measurement
 from balanca.scale.detect import (
     NEVER_SEND,
@@ -188,3 +189,12 @@ def test_a_port_that_refuses_a_line_keeps_the_one_in_effect() -> None:
     clock.advance(WATCH_SECONDS)  # on to 9600 7E1, which the port refuses
     detector.dataReceived(frames("mt8217"))
     assert verdicts[0].line == WATCH_LINES[0]
+
+
+def test_protocol_auto_is_taken_for_serial_and_tcp_scales_not_the_simulator() -> None:
+    serial = parse_scale("serial:/dev/ttyUSB0:protocol=auto")
+    assert (serial.protocol, serial.line_named) == ("auto", False)
+    assert parse_scale("serial:/dev/ttyUSB0:protocol=auto:baudrate=4800").line_named
+    assert parse_scale("tcp:10.0.0.5:4001:protocol=auto").protocol == "auto"
+    with pytest.raises(ValueError, match="protocol=auto needs a real scale"):
+        parse_scale("simulator:protocol=auto")
