@@ -6,8 +6,9 @@ turns those into usage errors at start.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar
@@ -51,14 +52,16 @@ class ScaleSpec:
         """The `source` its readings carry."""
         return SOURCES[self.kind]
 
+    @property
+    def where(self) -> str:
+        """Where the scale is: its device, its endpoint or the simulator."""
+        return {"simulator": "built-in simulator", "serial": self.device}.get(
+            self.kind, self.endpoint
+        )
+
     def describe(self) -> str:
         """A short description for logs."""
-        where = {
-            "simulator": "built-in simulator",
-            "serial": self.device,
-            "endpoint": self.endpoint,
-        }
-        return f"{where[self.kind]} ({self.protocol})"
+        return f"{self.where} ({self.protocol})"
 
 
 def split_escaped(text: str) -> list[str]:
@@ -72,9 +75,14 @@ def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:")
 
 
+KINDS = "simulator, serial:DEVICE, a device path, or a client endpoint such as tcp:HOST:PORT"
+
+
 def parse_scale(spec: str) -> ScaleSpec:
-    """Parse a `--scale` spec (DESIGN.md's grammar)."""
+    """Parse a `--scale` spec (DESIGN.md's grammar); a bare device path means `serial:PATH`."""
     head, *rest = split_escaped(spec.strip())
+    if head.startswith("/"):
+        head, rest = "serial", [head, *rest]
     positional = [p for p in rest if "=" not in p]
     options = dict(p.split("=", 1) for p in rest if "=" in p)
     if head == "simulator":
@@ -103,7 +111,37 @@ def parse_scale(spec: str) -> ScaleSpec:
         [escape(head), *map(escape, positional)]
         + [f"{escape(k)}={escape(v)}" for k, v in endpoint_options.items()]
     )
+    _check_endpoint(endpoint, spec)
     return ScaleSpec("endpoint", endpoint=endpoint, **common)
+
+
+def _check_endpoint(endpoint: str, spec: str) -> None:
+    """Raise a one-line ValueError unless `endpoint` is a client endpoint Twisted can make."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import clientFromString
+
+    try:
+        clientFromString(reactor, endpoint)
+    except ValueError as e:
+        if str(e).startswith("Unknown endpoint type"):
+            kind = split_escaped(spec.strip())[0]
+            raise ValueError(f"unknown scale kind {kind!r}; expected {KINDS}") from None
+        raise ValueError(f"--scale {spec!r}: not a client endpoint: {e}") from None
+    except Exception as e:  # Twisted's parsers raise TypeError, KeyError, ... on bad arguments
+        raise ValueError(
+            f"--scale {spec!r}: not a client endpoint ({e}); a network indicator is tcp:HOST:PORT"
+        ) from None
+
+
+def check_stale_after(spec: ScaleSpec, stale_after: float) -> None:
+    """A polled scale answers once per poll period: a shorter `stale_after` would call every
+    reading stale before the next could come."""
+    wire = PROTOCOLS.get(spec.protocol)  # with protocol=auto, the check is for any polled one
+    if (wire is None or wire.poll is not None) and stale_after <= spec.poll:
+        raise ValueError(
+            f"--stale-after {stale_after:g} s must be longer than the poll period of the "
+            f"{spec.protocol} scale ({spec.poll:g} s): raise --stale-after or lower poll="
+        )
 
 
 def _scale_options(options: Mapping[str, str], spec: str) -> dict[str, Any]:
@@ -123,11 +161,15 @@ def _scale_options(options: Mapping[str, str], spec: str) -> dict[str, Any]:
             raise ValueError(f"--scale {spec!r}: stable must be from 2 to 100 readings")
     if "tolerance" in options:
         try:
-            out["tolerance"] = Decimal(options["tolerance"])
+            tolerance = Decimal(options["tolerance"])
         except InvalidOperation:
+            tolerance = Decimal("NaN")
+        if not tolerance.is_finite() or tolerance < 0:
             raise ValueError(
-                f"tolerance must be a decimal number, not {options['tolerance']!r}"
-            ) from None
+                f"--scale {spec!r}: tolerance must be a decimal number of at least 0, "
+                f"not {options['tolerance']!r}"
+            )
+        out["tolerance"] = tolerance
     return out
 
 
@@ -163,11 +205,15 @@ def _only(options: Mapping[str, str], allowed: set[str], spec: str) -> None:
 
 
 def _number(text: str, name: str, kind: Callable[[str], N]) -> N:
-    """`text` read by `kind` (int or float), or a ValueError that names the option."""
+    """`text` read by `kind` (int or float), finite, or a ValueError that names the option."""
+    value: N | None
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
-        raise ValueError(f"{name} must be a number, not {text!r}") from None
+        value = None
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -179,7 +225,8 @@ class DatabaseSpec:
     host: str = "127.0.0.1"
     port: int = 3306
     user: str = "root"
-    password: str = ""
+    password: str = field(default="", repr=False)
+    """Never printed: not in `describe()`, the repr or an error."""
     database: str = "balanca"
 
     def describe(self) -> str:
@@ -187,6 +234,11 @@ class DatabaseSpec:
         if self.dialect == "sqlite":
             return f"SQLite {self.path}"
         return f"MySQL {self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def redact(url: str) -> str:
+    """`url` with the password of its `USER:PASS@` part replaced by `***`."""
+    return re.sub(r"^([a-z]+://[^:@/]*:)[^/]*@", r"\1***@", url)
 
 
 def parse_db(url: str) -> DatabaseSpec:
@@ -206,7 +258,7 @@ def parse_db(url: str) -> DatabaseSpec:
         try:
             port = parts.port or 3306
         except ValueError:
-            raise ValueError(f"--db {url!r}: the port must be a number") from None
+            raise ValueError(f"--db {redact(url)!r}: the port must be a number") from None
         return DatabaseSpec(
             "mysql",
             host=parts.hostname,
@@ -215,7 +267,7 @@ def parse_db(url: str) -> DatabaseSpec:
             password=unquote(parts.password or ""),
             database=database,
         )
-    raise ValueError(f"--db {url!r}: use sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB")
+    raise ValueError(f"--db {redact(url)!r}: use sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB")
 
 
 def db_from_environment(env: Mapping[str, str]) -> DatabaseSpec | None:
@@ -233,3 +285,40 @@ def db_from_environment(env: Mapping[str, str]) -> DatabaseSpec | None:
         password=env.get("MYSQL_PASSWORD", ""),
         database=env.get("MYSQL_DATABASE", "balanca"),
     )
+
+
+SCALE_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
+DEFAULT_SCALE_ID = "default"
+
+
+def parse_scales(specs: Sequence[str]) -> list[tuple[str, ScaleSpec]]:
+    """Parse every `--scale [ID=]SPEC`, in order: a lone spec without an id is `default`;
+    with two or more, each needs its own id."""
+    scales: list[tuple[str, ScaleSpec]] = []
+    for text in specs:
+        scale_id, spec = split_scale_id(text)
+        if scale_id is None:
+            if len(specs) > 1:
+                raise ValueError(
+                    f"--scale {text!r}: with several scales each needs an id, as truck={text}"
+                )
+            scale_id = DEFAULT_SCALE_ID
+        if any(scale_id == seen for seen, _ in scales):
+            raise ValueError(f"--scale {text!r}: the id {scale_id!r} is given twice")
+        scales.append((scale_id, parse_scale(spec)))
+    if not scales:
+        raise ValueError("no scale: give --scale")
+    return scales
+
+
+def split_scale_id(text: str) -> tuple[str | None, str]:
+    """`ID=SPEC` → (ID, SPEC); a spec without an id → (None, SPEC). A bad id is a ValueError."""
+    head, sep, rest = text.partition("=")
+    if not sep or ":" in head or "/" in head:
+        return None, text
+    if not SCALE_ID.fullmatch(head):
+        raise ValueError(
+            f"--scale {text!r}: the id {head!r} must be 1 to 32 lower-case letters, digits"
+            " or dashes, starting and ending with a letter or digit"
+        )
+    return head, rest

@@ -31,6 +31,8 @@ class PtyScale:
         """Every byte the host wrote (polled protocols, whose thread reads them)."""
         self.measurement: Measurement | None = None
         self.replies: dict[str, Reply] = {}
+        self.answers: dict[str, bytes] = {}
+        """Raw answers to commands, before `replies` (e.g. MT-SICS `EL`)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -42,6 +44,7 @@ class PtyScale:
         self.master, self._slave = master, slave  # held open: no hang-up before balanca opens it
         if self.link.is_symlink():
             self.link.unlink()
+        self.link.parent.mkdir(parents=True, exist_ok=True)
         self.link.symlink_to(name)
         if self.wire.poll is not None:
             self._stop.clear()
@@ -106,6 +109,8 @@ class PtyScale:
             return None if self.measurement is None else first_step
         if request == self.wire.poll or request in self.wire.steps.values():
             return None if self.measurement is None else self.wire.encode(self.measurement)
+        if commands[request] in self.answers:
+            return self.answers[commands[request]]
         reply = self.replies.get(commands[request])
         if reply is None or self.wire.encode_reply is None:
             return None

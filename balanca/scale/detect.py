@@ -38,6 +38,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from balanca.scale.link import OpenFailed
 from balanca.scale.protocols import PROTOCOLS
 from balanca.scale.protocols.base import (
     LINE_7E1,
@@ -148,8 +149,12 @@ class Verdict:
     line: LineSettings | None = None
 
 
-class DetectionFailed(Exception):
-    """No single family fits: ambiguous, or nothing recognised (the message says which)."""
+class DetectionFailed(OpenFailed):
+    """No single family fits: ambiguous, or nothing recognised (the reason says which); the
+    link shows that reason and tries again, as for a port it cannot open."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "open_failed")
 
 
 Step = tuple[LineSettings | None, bytes | None, float]
@@ -316,7 +321,7 @@ class AutoOpener:
     def __init__(
         self,
         scale: Scale,
-        open_transport: Callable[[Protocol], object],
+        open_transport: Callable[[Any], object],
         clock: IReactorTime,
         *,
         serial: bool,
