@@ -27,15 +27,9 @@ class AutoCase(SerialCase):
 
     @defer.inlineCallbacks
     def wait_health(self, check: Any, timeout: float = 30) -> Any:
-        """Poll /api/health until `check(body)` holds."""
-        deadline = reactor.seconds() + timeout
-        while True:
-            body = yield self.health()
-            if check(body):
-                return body
-            if reactor.seconds() > deadline:
-                self.fail(f"gave up waiting; last health {body!r}")
-            yield sleep(0.1)
+        """Poll /api/health until `check(body)` holds; the body."""
+        response = yield self.wait_for(lambda r: check(r.json()), timeout, "/api/health")
+        return response.json()
 
     @defer.inlineCallbacks
     def stream(self, scale: PtyScale, frame: bytes, seconds: float) -> Any:

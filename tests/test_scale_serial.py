@@ -46,11 +46,11 @@ class SerialCase(ServiceTestCase):
         return response
 
     @defer.inlineCallbacks
-    def wait_for(self, check: Any, timeout: float = 10) -> Any:
-        """Poll /api/weight until `check(response)` holds."""
+    def wait_for(self, check: Any, timeout: float = 10, path: str = "/api/weight") -> Any:
+        """Poll `path` (/api/weight) until `check(response)` holds."""
         deadline = reactor.seconds() + timeout
         while True:
-            response = yield self.weight()
+            response = yield fetch(self.url(path))
             if check(response):
                 return response
             if reactor.seconds() > deadline:
