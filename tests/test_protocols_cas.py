@@ -6,10 +6,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 
+from balanca.hub import Hub
 from balanca.reading import Measurement, decimal_text
 from balanca.scale.protocols.base import DecodeError
 from balanca.scale.protocols.cas import ACK, DC1, ENQ, NAK, PROTOCOL, bcc, decode, framer
+from balanca.scale.scale import Scale
 
 EXAMPLE = b"\x01\x02S 01.234kge\x03\x04"
 
@@ -98,3 +102,35 @@ def test_a_soh_without_etx_eot_at_the_end_is_dropped() -> None:
 def test_the_poll_is_enq_then_dc1_after_an_ack_and_commands_carry_a_tab() -> None:
     assert (PROTOCOL.poll, PROTOCOL.steps) == (ENQ, {ACK: DC1, NAK: b""})
     assert PROTOCOL.commands == {"zero": b"<ZK>\t", "tare": b"<TK>\t"}
+
+
+class Polled:
+    """A CAS scale protocol on a string transport, driven by a clock."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.scale = Scale(PROTOCOL, Hub(self.clock, 5), self.clock, source="serial", poll=0.5)
+        self.transport = StringTransport()
+        self.protocol = self.scale.protocol()
+        self.protocol.makeConnection(self.transport)
+
+    def sent(self) -> bytes:
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+
+def test_dc1_follows_an_ack_to_a_recent_enq_only() -> None:
+    run = Polled()
+    assert run.sent() == ENQ
+    run.protocol.dataReceived(ACK)
+    assert run.sent() == DC1
+    run.protocol.dataReceived(EXAMPLE)
+    assert run.scale.counters.readings == 1
+    run.clock.advance(0.5)
+    assert run.sent() == ENQ
+    run.clock.advance(0.25)  # the ACK comes too late: no DC1, ask again at the next poll
+    run.protocol.dataReceived(ACK)
+    assert run.sent() == b""
+    run.protocol.dataReceived(NAK)
+    assert run.sent() == b"" and not run.scale.rejected
