@@ -20,6 +20,8 @@ from balanca.scale.protocols.base import LineSettings
 
 N = TypeVar("N", int, float)
 DEFAULT_PROTOCOL = "toledo"
+AUTO = "auto"
+"""`protocol=auto`: detect the family (balanca.scale.detect)."""
 SOURCES: dict[str, Source] = {"simulator": "simulator", "serial": "serial", "endpoint": "tcp"}
 SCALE_KEYS = {"protocol", "poll", "decimals", "stable", "tolerance", "min-weight"}
 LINE_KEYS = {"baudrate", "bytesize", "parity", "stopbits"}
@@ -44,6 +46,8 @@ class ScaleSpec:
     tolerance: Decimal = Decimal(0)
     min_weight: Decimal | None = None
     """This scale's capture minimum (`min-weight=W`); None leaves it to `--min-weight`."""
+    line_named: bool = False
+    """`--scale` names line settings (with `protocol=auto`, detection keeps to them)."""
 
     @property
     def source(self) -> Source:
@@ -92,6 +96,10 @@ def parse_scale(spec: str) -> ScaleSpec:
         rate = _number(options.get("rate", "10"), "rate", float)
         if not 0 < rate <= 100:
             raise ValueError(f"--scale {spec!r}: rate must be above 0 and at most 100 Hz")
+        if options.get("protocol") == AUTO:
+            raise ValueError(
+                f"--scale {spec!r}: protocol=auto needs a real scale (serial: or tcp:)"
+            )
         return ScaleSpec(
             "simulator",
             protocol=_protocol(options),
@@ -103,8 +111,10 @@ def parse_scale(spec: str) -> ScaleSpec:
         if len(positional) != 1 or not positional[0]:
             raise ValueError(f"--scale {spec!r}: serial needs a device, as serial:/dev/ttyUSB0")
         _only(options, SCALE_KEYS | LINE_KEYS, spec)
-        line = _line(options, PROTOCOLS[common["protocol"]].line, spec)
-        return ScaleSpec("serial", device=positional[0], line=line, **common)
+        wire = PROTOCOLS.get(common["protocol"])
+        line = _line(options, wire.line if wire else LineSettings(), spec)
+        named = bool(LINE_KEYS & set(options))
+        return ScaleSpec("serial", device=positional[0], line=line, line_named=named, **common)
     endpoint_options = {k: v for k, v in options.items() if k not in SCALE_KEYS}
     endpoint = ":".join(
         [escape(head), *map(escape, positional)]
@@ -135,7 +145,8 @@ def _check_endpoint(endpoint: str, spec: str) -> None:
 def check_stale_after(spec: ScaleSpec, stale_after: float) -> None:
     """A polled scale answers once per poll period: a shorter `stale_after` would call every
     reading stale before the next could come."""
-    if PROTOCOLS[spec.protocol].poll is not None and stale_after <= spec.poll:
+    wire = PROTOCOLS.get(spec.protocol)  # with protocol=auto, the check is for any polled one
+    if (wire is None or wire.poll is not None) and stale_after <= spec.poll:
         raise ValueError(
             f"--stale-after {stale_after:g} s must be longer than the poll period of the "
             f"{spec.protocol} scale ({spec.poll:g} s): raise --stale-after or lower poll="
@@ -200,8 +211,8 @@ def _line(options: Mapping[str, str], default: LineSettings, spec: str) -> LineS
 
 def _protocol(options: Mapping[str, str]) -> str:
     name = options.get("protocol", DEFAULT_PROTOCOL)
-    if name not in PROTOCOLS:
-        known = ", ".join(sorted(PROTOCOLS))
+    if name not in PROTOCOLS and name != AUTO:
+        known = ", ".join([*sorted(PROTOCOLS), AUTO])
         raise ValueError(f"unknown scale protocol {name!r} (known: {known})")
     return name
 

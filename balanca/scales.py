@@ -17,6 +17,7 @@ from twisted.internet.endpoints import clientFromString, connectProtocol
 
 from balanca.config import ScaleSpec
 from balanca.hub import Hub
+from balanca.scale.detect import AUTO, AutoOpener
 from balanca.scale.link import Opener, ScaleLink
 from balanca.scale.protocols import PROTOCOLS
 from balanca.scale.scale import Scale, ScaleProtocol
@@ -41,12 +42,12 @@ class ScaleParts:
 
     @property
     def commands(self) -> list[str]:
-        """The commands this scale can take (`/api/scales`): those its protocol sends, or all
-        of them for the simulator, which acts on every one."""
-        wire = PROTOCOLS[self.spec.protocol]
+        """The commands this scale can take (`/api/scales`): those its protocol sends (with
+        `protocol=auto`, once detected), or all of them for the simulator, which acts on
+        every one."""
         if self.spec.kind == "simulator":
             return list(COMMANDS)
-        return [name for name in COMMANDS if name in wire.commands]
+        return [name for name in COMMANDS if name in self.scale.wire.commands]
 
 
 def build_scale(
@@ -60,7 +61,7 @@ def build_scale(
     hub = Hub(reactor, stale_after, scale_id)
     stability = StabilityFilter(spec.stable, spec.tolerance) if spec.stable else None
     scale = Scale(
-        PROTOCOLS[spec.protocol],
+        PROTOCOLS.get(spec.protocol, AUTO),
         hub,
         reactor,
         source=spec.source,
@@ -72,9 +73,12 @@ def build_scale(
         from balanca.scale.device import SerialDevice
 
         device = SerialDevice(spec.device, spec.line, reactor)
-        link = ScaleLink(scale, device.open, reactor, spec.where, device)
+        link = ScaleLink(
+            scale, detecting(spec, scale, device.open, reactor), reactor, spec.where, device
+        )
     else:
-        link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.where)
+        plain = opener(spec, scale, reactor)
+        link = ScaleLink(scale, detecting(spec, scale, plain, reactor), reactor, spec.where)
     own_minimum = spec.min_weight
     return ScaleParts(
         scale_id, spec, hub, scale, link, min_weight if own_minimum is None else own_minimum
@@ -97,3 +101,13 @@ def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
         return simulate
     endpoint = clientFromString(reactor, spec.endpoint)
     return lambda protocol: connectProtocol(endpoint, protocol)
+
+
+def detecting(spec: ScaleSpec, scale: Scale, plain: Opener, reactor: Any) -> Opener:
+    """`plain`; with `protocol=auto`, `plain` behind the protocol detector (which keeps to the
+    line the spec names, if it names one)."""
+    if spec.protocol != AUTO.name:
+        return plain
+    serial = spec.kind == "serial"
+    line = spec.line if serial and spec.line_named else None
+    return AutoOpener(scale, plain, reactor, serial=serial, line=line)

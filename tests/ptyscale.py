@@ -27,6 +27,8 @@ class PtyScale:
         self.master: int | None = None
         self._slave = -1
         self.requests: list[bytes] = []
+        self.received = bytearray()
+        """Every byte the host wrote (polled protocols, whose thread reads them)."""
         self.measurement: Measurement | None = None
         self.replies: dict[str, Reply] = {}
         self.answers: dict[str, bytes] = {}
@@ -70,23 +72,29 @@ class PtyScale:
     def send(self, m: Measurement) -> None:
         self.write(self.wire.encode(m))
 
-    def spec(self, *options: str) -> str:
+    def spec(self, *options: str, protocol: str | None = None) -> str:
+        """The `--scale` spec for this pty; `protocol` overrides the wire's name (`auto`)."""
         device = str(self.link).replace(":", "\\:")
-        return ":".join([f"serial:{device}", f"protocol={self.wire.name}", *options])
+        return ":".join([f"serial:{device}", f"protocol={protocol or self.wire.name}", *options])
 
     def _answer(self, master: int) -> None:
-        """Answer poll requests with the current measurement and commands with their reply."""
+        """Answer poll requests with the current measurement and commands with their reply;
+        a two-step poll (CAS) with its first step (ACK), and the next request (DC1) with the
+        measurement."""
         commands = {request: name for name, request in self.wire.commands.items()}
+        requests = [self.wire.poll, *filter(None, self.wire.steps.values()), *commands]
         pending = b""
         while not self._stop.is_set():
             ready, _, _ = select.select([master], [], [], 0.05)
             if not ready:
                 continue
             try:
-                pending += os.read(master, 1024)
+                data = os.read(master, 1024)
             except OSError:
                 return
-            for request in [self.wire.poll, *commands]:
+            self.received += data
+            pending += data
+            for request in requests:
                 assert request is not None
                 while request in pending:
                     before, _, pending = pending.partition(request)
@@ -96,7 +104,10 @@ class PtyScale:
                         os.write(master, answer)
 
     def _answer_for(self, request: bytes, commands: dict[bytes, str]) -> bytes | None:
-        if request == self.wire.poll:
+        first_step = next(iter(self.wire.steps), None)
+        if request == self.wire.poll and first_step is not None:
+            return None if self.measurement is None else first_step
+        if request == self.wire.poll or request in self.wire.steps.values():
             return None if self.measurement is None else self.wire.encode(self.measurement)
         if commands[request] in self.answers:
             return self.answers[commands[request]]

@@ -15,9 +15,11 @@ What is provable, per protocol, and asserted:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from itertools import pairwise
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,19 +92,120 @@ def mt8217_measurements(draw: st.DrawFn) -> Measurement:
     )
 
 
+def encodable(name: str) -> Callable[[Measurement], bool]:
+    """Whether protocol `name` can write a measurement (its fields have fixed widths)."""
+
+    def check(m: Measurement) -> bool:
+        try:
+            PROTOCOLS[name].encode(m)
+        except ValueError:
+            return False
+        return True
+
+    return check
+
+
+def scaled(low: int, high: int, places: tuple[int, int]) -> st.SearchStrategy[Decimal]:
+    """Decimals of `low`..`high` units with `places` decimals (a range)."""
+    return st.builds(
+        lambda u, p: Decimal(u).scaleb(-p), st.integers(low, high), st.integers(*places)
+    )
+
+
+@st.composite
+def lider_measurements(draw: st.DrawFn) -> Measurement:
+    return Measurement(draw(scaled(-9999, 99999, (0, 3))), stable=draw(st.booleans()))
+
+
+@st.composite
+def wt1000_measurements(draw: st.DrawFn) -> Measurement:
+    places = draw(st.integers(0, 3))
+    weight = Decimal(draw(st.integers(-99999, 999999))).scaleb(-places)
+    tare = Decimal(draw(st.integers(0, 99999) | st.just(0))).scaleb(-places)
+    return Measurement(weight, "kg", draw(st.booleans()), "net" if tare else "gross", tare)
+
+
+@st.composite
+def wt27r_measurements(draw: st.DrawFn) -> Measurement:
+    unit = draw(st.sampled_from(["kg", "g", "lb", "t"]))
+    mode, tare = draw(MODES), Decimal(draw(st.integers(0, 99999)))
+    if draw(st.booleans()):
+        return Measurement(None, unit, False, mode, tare, draw(OUT_OF_RANGE))
+    weight = Decimal(draw(st.integers(-99999, 899999)))
+    return Measurement(weight, unit, draw(st.booleans()), mode, tare)
+
+
+@st.composite
+def toledo_a_measurements(draw: st.DrawFn) -> Measurement:
+    mode = draw(MODES)
+    if draw(st.booleans()):
+        return Measurement(None, "kg", False, mode, status="overload")
+    weight = fixed_point(draw(st.integers(0, 999_999)), draw(st.sampled_from([2, 3])))
+    return Measurement(weight, "kg", draw(st.booleans()), mode)
+
+
+@st.composite
+def cas_measurements(draw: st.DrawFn) -> Measurement:
+    unit = draw(st.sampled_from(["kg", "lb"]))
+    if draw(st.booleans()):
+        return Measurement(None, unit, False, status=draw(st.sampled_from(["overload", "error"])))
+    return Measurement(draw(scaled(-99999, 99999, (0, 4))), unit, draw(st.booleans()))
+
+
+@st.composite
+def condec_measurements(draw: st.DrawFn) -> Measurement:
+    unit, mode = draw(st.sampled_from(["lb", "kg", "g", "oz", "t"])), draw(MODES)
+    if draw(st.booleans()):
+        return Measurement(None, unit, False, mode, status=draw(PROBLEM_STATUS))
+    return Measurement(draw(scaled(-999999, 9999999, (0, 4))), unit, draw(st.booleans()), mode)
+
+
+@st.composite
+def cardinal_measurements(draw: st.DrawFn) -> Measurement:
+    unit, mode = draw(st.sampled_from(["lb", "kg", "g", "t", "tn", "oz"])), draw(MODES)
+    if draw(st.booleans()):
+        return Measurement(None, unit, False, mode, status=draw(OUT_OF_RANGE))
+    return Measurement(draw(scaled(-999999, 999999, (0, 5))), unit, draw(st.booleans()), mode)
+
+
+@st.composite
+def epelsa_measurements(draw: st.DrawFn) -> Measurement:
+    return Measurement(draw(scaled(-99999, 999999, (0, 5))), stable=draw(st.booleans()))
+
+
 MEASUREMENTS = {
     "toledo": toledo_measurements(),
     "sics": sics_measurements(),
     "ad": ad_measurements(),
     "prix": prix_measurements(),
     "mt8217": mt8217_measurements(),
+    "lider": lider_measurements(),
+    "wt1000": wt1000_measurements(),
+    "wt27r": wt27r_measurements(),
+    "toledo-a": toledo_a_measurements(),
+    "cas": cas_measurements(),
+    "condec": condec_measurements(),
+    "cardinal": cardinal_measurements(),
+    "epelsa": epelsa_measurements(),
 }
+NEXT = ["lider", "wt1000", "wt27r", "toledo-a", "cas", "condec", "cardinal", "epelsa"]
+"""The families of PROTOCOLS-NEXT.md, whose property tests are parametrized."""
+for _name in NEXT:
+    MEASUREMENTS[_name] = MEASUREMENTS[_name].filter(encodable(_name))
 SAFE_GARBAGE = {
     "toledo": bytes(b for b in range(256) if b not in (0x02, CR)),
     "sics": bytes(b for b in range(256) if not (0x41 <= b <= 0x5A or b in b"\r\n")),
     "ad": bytes(b for b in range(256) if b not in b"SUO\r\n"),
     "prix": bytes(b for b in range(256) if b != 0x02),
     "mt8217": bytes(b for b in range(256) if b != 0x02),
+    "lider": bytes(b for b in range(256) if b not in (0x01, 0x02)),
+    "wt1000": bytes(b for b in range(256) if b not in b"01\r\n"),
+    "wt27r": bytes(b for b in range(256) if b not in b"EI\r\n"),
+    "toledo-a": bytes(b for b in range(256) if b != 0x02),
+    "cas": bytes(b for b in range(256) if b not in (0x01, 0x81)),
+    "condec": bytes(b for b in range(256) if b != 0x02),
+    "cardinal": bytes(b for b in range(256) if b != 0x0D),
+    "epelsa": bytes(b for b in range(256) if b != 0x02),
 }
 DELIMITERS = [b"\x02", b"\x03", b"\r", b"\n", b"\r\n", b"S", b"?", b"S S ", b"ST,GS,"]
 
@@ -150,6 +253,38 @@ def check_frames_survive(name: str, data: st.DataObject) -> None:
 def check_round_trip(name: str, m: Measurement) -> None:
     protocol = PROTOCOLS[name]
     assert protocol.decode(protocol.encode(m), None) == m
+
+
+def check_exact_round_trip(name: str, m: Measurement) -> None:
+    """The round trip keeps every value's own decimals too (`12.50` stays `12.50`)."""
+    protocol = PROTOCOLS[name]
+    assert repr(protocol.decode(protocol.encode(m), None)) == repr(m)
+
+
+next_families = pytest.mark.parametrize("name", NEXT)
+
+
+@next_families
+@SETTINGS
+@given(data=st.data())
+def test_next_families_survive_any_bytes(name: str, data: st.DataObject) -> None:
+    check_any_bytes(name, data.draw(any_chunks(name)))
+
+
+@next_families
+@SETTINGS
+@given(data=st.data())
+def test_next_families_frames_among_garbage_decode_to_their_measurements(
+    name: str, data: st.DataObject
+) -> None:
+    check_frames_survive(name, data)
+
+
+@next_families
+@SETTINGS
+@given(data=st.data())
+def test_next_families_encode_then_decode_is_exact_identity(name: str, data: st.DataObject) -> None:
+    check_exact_round_trip(name, data.draw(MEASUREMENTS[name]))
 
 
 @SETTINGS

@@ -44,11 +44,74 @@ SAMPLES: dict[str, list[Measurement]] = {
         M(None, stable=False, status="underload"),
         M(Decimal("0.000")),
     ],
+    "lider": [
+        M(Decimal("12.50")),
+        M(Decimal("-0.35"), stable=False),
+        M(Decimal(12340)),
+        M(Decimal("0.000")),
+    ],
+    "wt1000": [
+        M(Decimal("1.500"), tare=Decimal("0.000")),
+        M(Decimal("-0.350"), stable=False, tare=Decimal("0.000")),
+        M(Decimal("2.000"), mode="net", tare=Decimal("0.500")),
+    ],
+    "wt27r": [
+        M(Decimal(12340), tare=Decimal(0)),
+        M(Decimal(-20), "kg", False, "net", Decimal(40)),
+        M(None, "kg", False, "gross", Decimal(0), "overload"),
+        M(Decimal(500), "lb", tare=Decimal(0)),
+    ],
+    "toledo-a": [
+        M(Decimal("1.250")),
+        M(Decimal("12.34"), stable=False, mode="net"),
+        M(None, stable=False, status="overload"),
+        M(Decimal("0.000")),
+    ],
+    "cas": [
+        M(Decimal("1.234")),
+        M(Decimal("-0.500"), "lb", False),
+        M(None, stable=False, status="overload"),
+        M(None, stable=False, status="error"),
+    ],
+    "condec": [
+        M(Decimal(1234)),
+        M(Decimal("-0.50"), "lb", False, "net"),
+        M(None, "kg", False, status="overload"),
+        M(None, "lb", False, status="underload"),
+        M(None, "g", False, status="error"),
+    ],
+    "cardinal": [
+        M(Decimal(1234), "lb"),
+        M(Decimal("-12.50"), "kg", False, "net"),
+        M(None, "lb", False, status="overload"),
+        M(None, "t", False, "net", status="underload"),
+    ],
+    "epelsa": [
+        M(Decimal("-0.450")),
+        M(Decimal("-0.250"), stable=False),
+        M(Decimal("0.000")),
+    ],
 }
 GARBAGE = b"#\x00\x7f\xa5"
 """Bytes that start and end no frame in any of the protocols."""
-OPEN_FRAME = {"toledo": b"\x02", "sics": b"S", "ad": b"S", "prix": b"\x02", "mt8217": b"\x02"}
+OPEN_FRAME = {
+    "toledo": b"\x02",
+    "sics": b"S",
+    "ad": b"S",
+    "prix": b"\x02",
+    "mt8217": b"\x02",
+    "lider": b"\x01",
+    "wt1000": b"0",
+    "wt27r": b"E",
+    "toledo-a": b"\x02",
+    "cas": b"\x01",
+    "condec": b"\x02",
+    "cardinal": b"\r",
+    "epelsa": b"\x02",
+}
 """A byte that opens a frame in each protocol."""
+FILLER = {"wt1000": b","}
+"""Frame content that opens no frame, where `0` would (default `0`)."""
 
 protocols = pytest.mark.parametrize("protocol", PROTOCOLS.values(), ids=list(PROTOCOLS))
 
@@ -74,8 +137,11 @@ def feed_all(framer: Framer, chunks: Iterable[bytes]) -> list[bytes]:
     return [frame for chunk in chunks for frame in framer.feed(chunk)]
 
 
-def test_the_registry_holds_the_five_protocols_under_their_names() -> None:
-    assert sorted(PROTOCOLS) == ["ad", "mt8217", "prix", "sics", "toledo"]
+def test_the_registry_holds_the_thirteen_protocols_under_their_names() -> None:
+    assert sorted(PROTOCOLS) == sorted(
+        ["ad", "mt8217", "prix", "sics", "toledo"]
+        + ["lider", "wt1000", "wt27r", "toledo-a", "cas", "condec", "cardinal", "epelsa"]
+    )
     assert all(p.name == name and p.flags_stability for name, p in PROTOCOLS.items())
 
 
@@ -138,7 +204,7 @@ def test_a_frame_left_open_past_4_kib_is_dropped_and_counted(
     protocol: WireProtocol, chunk: int
 ) -> None:
     framer = protocol.framer()
-    opened = OPEN_FRAME[protocol.name] * 2 + b"0" * (MAX_BUFFER + 900)
+    opened = OPEN_FRAME[protocol.name] * 2 + FILLER.get(protocol.name, b"0") * (MAX_BUFFER + 900)
     frames = feed_all(framer, [opened[i : i + chunk] for i in range(0, len(opened), chunk)])
     assert decoded(protocol, frames) == []
     assert framer.stats.overflows == 1

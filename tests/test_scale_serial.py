@@ -24,6 +24,14 @@ SAMPLES = {
     "ad": Measurement(Decimal("123.45"), "kg", True, "gross"),
     "prix": Measurement(Decimal("1.250"), "kg", True, "gross"),
     "mt8217": Measurement(Decimal("1.234"), "kg", True, "gross"),
+    "lider": Measurement(Decimal("12.50"), "kg", True, "gross"),
+    "wt1000": Measurement(Decimal("1.500"), "kg", True, "gross", Decimal("0.000")),
+    "wt27r": Measurement(Decimal("12340"), "kg", True, "gross", Decimal("0")),
+    "toledo-a": Measurement(Decimal("1.250"), "kg", True, "gross"),
+    "cas": Measurement(Decimal("1.234"), "kg", True, "gross"),
+    "condec": Measurement(Decimal("1234"), "kg", True, "gross"),
+    "cardinal": Measurement(Decimal("1234"), "lb", True, "gross"),
+    "epelsa": Measurement(Decimal("-0.450"), "kg", True, "gross"),
 }
 
 
@@ -38,11 +46,11 @@ class SerialCase(ServiceTestCase):
         return response
 
     @defer.inlineCallbacks
-    def wait_for(self, check: Any, timeout: float = 10) -> Any:
-        """Poll /api/weight until `check(response)` holds."""
+    def wait_for(self, check: Any, timeout: float = 10, path: str = "/api/weight") -> Any:
+        """Poll `path` (/api/weight) until `check(response)` holds."""
         deadline = reactor.seconds() + timeout
         while True:
-            response = yield self.weight()
+            response = yield fetch(self.url(path))
             if check(response):
                 return response
             if reactor.seconds() > deadline:
@@ -84,6 +92,7 @@ class EveryProtocol(SerialCase):
         yield feeding
         if scale.wire.poll is not None:
             self.assertIn(scale.wire.poll, scale.requests)
+        return scale
 
     def test_toledo_readings_reach_the_api(self) -> defer.Deferred[None]:
         return self.check_protocol("toledo")
@@ -99,6 +108,32 @@ class EveryProtocol(SerialCase):
 
     def test_mt8217_readings_reach_the_api_by_polling_with_w(self) -> defer.Deferred[None]:
         return self.check_protocol("mt8217")
+
+    def test_lider_readings_reach_the_api(self) -> defer.Deferred[None]:
+        return self.check_protocol("lider")
+
+    def test_wt1000_readings_reach_the_api_by_polling_with_enq(self) -> defer.Deferred[None]:
+        return self.check_protocol("wt1000")
+
+    def test_wt27r_readings_reach_the_api_by_polling_with_enq(self) -> defer.Deferred[None]:
+        return self.check_protocol("wt27r")
+
+    def test_toledo_a_readings_reach_the_api_by_polling_with_enq(self) -> defer.Deferred[None]:
+        return self.check_protocol("toledo-a")
+
+    @defer.inlineCallbacks
+    def test_cas_readings_reach_the_api_by_enq_ack_then_dc1(self) -> defer.Generator:
+        scale = yield self.check_protocol("cas")
+        self.assertIn(b"\x11", scale.requests)  # DC1: sent only after the scale's ACK
+
+    def test_condec_readings_reach_the_api(self) -> defer.Deferred[None]:
+        return self.check_protocol("condec")
+
+    def test_cardinal_readings_reach_the_api(self) -> defer.Deferred[None]:
+        return self.check_protocol("cardinal")
+
+    def test_epelsa_readings_reach_the_api(self) -> defer.Deferred[None]:
+        return self.check_protocol("epelsa")
 
 
 class BrokenStreams(SerialCase):

@@ -63,6 +63,11 @@ class BalancaCollector:
             "The scale's state (1 for the current one)",
             labels=["scale", "state"],
         )
+        info = GaugeMetricFamily(
+            "balanca_scale_protocol_info",
+            "The scale's wire protocol; with protocol=auto, as detected (state, line settings)",
+            labels=["scale", "protocol", "state", "line"],
+        )
         failures = CounterMetricFamily(
             "balanca_subscriber_failures",
             "Calls into a hub subscriber that raised (isolated: others still get every reading)",
@@ -86,10 +91,13 @@ class BalancaCollector:
                 rejected.add_metric([parts.id, reason], count)
             for name in SCALE_STATES:
                 state.add_metric([parts.id, name], float(hub.state == name))
+            protocol = scale.protocol_info
+            detection = [protocol.get("state", "configured"), protocol.get("line", "")]
+            info.add_metric([parts.id, protocol["protocol"], *detection], 1)
             for name, count in sorted(hub.subscriber_failures.items()):
                 failures.add_metric([parts.id, name], count)
         yield from series.values()
-        yield from (rejected, state, failures)
+        yield from (rejected, state, info, failures)
 
     def _websocket(self) -> Iterator[Metric]:
         live = self.live

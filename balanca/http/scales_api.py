@@ -73,7 +73,7 @@ class ScalesEndpoint(Endpoint):
             scales.append(
                 {
                     **scale_health(parts),
-                    "protocol": parts.spec.protocol,
+                    "protocol": parts.scale.wire.name,  # with protocol=auto: as detected
                     "source": parts.spec.source,
                     "commands": parts.commands,
                     "reading": None if latest is None else latest.to_dict(),
@@ -109,9 +109,11 @@ def one_scale_health(api: Api, parts: ScaleParts) -> Answer:
     database = dict(api.store.health())
     db = database.pop("db")
     ok = not is_down(parts) and db == "ok"
+    scale = parts.hub.status()
+    scale["protocol"] = parts.scale.protocol_info  # with protocol=auto: what detection chose
     body = {
         "status": "ok" if ok else "degraded",
-        "scale": parts.hub.status(),
+        "scale": scale,
         "db": database,
         "database": database,
         "clients": api.clients(),

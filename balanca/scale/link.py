@@ -81,6 +81,8 @@ class ScaleLink(Service):
         self._failures = 0
         self._retry: IDelayedCall | None = None
         self._protocol: ScaleProtocol | None = None
+        self._opening: defer.Deferred[object] | None = None
+        """An open in progress (with `protocol=auto`, detection may take seconds)."""
         self._opened_at = 0.0
         self._ever_opened = False
         self._flap_delay: float | None = None
@@ -105,6 +107,8 @@ class ScaleLink(Service):
             self.device.stop()
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
+        if self._opening is not None and not self._opening.called:
+            self._opening.cancel()
         protocol, self._protocol = self._protocol, None
         self.scale.hub.stop()
         self.log.info(
@@ -127,7 +131,7 @@ class ScaleLink(Service):
     def _open(self) -> None:
         self._retry = None
         protocol = self.scale.protocol()
-        d = defer.maybeDeferred(self.opener, protocol)
+        d = self._opening = defer.maybeDeferred(self.opener, protocol)
         d.addCallbacks(lambda _: self._opened(protocol), self._failed)
 
     def _opened(self, protocol: ScaleProtocol) -> None:

@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 
 from balanca.hub import Hub
 from balanca.reading import Measurement, Reading, Reply, Source, local_time
-from balanca.scale.protocols.base import DecodeError, WireProtocol
+from balanca.scale.protocols.base import DecodeError, Framer, WireProtocol
 from balanca.scale.stability import StabilityFilter
 
 COMMAND_TIMEOUT = 2.0
@@ -28,6 +28,8 @@ MIN_REPLY_WAIT = 0.25
 """Seconds a polled scale has to answer, at the least (a short frame at 9600 baud takes ~20 ms)."""
 DEFAULT_STABLE_COUNT = 3
 """Readings that must agree for a flagless protocol's weight to count as stable."""
+STEP_WAIT = 0.2
+"""Seconds after a poll within which a scale's step (CAS's ACK) is followed up (DC1)."""
 REJECTION_LOG_EVERY = 60.0
 SEVEN_BIT = bytes(range(128)) * 2
 CONNECTION_DONE = Failure(error.ConnectionDone())
@@ -94,9 +96,18 @@ class Scale:
         self.garbage_bytes = 0
         self.overflows = 0
         self.connection: ScaleProtocol | None = None
+        self.protocol_info: dict[str, str] = {"protocol": wire.name}
+        """The wire protocol for /api/health and /metrics; with `protocol=auto`, also the
+        detection's state, line settings and evidence (balanca.scale.detect)."""
         self._seq = 0
         self._warned_high_bit = False
         self._rejections_logged_at: dict[str, float] = {}
+
+    def use(self, wire: WireProtocol) -> None:
+        """Speak `wire` from the next connection on (`protocol=auto` once it is detected)."""
+        self.wire = wire
+        if self.stability is None and not wire.flags_stability:
+            self.stability = StabilityFilter(DEFAULT_STABLE_COUNT, Decimal(0))
 
     def protocol(self) -> ScaleProtocol:
         """A protocol for a new connection to the indicator."""
@@ -179,7 +190,8 @@ class ScaleProtocol(Protocol):
 
     def __init__(self, scale: Scale) -> None:
         self.scale = scale
-        self.framer = scale.wire.framer()
+        self.framer: Framer | None = None
+        """Made when the connection is, for the wire the scale speaks then."""
         self.lost: defer.Deferred[str] = defer.Deferred()
         """Fires with why the connection ended (a message, not a Failure: it is no error)."""
         self._poller: LoopingCall | None = None
@@ -189,6 +201,7 @@ class ScaleProtocol(Protocol):
         """A frame from the scale has been decoded on this connection."""
 
     def connectionMade(self) -> None:
+        self.framer = self.scale.wire.framer()
         self.scale.connection = self
         self.scale.hub.connected()
         if self.scale.wire.poll is not None:
@@ -198,10 +211,14 @@ class ScaleProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         scale = self.scale
+        assert self.framer is not None, "bytes come only after connectionMade"
         if scale.wire.seven_bit:
             data = scale.seven_bit(data)
         for frame in self.framer.feed(data):
-            scale.frame(frame)
+            if frame in scale.wire.steps:
+                self._step(scale.wire.steps[frame])
+            else:
+                scale.frame(frame)
         scale.garbage_bytes = self.framer.stats.garbage_bytes
         scale.overflows = self.framer.stats.overflows
 
@@ -278,6 +295,13 @@ class ScaleProtocol(Protocol):
                 "command_timeout",
             )
         )
+
+    def _step(self, request: bytes) -> None:
+        """The scale took the first step of a poll (CAS's ACK): send the next one (DC1) while
+        the poll is recent; a late or unasked step waits for the next poll."""
+        asked = self._asked_at
+        if request and asked is not None and self.scale.clock.seconds() - asked <= STEP_WAIT:
+            self.transport.write(request)  # type: ignore[union-attr]
 
     def _poll(self) -> None:
         """Ask a polled scale for a frame, keeping at most one request outstanding."""

@@ -48,6 +48,14 @@ PLATFORMS = {
     "sics": Platform("g", Decimal("0.01"), 1000, 50000),  # a laboratory balance
     "prix": Platform("kg", Decimal("0.005"), 20, 3000),  # a retail counter scale
     "mt8217": Platform("kg", Decimal("0.005"), 20, 3000),
+    "lider": Platform("kg", Decimal("0.05"), 200, 12000),
+    "wt1000": Platform("kg", Decimal("0.005"), 200, 12000),
+    "wt27r": Platform("kg", Decimal("10"), 50, 4500),
+    "toledo-a": Platform("kg", Decimal("0.005"), 20, 3000),
+    "cas": Platform("kg", Decimal("0.005"), 20, 3000),
+    "condec": Platform("lb", Decimal("0.5"), 100, 20000),
+    "cardinal": Platform("lb", Decimal("2"), 50, 40000),
+    "epelsa": Platform("kg", Decimal("0.005"), 20, 3000),
 }
 
 ZERO_RANGE = Decimal("0.02")
@@ -180,7 +188,10 @@ class SimulatedIndicator:
 
     def write(self, data: bytes) -> None:
         """A request from the host: a poll or a command."""
-        if data == self.wire.poll:
+        prompt = next(iter(self.wire.steps), None)
+        if data == self.wire.poll and prompt is not None:
+            self.clock.callLater(LINE_DELAY, self._deliver, prompt)  # the first step of two
+        elif data == self.wire.poll or data == self.wire.steps.get(prompt or b""):
             self.clock.callLater(LINE_DELAY, self._send)
         elif data in self._commands:
             reply = self.load.act(self._commands[data])

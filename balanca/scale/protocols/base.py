@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
-from balanca.reading import Measurement, Reply
+from balanca.reading import Measurement, Reply, Status
 
 MAX_BUFFER = 4096
 """Bytes a framer holds without finding a frame before it drops them (and counts it)."""
@@ -161,6 +161,81 @@ class DelimitedFramer(FramerBase):
             self._discard(len(buf[begin:end].translate(None, self._ends)))
 
 
+class LengthFramer(FramerBase):
+    """Frames of fixed lengths that carry binary bytes (status bits, checksums): found by a
+    `head` (a regex for their first bytes, the first of them one of `starts`) and checked by
+    `fits`, never by delimiters alone.
+
+    A head whose candidate frame (tried at each of `lengths`, shortest first) does not `fit`
+    was no frame start: its first byte is garbage and the search goes on from the next byte,
+    so a start byte inside a frame that fits never resynchronises the stream. `signals` are
+    single bytes that mean something between frames (CAS's ACK and NAK): they come out as
+    one-byte frames, in stream order.
+    """
+
+    def __init__(
+        self,
+        starts: bytes,
+        head: bytes,
+        lengths: tuple[int, ...],
+        fits: Callable[[bytes], bool],
+        signals: bytes = b"",
+    ) -> None:
+        super().__init__()
+        self._head = re.compile(head)
+        self._starts = starts
+        self._lengths, self._fits = lengths, fits
+        self._signals = signals
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Take more bytes; return the frames they complete, oldest first."""
+        buf = self._buf
+        buf += data
+        frames: list[bytes] = []
+        pos = 0
+        while True:
+            head = self._head.search(buf, pos)
+            start = head.start() if head else self._tail(buf, pos)
+            self._between(buf, pos, start, frames)
+            pos = start
+            if head is None:
+                break
+            length = self._frame_at(buf, start)
+            if length is None:
+                break
+            if length == 0:
+                self._discard(1)
+                pos += 1
+                continue
+            frames.append(bytes(buf[start : start + length]))
+            self._framed()
+            pos = start + length
+        del buf[:pos]
+        return frames
+
+    def _frame_at(self, buf: bytearray, start: int) -> int | None:
+        """The length of the frame at `start`; 0 if none; None while more bytes may tell."""
+        for length in self._lengths:
+            if len(buf) < start + length:
+                return None
+            if self._fits(bytes(buf[start : start + length])):
+                return length
+        return 0
+
+    def _tail(self, buf: bytearray, pos: int) -> int:
+        """Where the bytes that may still begin a head start (a first byte at the very end)."""
+        if len(buf) > pos and buf[-1] in self._starts:
+            return len(buf) - 1
+        return len(buf)
+
+    def _between(self, buf: bytearray, begin: int, end: int, frames: list[bytes]) -> None:
+        """Bytes between frames: signals become one-byte frames, the rest is garbage."""
+        chunk = bytes(buf[begin:end])
+        frames.extend(bytes([b]) for b in chunk if b in self._signals)
+        self._discard(len(chunk.translate(None, self._signals)))
+
+
 @dataclass(frozen=True)
 class LineSettings:
     """A serial line's settings, as pyserial names them."""
@@ -202,6 +277,9 @@ class WireProtocol:
     """The scale answers commands with a frame that decodes to a `Reply`."""
     encode_reply: Callable[[Reply], bytes] | None = None
     """The frame a scale sends for a command reply (for the simulator), where it sends one."""
+    steps: Mapping[bytes, bytes] = field(default_factory=dict)
+    """A polled request in steps (CAS: ENQ, then ACK from the scale, then DC1): a one-byte
+    frame from the scale to what the host sends next (empty: nothing, ask at the next poll)."""
 
 
 MASK7 = bytes(range(128)) * 2
@@ -235,6 +313,25 @@ def parse_decimal(text: str) -> Decimal:
         raise DecodeError("malformed", f"not a number: {text!r}")
     value = Decimal(text)
     return value.copy_abs() if value.is_zero() else value
+
+
+def written(value: Decimal, width: int, *, fill: str = "0", point: bool = False) -> str:
+    """`value` as an indicator writes it into a `width`-character field: its own decimals,
+    a trailing point when it has none and `point` asks for one (`1234.`), padded on the left
+    with `fill`; a `-` leads (before zeros, after blanks). `ValueError` when it does not fit."""
+    text = format(abs(value), "f")
+    if point and "." not in text:
+        text += "."
+    sign = "-" if value < 0 else ""
+    field = sign + text.rjust(width - len(sign), "0") if fill == "0" else (sign + text).rjust(width)
+    if len(field) > width:
+        raise ValueError(f"{value} does not fit {width} characters")
+    return field
+
+
+def out_of_range(polarity: str) -> Status:
+    """What an "over/under range" flag means with this polarity: underload when `-`."""
+    return "underload" if polarity == "-" else "overload"
 
 
 def frame_text(frame: bytes) -> str:
