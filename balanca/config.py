@@ -7,7 +7,7 @@ turns those into usage errors at start.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar
@@ -223,3 +223,40 @@ def db_from_environment(env: Mapping[str, str]) -> DatabaseSpec | None:
         password=env.get("MYSQL_PASSWORD", ""),
         database=env.get("MYSQL_DATABASE", "balanca"),
     )
+
+
+SCALE_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
+DEFAULT_SCALE_ID = "default"
+
+
+def parse_scales(specs: Sequence[str]) -> list[tuple[str, ScaleSpec]]:
+    """Parse every `--scale [ID=]SPEC`, in order: a lone spec without an id is `default`;
+    with two or more, each needs its own id."""
+    scales: list[tuple[str, ScaleSpec]] = []
+    for text in specs:
+        scale_id, spec = split_scale_id(text)
+        if scale_id is None:
+            if len(specs) > 1:
+                raise ValueError(
+                    f"--scale {text!r}: with several scales each needs an id, as truck={text}"
+                )
+            scale_id = DEFAULT_SCALE_ID
+        if any(scale_id == seen for seen, _ in scales):
+            raise ValueError(f"--scale {text!r}: the id {scale_id!r} is given twice")
+        scales.append((scale_id, parse_scale(spec)))
+    if not scales:
+        raise ValueError("no scale: give --scale")
+    return scales
+
+
+def split_scale_id(text: str) -> tuple[str | None, str]:
+    """`ID=SPEC` → (ID, SPEC); a spec without an id → (None, SPEC). A bad id is a ValueError."""
+    head, sep, rest = text.partition("=")
+    if not sep or ":" in head or "/" in head:
+        return None, text
+    if not SCALE_ID.fullmatch(head):
+        raise ValueError(
+            f"--scale {text!r}: the id {head!r} must be 1 to 32 lower-case letters, digits"
+            " or dashes, starting and ending with a letter or digit"
+        )
+    return head, rest
