@@ -95,7 +95,7 @@ def _option(path: str, key: str, value: Any, kind: OptionKind) -> str | list[str
 
 def _scales(path: str, value: Any) -> list[str]:
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: [scales] must be a table of id = \"spec\"")
+        raise ValueError(f'{path}: [scales] must be a table of id = "spec"')
     for scale_id, spec in value.items():
         if not isinstance(spec, str):
             raise ValueError(f"{path}: key 'scales.{scale_id}' must be a spec string")

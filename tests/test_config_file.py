@@ -61,7 +61,7 @@ class ConfigFileReading(TestCase):
             'mqtt-discovery = "yes"\n': "key 'mqtt-discovery' must be true or false",
             "[scales]\ntruck = 3\n": "key 'scales.truck' must be a spec string",
             '[site]\ncolour = "red"\n': "unknown key 'site.colour'",
-            '[site]\nname = 3\n': "key 'site.name' must be a string",
+            "[site]\nname = 3\n": "key 'site.name' must be a string",
             'scale = "simulator"\n': "key 'scale' cannot be set in the file",
             "db = \n": "not valid TOML",
         }
