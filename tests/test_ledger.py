@@ -61,7 +61,12 @@ class LedgerCases(TestCase):
 
     def append(self, **fields: Any) -> dict[str, Any]:
         record = ledger.append(
-            self.cursor(), self.dialect, draft(**fields), KEY, "2025-10-30 16:38:16.000001"
+            self.cursor(),
+            self.dialect,
+            draft(**fields),
+            KEY,
+            "2025-10-30 16:38:16.000001",
+            uuid.uuid4().hex,
         )
         self.commit()
         return record
@@ -77,6 +82,14 @@ class LedgerCases(TestCase):
         self.assertIs(read and read["again"], True)
         verdict = verify_chain(self.all_records(), KEY.public_key())
         self.assertTrue(verdict.ok)
+
+    def test_a_capture_sent_twice_writes_one_record(self) -> None:
+        self.append()
+        once = ledger.append(self.cursor(), self.dialect, draft(), KEY, "x", "capture-1")
+        again = ledger.append(self.cursor(), self.dialect, draft(seq=99), KEY, "x", "capture-1")
+        self.commit()
+        self.assertEqual(again, once)
+        self.assertEqual(ledger.count(self.cursor()), 2)
 
     def test_a_void_shows_as_voided_by_in_listings(self) -> None:
         self.append()

@@ -55,8 +55,18 @@ def append(
     draft: Mapping[str, Any],
     key: Ed25519PrivateKey,
     captured_utc: str,
+    uid: str,
 ) -> Record:
-    """Number, seal and insert `draft` (every record key but number and the seal's)."""
+    """Number, seal and insert `draft` (every record key but number and the seal's).
+
+    `uid` names this capture: sent again (a retry after a lost connection whose first try
+    had committed), it returns the record already written instead of writing a second one.
+    """
+    txn.execute(dialect.sql("SELECT number FROM record_captures WHERE uid = ?"), (uid,))
+    if (done := txn.fetchone()) is not None:
+        written = get(txn, dialect, int(done[0]))
+        assert written is not None, "record_captures names only written records"
+        return written
     top = head(txn, dialect)
     number, prev = (1, GENESIS) if top is None else (top[0] + 1, top[1])
     record = seal({**draft, "number": number}, prev, key)
@@ -67,6 +77,9 @@ def append(
             f"INSERT INTO records ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         ),
         tuple(values),
+    )
+    txn.execute(
+        dialect.sql("INSERT INTO record_captures (uid, number) VALUES (?, ?)"), (uid, number)
     )
     return record
 

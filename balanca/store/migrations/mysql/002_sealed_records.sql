@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS records (
     KEY records_transaction (transaction_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- Which capture wrote which record: a capture retried after a lost connection finds its
+-- record instead of writing a second one.
+CREATE TABLE IF NOT EXISTS record_captures (
+    uid CHAR(32) NOT NULL PRIMARY KEY,
+    number BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
 -- Idempotency-Key answers, kept 24 h: the same key on the same path gets the first answer.
 CREATE TABLE IF NOT EXISTS idempotency (
     scope CHAR(64) NOT NULL PRIMARY KEY,

@@ -45,6 +45,13 @@ CREATE INDEX records_captured ON records (captured_utc);
 CREATE INDEX records_voids ON records (voids);
 CREATE INDEX records_transaction ON records (transaction_id);
 
+-- Which capture wrote which record: a capture retried after a lost connection finds its
+-- record instead of writing a second one.
+CREATE TABLE record_captures (
+    uid TEXT NOT NULL PRIMARY KEY,
+    number INTEGER NOT NULL
+);
+
 -- Idempotency-Key answers, kept 24 h: the same key on the same path gets the first answer.
 CREATE TABLE idempotency (
     scope TEXT NOT NULL PRIMARY KEY,
