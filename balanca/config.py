@@ -6,6 +6,7 @@ turns those into usage errors at start.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,14 +48,16 @@ class ScaleSpec:
         """The `source` its readings carry."""
         return SOURCES[self.kind]
 
+    @property
+    def where(self) -> str:
+        """Where the scale is: its device, its endpoint or the simulator."""
+        return {"simulator": "built-in simulator", "serial": self.device}.get(
+            self.kind, self.endpoint
+        )
+
     def describe(self) -> str:
         """A short description for logs."""
-        where = {
-            "simulator": "built-in simulator",
-            "serial": self.device,
-            "endpoint": self.endpoint,
-        }
-        return f"{where[self.kind]} ({self.protocol})"
+        return f"{self.where} ({self.protocol})"
 
 
 def split_escaped(text: str) -> list[str]:
@@ -68,9 +71,14 @@ def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:")
 
 
+KINDS = "simulator, serial:DEVICE, a device path, or a client endpoint such as tcp:HOST:PORT"
+
+
 def parse_scale(spec: str) -> ScaleSpec:
-    """Parse a `--scale` spec (DESIGN.md's grammar)."""
+    """Parse a `--scale` spec (DESIGN.md's grammar); a bare device path means `serial:PATH`."""
     head, *rest = split_escaped(spec.strip())
+    if head.startswith("/"):
+        head, rest = "serial", [head, *rest]
     positional = [p for p in rest if "=" not in p]
     options = dict(p.split("=", 1) for p in rest if "=" in p)
     if head == "simulator":
@@ -93,7 +101,36 @@ def parse_scale(spec: str) -> ScaleSpec:
         [escape(head), *map(escape, positional)]
         + [f"{escape(k)}={escape(v)}" for k, v in endpoint_options.items()]
     )
+    _check_endpoint(endpoint, spec)
     return ScaleSpec("endpoint", endpoint=endpoint, **common)
+
+
+def _check_endpoint(endpoint: str, spec: str) -> None:
+    """Raise a one-line ValueError unless `endpoint` is a client endpoint Twisted can make."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import clientFromString
+
+    try:
+        clientFromString(reactor, endpoint)
+    except ValueError as e:
+        if str(e).startswith("Unknown endpoint type"):
+            kind = split_escaped(spec.strip())[0]
+            raise ValueError(f"unknown scale kind {kind!r}; expected {KINDS}") from None
+        raise ValueError(f"--scale {spec!r}: not a client endpoint: {e}") from None
+    except Exception as e:  # Twisted's parsers raise TypeError, KeyError, ... on bad arguments
+        raise ValueError(
+            f"--scale {spec!r}: not a client endpoint ({e}); a network indicator is tcp:HOST:PORT"
+        ) from None
+
+
+def check_stale_after(spec: ScaleSpec, stale_after: float) -> None:
+    """A polled scale answers once per poll period: a shorter `stale_after` would call every
+    reading stale before the next could come."""
+    if PROTOCOLS[spec.protocol].poll is not None and stale_after <= spec.poll:
+        raise ValueError(
+            f"--stale-after {stale_after:g} s must be longer than the poll period of the "
+            f"{spec.protocol} scale ({spec.poll:g} s): raise --stale-after or lower poll="
+        )
 
 
 def _scale_options(options: Mapping[str, str], spec: str) -> dict[str, Any]:
@@ -113,11 +150,15 @@ def _scale_options(options: Mapping[str, str], spec: str) -> dict[str, Any]:
             raise ValueError(f"--scale {spec!r}: stable must be from 2 to 100 readings")
     if "tolerance" in options:
         try:
-            out["tolerance"] = Decimal(options["tolerance"])
+            tolerance = Decimal(options["tolerance"])
         except InvalidOperation:
+            tolerance = Decimal("NaN")
+        if not tolerance.is_finite() or tolerance < 0:
             raise ValueError(
-                f"tolerance must be a decimal number, not {options['tolerance']!r}"
-            ) from None
+                f"--scale {spec!r}: tolerance must be a decimal number of at least 0, "
+                f"not {options['tolerance']!r}"
+            )
+        out["tolerance"] = tolerance
     return out
 
 
@@ -153,11 +194,15 @@ def _only(options: Mapping[str, str], allowed: set[str], spec: str) -> None:
 
 
 def _number(text: str, name: str, kind: Callable[[str], N]) -> N:
-    """`text` read by `kind` (int or float), or a ValueError that names the option."""
+    """`text` read by `kind` (int or float), finite, or a ValueError that names the option."""
+    value: N | None
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
-        raise ValueError(f"{name} must be a number, not {text!r}") from None
+        value = None
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -169,7 +214,8 @@ class DatabaseSpec:
     host: str = "127.0.0.1"
     port: int = 3306
     user: str = "root"
-    password: str = ""
+    password: str = field(default="", repr=False)
+    """Never printed: not in `describe()`, the repr or an error."""
     database: str = "balanca"
 
     def describe(self) -> str:
@@ -177,6 +223,11 @@ class DatabaseSpec:
         if self.dialect == "sqlite":
             return f"SQLite {self.path}"
         return f"MySQL {self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def redact(url: str) -> str:
+    """`url` with the password of its `USER:PASS@` part replaced by `***`."""
+    return re.sub(r"^([a-z]+://[^:@/]*:)[^/]*@", r"\1***@", url)
 
 
 def parse_db(url: str) -> DatabaseSpec:
@@ -196,7 +247,7 @@ def parse_db(url: str) -> DatabaseSpec:
         try:
             port = parts.port or 3306
         except ValueError:
-            raise ValueError(f"--db {url!r}: the port must be a number") from None
+            raise ValueError(f"--db {redact(url)!r}: the port must be a number") from None
         return DatabaseSpec(
             "mysql",
             host=parts.hostname,
@@ -205,7 +256,7 @@ def parse_db(url: str) -> DatabaseSpec:
             password=unquote(parts.password or ""),
             database=database,
         )
-    raise ValueError(f"--db {url!r}: use sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB")
+    raise ValueError(f"--db {redact(url)!r}: use sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB")
 
 
 def db_from_environment(env: Mapping[str, str]) -> DatabaseSpec | None:

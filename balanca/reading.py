@@ -38,6 +38,9 @@ class Reply:
     ok: bool
     text: str
     tare: Decimal | None = None
+    code: str = ""
+    """A machine key for the outcome (`tared`, `zeroed`, `tare_cleared`, `scale_refused`,
+    `zero_out_of_range`, ...); empty until the decoder or the scale knows it."""
 
 
 @dataclass(frozen=True, slots=True)

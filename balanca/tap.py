@@ -7,6 +7,7 @@ one stops the service with a message that says what to fix.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,12 +19,20 @@ from prometheus_client import CollectorRegistry
 from twisted.application import internet, service
 from twisted.internet import reactor as global_reactor
 from twisted.internet.endpoints import clientFromString, connectProtocol, serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
 
 from balanca import __version__
-from balanca.config import DatabaseSpec, ScaleSpec, db_from_environment, parse_db, parse_scale
+from balanca.config import (
+    DatabaseSpec,
+    ScaleSpec,
+    check_stale_after,
+    db_from_environment,
+    parse_db,
+    parse_scale,
+)
 from balanca.endpoints import address_text, is_dual_stack
 from balanca.http.api import Api, api_tree
 from balanca.http.live import LiveFactory
@@ -66,6 +75,12 @@ class Options(usage.Options):
             "sqlite:PATH or mysql://USER[:PASS]@HOST[:PORT]/DB [default: sqlite:balanca.sqlite3]",
         ],
         ["record", None, "stable", "which readings are stored: stable, all or none"],
+        [
+            "keep-readings",
+            None,
+            None,
+            "days of readings to keep (older ones are pruned) [default: all]",
+        ],
         ["token-file", None, None, "file holding the bearer token that writes need"],
         ["read-token-file", None, None, "file holding a token that reads and /ws need too"],
         ["ping-interval", None, "30", "seconds between WebSocket keepalive pings"],
@@ -90,6 +105,20 @@ class Options(usage.Options):
                 self[option] = value
         self._given: set[str] = set()
         self.settings: Settings | None = None
+        self._failed = False
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """Parse; a usage error says what is wrong and where help is, without the help."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            self._failed = True
+            raise usage.UsageError(f"{e} (see: twistd balanca --help)") from None
+
+    def getUsage(self, width: int | None = None) -> str:
+        """The options' help, or nothing after a usage error (twistd prints the help before
+        the error, which then scrolled away behind 27 lines)."""
+        return "" if self._failed else super().getUsage(width)  # type: ignore[no-any-return]
 
     def _append(self, name: str, value: str) -> None:
         if name not in self._given:
@@ -148,6 +177,7 @@ class Settings:
     scale: ScaleSpec
     db: DatabaseSpec
     record: str
+    keep_readings: float | None
     stale_after: float
     access: Access
     ping_interval: float
@@ -163,23 +193,34 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         db = parse_db(options["db"])
     else:
         db = db_from_environment(environ) or parse_db("sqlite:balanca.sqlite3")
+    folder = os.path.dirname(db.path) or "."
+    if db.dialect == "sqlite" and not os.path.isdir(folder):
+        raise ValueError(f"--db sqlite:{db.path}: the folder {folder} does not exist")
     write_token = environ.get("BALANCA_TOKEN", "").strip() or None
     if options["token-file"]:
         write_token = read_token_file(options["token-file"])
     read_token = read_token_file(options["read-token-file"]) if options["read-token-file"] else None
+    if read_token is not None and write_token is None:
+        raise ValueError(
+            "--read-token-file without --token-file would leave tare, zero and weighings "
+            "public while the weight is private: give --token-file (or BALANCA_TOKEN) too"
+        )
     if not options["http"] and not options["ws"]:
         raise ValueError("nothing to listen on: give --http or --ws")
+    scale, stale_after = parse_scale(options["scale"]), _positive(options, "stale-after")
+    check_stale_after(scale, stale_after)
     return Settings(
         http=[(s, server_endpoint(s)) for s in options["http"]],
         ws=[(s, server_endpoint(s)) for s in options["ws"]],
-        scale=parse_scale(options["scale"]),
+        scale=scale,
         db=db,
         record=options["record"],
-        stale_after=_positive(options, "stale-after"),
+        keep_readings=_positive(options, "keep-readings") if options["keep-readings"] else None,
+        stale_after=stale_after,
         access=Access(write_token, read_token, tuple(options["allowed-origin"])),
         ping_interval=_positive(options, "ping-interval"),
         ping_timeout=_positive(options, "ping-timeout"),
-        ws_max_queue=int(_positive(options, "ws-max-queue")),
+        ws_max_queue=_whole(options, "ws-max-queue"),
     )
 
 
@@ -201,23 +242,53 @@ def _positive(options: usage.Options, name: str) -> float:
     return value
 
 
+def _whole(options: usage.Options, name: str) -> int:
+    text = str(options[name]).strip()
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise ValueError(f"--{name} must be a whole number of 1 or more, not {options[name]!r}")
+    return int(text)
+
+
 class Listener(internet.StreamServerEndpointService):
     """An endpoint service that logs where it listens once it does."""
 
     log = Logger()
 
     def __init__(
-        self, description: str, endpoint: IStreamServerEndpoint, factory: Any, what: str
+        self,
+        description: str,
+        endpoint: IStreamServerEndpoint,
+        factory: Any,
+        what: str,
+        option: str = "http",
     ) -> None:
         super().__init__(endpoint, factory)
-        self.description, self.what = description, what
+        self.description, self.what, self.option = description, what, option
         self.port: Any = None
         self._raiseSynchronously = True
 
     def privilegedStartService(self) -> None:
-        super().privilegedStartService()
+        try:
+            super().privilegedStartService()
+        except (CannotListenError, OSError) as e:
+            self.log.critical("{message}", message=self.refusal(e))
+            raise SystemExit(1) from None
         assert self._waitingForPort is not None
         self._waitingForPort.addCallback(self._listening)
+
+    def refusal(self, error: Exception) -> str:
+        """One line on why this listener cannot listen, and what to do."""
+        cause = getattr(error, "socketError", None) or error
+        why = getattr(cause, "strerror", None) or str(cause)
+        if getattr(cause, "errno", None) == errno.EACCES:
+            hint = (
+                f"ports below 1024 need root, CAP_NET_BIND_SERVICE or "
+                f"net.ipv4.ip_unprivileged_port_start (README, Docker); or choose another "
+                f"--{self.option}"
+            )
+        else:
+            hint = f"choose another --{self.option}"
+        return f"cannot listen on {self.description} ({why}): {hint}"
 
     def _listening(self, port: Any) -> Any:
         self.port = port
@@ -236,29 +307,14 @@ class Listener(internet.StreamServerEndpointService):
 
 
 def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
-    """How to connect a scale protocol to the indicator `spec` names."""
+    """How to connect a scale protocol to the simulator or the endpoint `spec` names (a
+    serial device is a `SerialDevice`)."""
     if spec.kind == "simulator":
 
         def simulate(protocol: ScaleProtocol) -> None:
             SimulatedIndicator(scale.wire, reactor, spec.rate).attach(protocol)
 
         return simulate
-    if spec.kind == "serial":
-        from twisted.internet.serialport import SerialPort
-
-        def open_serial(protocol: ScaleProtocol) -> SerialPort:
-            line = spec.line
-            return SerialPort(
-                protocol,
-                spec.device,
-                reactor,
-                baudrate=line.baudrate,
-                bytesize=line.bytesize,
-                parity=line.parity,
-                stopbits=line.stopbits,
-            )
-
-        return open_serial
     endpoint = clientFromString(reactor, spec.endpoint)
     return lambda protocol: connectProtocol(endpoint, protocol)
 
@@ -283,28 +339,42 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         poll=spec.poll,
         stability=stability,
     )
-    link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.describe())
-    store = Store(settings.db, reactor, record=settings.record, scale=hub.scale)
+    if spec.kind == "serial":
+        from balanca.scale.device import SerialDevice
+
+        device = SerialDevice(spec.device, spec.line, reactor)
+        link = ScaleLink(scale, device.open, reactor, spec.where, device)
+    else:
+        link = ScaleLink(scale, opener(spec, scale, reactor), reactor, spec.where)
+    store = Store(
+        settings.db,
+        reactor,
+        record=settings.record,
+        scale=hub.scale,
+        keep_days=settings.keep_readings,
+    )
     hub.subscribe(store)
+    limiter = RateLimiter(reactor)
     live = LiveFactory(
         hub,
         settings.access,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_queue=settings.ws_max_queue,
+        limiter=limiter,
+        reactor=reactor,
     )
     registry = CollectorRegistry()
     collector = BalancaCollector(hub, scale, link, live, store)
     registry.register(collector)
-    api = Api(
-        reactor, hub, scale, store, lambda: len(live.clients), settings.access, RateLimiter(reactor)
-    )
+    api = Api(reactor, hub, scale, store, lambda: len(live.clients), settings.access, limiter)
     site = site_tree(
         api_tree(api),
         WebSocketResource(live),
         MetricsResource(registry),
         web_root(),
         settings.access,
+        limiter,
         reactor,
     )
     collector.site = site
@@ -316,7 +386,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     for description, endpoint in settings.http:
         Listener(description, endpoint, site, "HTTP + WebSocket (/ws)").setServiceParent(top)
     for description, endpoint in settings.ws:
-        Listener(description, endpoint, live, "WebSocket").setServiceParent(top)
+        Listener(description, endpoint, live, "WebSocket", "ws").setServiceParent(top)
     log.info(
         "balanca {version}: scale {scale}{simulated}, database {db}, recording {record}",
         version=__version__,

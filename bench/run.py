@@ -20,6 +20,9 @@ while frames keep arriving. Results go to bench/results/latest.json and, as Mark
 stdout; progress goes to stderr.
 
     python bench/run.py [--clients 10,100,1000] [--rate 20] [--seconds 20] [--only old|balanca]
+
+`--crash-drill` runs bench/crash.py instead: `kill -9` during a 30 s database cut, and how
+many readings it cost.
 """
 
 from __future__ import annotations
@@ -750,12 +753,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--old-broadcast", choices=("loop", "helper"), default="loop",
                    help="old stack: await ws.send in a loop, or websockets.broadcast")  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    p.add_argument("--crash-drill", action="store_true",
+                   help="instead: kill -9 during a database cut (bench/crash.py; MariaDB)")  # fmt: skip
+    p.add_argument("--crash-cut", type=float, default=30.0, help="seconds of database cut")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, write the JSON results, print the Markdown tables."""
     args = parse_args(argv)
+    if args.crash_drill:
+        from crash import crash_drill, crash_line
+
+        outcome = crash_drill(args.crash_cut, int(args.rate))
+        print(crash_line(outcome))
+        return 1 if "error" in outcome else 0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     if shutil.which("wrk") is None:

@@ -1,6 +1,7 @@
 """A TCP proxy on 127.0.0.1 in front of MariaDB that tests cut and restore, as a database
 restart or a network failure would: a cut closes every connection through it and refuses new
-ones until it is restored on the same port."""
+ones until it is restored on the same port. Silenced, it accepts connections and keeps them
+open but forwards nothing either way, as a dropped route or a frozen server does."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class _Pipe(Protocol):
         self.proxy.links.add(self)
 
     def dataReceived(self, data: bytes) -> None:
-        if self.peer is not None:
+        if self.peer is not None and not self.proxy.silent:
             self.peer.transport.write(data)  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -42,6 +43,8 @@ class _Accepted(_Pipe):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        if self.proxy.silent:
+            return  # accepted, and never answered
         self.transport.pauseProducing()  # type: ignore[union-attr]
         self.proxy.connecting += 1
         target = TCP4ClientEndpoint(reactor, MARIADB["host"], MARIADB["port"])
@@ -74,11 +77,19 @@ class CuttableProxy:
     def __init__(self) -> None:
         self.links: set[_Pipe] = set()
         self.connecting = 0
+        self.silent = False
         self.port = 0
         self._listener: Any = None
 
+    def silence(self) -> None:
+        """Keep every connection and accept new ones, but forward nothing from now on."""
+        self.silent = True
+
     def restore(self) -> None:
-        """Accept connections (again)."""
+        """Accept connections (again), forwarding what they carry."""
+        self.silent = False
+        if self._listener is not None:
+            return
         self._listener = reactor.listenTCP(self.port, _Entrance(self), interface="127.0.0.1")
         self.port = self._listener.getHost().port
 

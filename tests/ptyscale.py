@@ -29,6 +29,8 @@ class PtyScale:
         self.requests: list[bytes] = []
         self.measurement: Measurement | None = None
         self.replies: dict[str, Reply] = {}
+        self.answers: dict[str, bytes] = {}
+        """Raw answers to commands, before `replies` (e.g. MT-SICS `EL`)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -40,6 +42,7 @@ class PtyScale:
         self.master, self._slave = master, slave  # held open: no hang-up before balanca opens it
         if self.link.is_symlink():
             self.link.unlink()
+        self.link.parent.mkdir(parents=True, exist_ok=True)
         self.link.symlink_to(name)
         if self.wire.poll is not None:
             self._stop.clear()
@@ -95,6 +98,8 @@ class PtyScale:
     def _answer_for(self, request: bytes, commands: dict[bytes, str]) -> bytes | None:
         if request == self.wire.poll:
             return None if self.measurement is None else self.wire.encode(self.measurement)
+        if commands[request] in self.answers:
+            return self.answers[commands[request]]
         reply = self.replies.get(commands[request])
         if reply is None or self.wire.encode_reply is None:
             return None

@@ -21,6 +21,7 @@ from typing import Any
 import pymysql
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest, TestCase
 
 from balanca.config import DatabaseSpec
@@ -87,6 +88,10 @@ class StoreCase(TestCase):
         """Rows from the test's database, read directly (blocking; tests only)."""
         raise NotImplementedError
 
+    def db_url(self) -> str:
+        """The test's database as `--db` takes it."""
+        raise NotImplementedError
+
     def make_store(self, port: int | None = None, **options: Any) -> Store:
         """A store on this test's database, timed by `self.clock`, stopped at cleanup."""
         options.setdefault("clock", self.clock)
@@ -101,6 +106,31 @@ class StoreCase(TestCase):
         store.startService()
         await store.flush()
         return store
+
+    def refuse_source(self, source: str) -> None:
+        """Make the database refuse readings whose source is `source` (a constraint)."""
+        raise NotImplementedError
+
+    def accept_source(self, source: str) -> None:
+        """Undo `refuse_source`."""
+        raise NotImplementedError
+
+    def dead_letters(self) -> list[tuple[str, dict[str, Any]]]:
+        """The rows set aside in the journal, as (reason, row), oldest first."""
+        with sqlite3.connect(self.journal_path) as connection:
+            rows = connection.execute("SELECT reason, row FROM dead_letters ORDER BY id")
+            return [(reason, json.loads(row)) for reason, row in rows.fetchall()]
+
+    def logged(self) -> list[str]:
+        """The log lines of this test from now on (a list that grows)."""
+        lines: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            lines.append(formatEvent(event) or "")
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        return lines
 
     def journal_rows(self) -> list[dict[str, Any]]:
         """The readings waiting in the spill journal, oldest first."""
@@ -127,6 +157,18 @@ class SQLiteCase(StoreCase):
             return connection.execute(sql, params).fetchall()
         finally:
             connection.close()
+
+    def db_url(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def refuse_source(self, source: str) -> None:
+        self.query(
+            f"CREATE TRIGGER refuse_{source} BEFORE INSERT ON readings"
+            f" WHEN NEW.source = '{source}' BEGIN SELECT RAISE(ABORT, 'source refused'); END"
+        )
+
+    def accept_source(self, source: str) -> None:
+        self.query(f"DROP TRIGGER refuse_{source}")
 
 
 class MariaDBCase(StoreCase):
@@ -163,6 +205,17 @@ class MariaDBCase(StoreCase):
                 return list(cursor.fetchall())
         finally:
             connection.close()
+
+    def db_url(self) -> str:
+        return f"mysql://root@127.0.0.1:{MARIADB['port']}/{self.database}"
+
+    def refuse_source(self, source: str) -> None:
+        self.query(
+            f"ALTER TABLE readings ADD CONSTRAINT refuse_{source} CHECK (source <> '{source}')"
+        )
+
+    def accept_source(self, source: str) -> None:
+        self.query(f"ALTER TABLE readings DROP CONSTRAINT refuse_{source}")
 
     def _drop(self) -> None:
         connection = pymysql.connect(**MARIADB)

@@ -12,10 +12,12 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import yaml
 from twisted.trial.unittest import TestCase
@@ -231,7 +233,7 @@ class Image(TestCase):
         token.write_text("s3cret\n")
         for path in (home, token):
             os.chown(path, NOBODY, NOBODY)
-        env = image.container_env(BALANCA_READ_TOKEN_FILE=str(token))
+        env = image.container_env(BALANCA_READ_TOKEN_FILE=str(token), BALANCA_TOKEN="writer")
         without_token = image.container_env()
         script = f"""
             cd {shlex.quote(str(home))}
@@ -260,25 +262,62 @@ class Image(TestCase):
         self.assertTrue((home / "balanca.sqlite3").exists())
 
 
+def compose(*files: str) -> dict[str, Any]:
+    """The compose files merged as `docker compose -f A -f B` does for what they use:
+    mappings merge, `volumes` lists add up, other values are replaced."""
+
+    def merge(base: Any, over: Any, key: str = "") -> Any:
+        if isinstance(base, dict) and isinstance(over, dict):
+            out = dict(base)
+            for k, v in over.items():
+                out[k] = merge(base[k], v, k) if k in base else v
+            return out
+        if key == "volumes" and isinstance(base, list) and isinstance(over, list):
+            return base + [v for v in over if v not in base]
+        return over
+
+    merged: dict[str, Any] = {}
+    for name in ("docker-compose.yml", *files):
+        merged = merge(merged, yaml.safe_load((ROOT / name).read_text()))
+    return merged
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """`${NAME:?message}` and `${NAME:-default}` as compose fills them from `.env`."""
+
+    def one(match: re.Match[str]) -> str:
+        name, kind, rest = match.group(1), match.group(2), match.group(3)
+        if name in env:
+            return env[name]
+        assert kind == ":-", f"{name} must be set: {rest}"
+        return rest
+
+    return re.sub(r"\$\{(\w+)(:[?-])([^}]*)\}", one, value)
+
+
+def options_of(service: dict[str, Any], dotenv: dict[str, str]) -> Any:
+    env = {k: interpolate(str(v), dotenv) for k, v in service["environment"].items()}
+    options = Options(environ=env)
+    options.parseOptions(service["command"])
+    assert options.settings is not None
+    return options.settings
+
+
+DOTENV = {"MARIADB_PASSWORD": "pw", "BALANCA_SERIAL_DEVICE": "/dev/serial/by-id/usb-FTDI-if00"}
+
+
 class Compose(TestCase):
     def test_balanca_on_the_host_network_beside_mariadb_with_real_options(self) -> None:
-        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-        balanca, mariadb = compose["services"]["balanca"], compose["services"]["mariadb"]
+        merged = compose()
+        balanca, mariadb = merged["services"]["balanca"], merged["services"]["mariadb"]
         self.assertEqual((balanca["network_mode"], mariadb["network_mode"]), ("host", "host"))
         env = balanca["environment"]
         self.assertEqual(env["MYSQL_HOST"], "127.0.0.1")
-        options = Options(environ=env)
-        options.parseOptions(balanca["command"])
-        parsed = options.settings
-        assert parsed is not None
-        db = parsed.db
+        db = options_of(balanca, DOTENV).db
         self.assertEqual(
             (db.dialect, db.host, db.port, db.user, db.password, db.database),
-            ("mysql", "127.0.0.1", 3306, "balanca", env["MYSQL_PASSWORD"], "balanca"),
+            ("mysql", "127.0.0.1", 3306, "balanca", "pw", "balanca"),
         )
-        mapped = [device.split(":")[1] for device in balanca["devices"]]
-        self.assertIn(parsed.scale.device, mapped)
-        self.assertIn("dialout", balanca["group_add"])
         database = mariadb["environment"]
         self.assertEqual(
             (database["MARIADB_DATABASE"], database["MARIADB_USER"], database["MARIADB_PASSWORD"]),
@@ -288,4 +327,92 @@ class Compose(TestCase):
         self.assertEqual(balanca["depends_on"]["mariadb"]["condition"], "service_healthy")
         self.assertIn(f"balanca-state:{last('WORKDIR').arguments}", balanca["volumes"])
         self.assertIn("mariadb-data:/var/lib/mysql", mariadb["volumes"])
-        self.assertEqual(set(compose["volumes"]), {"balanca-state", "mariadb-data"})
+        self.assertEqual(set(merged["volumes"]), {"balanca-state", "mariadb-data"})
+
+    def test_the_default_file_starts_on_any_host_the_simulator_on_8080_as_the_user(self) -> None:
+        balanca = compose()["services"]["balanca"]
+        settings = options_of(balanca, DOTENV)
+        self.assertEqual(settings.scale.kind, "simulator")
+        self.assertEqual([d for d, _ in settings.http], ["dualstack:8080"])
+        self.assertEqual(settings.ws, [])
+        for needs_the_host in ("devices", "device_cgroup_rules", "user", "cap_add", "privileged"):
+            self.assertNotIn(needs_the_host, balanca)
+
+    def test_the_serial_override_reads_the_by_id_device_and_survives_a_replug(self) -> None:
+        balanca = compose("docker-compose.serial.yml")["services"]["balanca"]
+        scale = options_of(balanca, DOTENV).scale
+        self.assertEqual((scale.kind, scale.device, scale.protocol), ("serial", DOTENV["BALANCA_SERIAL_DEVICE"], "toledo"))  # fmt: skip
+        self.assertNotIn("devices", balanca, "resolved once, at creation: no replug")
+        self.assertIn("c 188:* rmw", balanca["device_cgroup_rules"])
+        self.assertIn("/dev:/dev", balanca["volumes"])
+        self.assertIn("dialout", balanca["group_add"])
+        with self.assertRaises(AssertionError):  # no device named: compose refuses to start
+            options_of(balanca, {"MARIADB_PASSWORD": "pw"})
+
+    def test_the_port81_override_binds_as_root_with_one_capability_then_runs_as_the_user(
+        self,
+    ) -> None:
+        balanca = compose("docker-compose.port81.yml")["services"]["balanca"]
+        settings = options_of(balanca, DOTENV)
+        self.assertEqual([d for d, _ in settings.ws], ["dualstack:81"])
+        self.assertEqual((balanca["user"], balanca["cap_drop"]), ("root", ["ALL"]))
+        self.assertEqual(set(balanca["cap_add"]), {"NET_BIND_SERVICE", "SETUID", "SETGID"})
+        entry = balanca["entrypoint"]
+        self.assertEqual(entry[-1], "balanca")
+        self.assertIn("--uid=balanca", entry)
+        self.assertEqual([w for w in entry if not w.startswith("-")], ["twistd", "balanca"])
+        self.assertEqual(entry[:4], last("ENTRYPOINT").words()[:4])
+
+
+LOW_PORT = """
+run() {{ # run WHO... -- twistd balanca on port 81; "up" once it answers, else its exit status
+    "$@" {python} -c 'from twisted.scripts.twistd import run; run()' -n --pidfile= \\
+        {uid} balanca --http tcp:81 --db sqlite:{work}/x.sqlite3 > {work}/$name.log 2>&1 &
+    pid=$!
+    for _ in $(seq 150); do
+        if {python} -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:81/api/time")' 2>/dev/null; then
+            echo "$name=up uid=$(awk '/^Uid:/ {{print $2}}' /proc/$pid/status)"
+            kill -TERM $pid; wait $pid || true; return
+        fi
+        if ! kill -0 $pid 2>/dev/null; then
+            status=0; wait $pid || status=$?; echo "$name=exit$status"; return
+        fi
+        sleep 0.1
+    done
+    echo "$name=timeout"; kill -KILL $pid
+}}
+cd {work}
+nobody="setpriv --reuid={nobody} --regid={nobody} --clear-groups"
+name=denied uid= run $nobody
+name=root_switch uid="--uid={nobody} --gid={nobody}" run setpriv --bounding-set=-all,+net_bind_service,+setuid,+setgid --inh-caps=-all
+sysctl -qw net.ipv4.ip_unprivileged_port_start=81
+name=sysctl uid= run $nobody
+"""
+
+
+class LowPorts(TestCase):
+    timeout = 180
+
+    def test_port_81_as_non_root_is_one_clear_line_and_works_with_the_capability_or_sysctl(
+        self,
+    ) -> None:
+        if not shutil.which("setpriv"):
+            skip_or_fail("setpriv (util-linux) is needed to run as another user")
+        work = Path(tempfile.mkdtemp(prefix="balanca-port81-"))
+        self.addCleanup(shutil.rmtree, work, True)
+        work.chmod(0o777)
+        # A system interpreter with this one's packages: the image's user may run it, also
+        # once twistd has switched to that user (an interpreter under /root it could not).
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        packages = ":".join(p for p in sys.path if p.endswith("site-packages"))
+        python = f"env PYTHONPATH={packages}:{ROOT} {base_python(version)}"
+        script = LOW_PORT.format(python=python, work=work, nobody=NOBODY, uid="$uid")
+        run = in_namespace(script)  # its own network: its own port 81 and sysctl
+        logs = {p.stem: p.read_text() for p in work.glob("*.log")}
+        self.assertIn("denied=exit1", run.stdout, (run.stdout, run.stderr, logs))
+        denied = [line for line in logs["denied"].splitlines() if "cannot listen" in line]
+        self.assertEqual(len(denied), 1, logs["denied"])
+        self.assertIn("cannot listen on tcp:81 (Permission denied): ports below 1024 need root, CAP_NET_BIND_SERVICE or net.ipv4.ip_unprivileged_port_start", denied[0])  # fmt: skip
+        self.assertNotIn("Traceback", logs["denied"])
+        self.assertIn(f"root_switch=up uid={NOBODY}", run.stdout, (run.stdout, logs))
+        self.assertIn(f"sysctl=up uid={NOBODY}", run.stdout, (run.stdout, logs))

@@ -169,9 +169,14 @@ class SocketActivation(TestCase):
         )
         self.assertIn(f"WebSocket listening on [::]:{ws_port} (dual-stack IPv4+IPv6)", log)
         grepped = [line for line in log.splitlines() if OPERATORS_GREP.search(line)]
-        for what in ("listening on", "keepalive: ping every", "nova conexão", "disconnected"):
+        for what in (
+            "listening on",
+            "keepalive: ping every",
+            "Nova conexão WebSocket",
+            "disconnected",
+        ):
             self.assertTrue(any(what in line for line in grepped), f"grep misses {what!r}")
-        self.assertEqual(sum("nova conexão" in line for line in grepped), 3)
+        self.assertEqual(sum("Nova conexão WebSocket" in line for line in grepped), 3)
 
     async def test_twist_logs_json_that_twisted_reads_back(self) -> None:
         http = dual_stack_socket()

@@ -4,6 +4,7 @@ clear message and a non-zero exit."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -106,6 +107,66 @@ class OptionValues(TestCase):
             ("endpoint", "tcp:10.0.0.5:4001:timeout=3", "ad", "tcp"),
         )
 
+    def test_a_bare_device_path_is_a_serial_device_with_its_case_kept(self) -> None:
+        for text, device, protocol in (
+            ("/dev/ttyUSB0", "/dev/ttyUSB0", "toledo"),
+            (
+                "/dev/serial/by-id/usb-FTDI_A1\\:B:protocol=sics",
+                "/dev/serial/by-id/usb-FTDI_A1:B",
+                "sics",
+            ),
+        ):
+            settings = parse("--scale", text).settings
+            assert settings is not None
+            spec = settings.scale
+            self.assertEqual((spec.kind, spec.device, spec.protocol), ("serial", device, protocol))
+
+    def test_bad_scale_specs_are_one_line_usage_errors(self) -> None:
+        cases = [
+            (
+                "simulatr",
+                "unknown scale kind 'simulatr'; expected simulator, serial:DEVICE, a device "
+                "path, or a client endpoint such as tcp:HOST:PORT",
+            ),
+            ("tcp:127.0.0.1", "tcp:HOST:PORT"),
+            ("tcp:127.0.0.1:port", "not a client endpoint"),
+            (
+                "serial:/dev/ttyUSB0:tolerance=NaN",
+                "tolerance must be a decimal number of at least 0",
+            ),
+            ("serial:/dev/ttyUSB0:tolerance=-0.5", "tolerance"),
+            ("serial:/dev/ttyUSB0:tolerance=Infinity", "tolerance"),
+            ("serial:/dev/ttyUSB0:tolerance=sNaN", "tolerance"),
+            ("serial:/dev/ttyUSB0:protocol=sics:poll=nan", "poll"),
+            ("serial:/dev/ttyUSB0:protocol=sics:poll=inf", "poll"),
+            ("serial:/dev/ttyUSB0:protocol=sics:poll=-1", "poll"),
+            ("serial:/dev/ttyUSB0:stopbits=nan", "stopbits"),
+            ("serial:/dev/ttyUSB0:baudrate=-9600", "baudrate"),
+            ("serial:/dev/ttyUSB0:decimals=-1", "decimals"),
+            ("simulator:rate=nan", "rate"),
+            ("simulator:rate=-1", "rate"),
+        ]
+        for spec, words in cases:
+            with self.assertRaises(usage.UsageError, msg=spec) as caught:
+                parse("--scale", spec)
+            message = str(caught.exception)
+            self.assertIn(words, message, spec)
+            self.assertNotIn("\n", message, spec)
+
+    def test_stale_after_must_be_longer_than_a_polled_scales_poll_period(self) -> None:
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--scale", "serial:/dev/ttyUSB0:protocol=prix:poll=2", "--stale-after", "1")
+        self.assertIn("longer than the poll period of the prix scale (2 s)", str(caught.exception))
+        with self.assertRaises(usage.UsageError):
+            parse("--scale", "simulator:protocol=sics", "--stale-after", "0.2")
+        settings = parse(
+            "--scale", "serial:/dev/ttyUSB0:protocol=prix:poll=0.5", "--stale-after", "1"
+        ).settings
+        assert settings is not None
+        self.assertEqual((settings.stale_after, settings.scale.poll), (1, 0.5))
+        settings = parse("--scale", "serial:/dev/ttyUSB0:poll=5", "--stale-after", "1").settings
+        self.assertIsNotNone(settings)  # toledo streams: its poll option is unused
+
     def test_bad_values_are_usage_errors_that_say_what_is_wrong(self) -> None:
         cases = [
             (["--http", "nonsense:1234"], "nonsense"),
@@ -119,25 +180,101 @@ class OptionValues(TestCase):
             (["--record", "sometimes"], "--record"),
             (["--stale-after", "-1"], "--stale-after"),
             (["--ping-interval", "soon"], "--ping-interval"),
+            (["--ws-max-queue", "0.5"], "--ws-max-queue must be a whole number"),
+            (["--ws-max-queue", "0"], "--ws-max-queue must be a whole number"),
+            (["--ws-max-queue", "1e3"], "--ws-max-queue must be a whole number"),
         ]
         for args, words in cases:
             with self.assertRaises(usage.UsageError, msg=args) as caught:
                 parse(*args)
             self.assertIn(words, str(caught.exception), args)
 
+    def test_a_read_token_without_a_write_token_is_refused(self) -> None:
+        folder = Path(tempfile.mkdtemp())
+        (folder / "read").write_text("reader\n")
+        (folder / "write").write_text("writer\n")
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--read-token-file", str(folder / "read"))
+        self.assertIn("give --token-file", str(caught.exception))
+        both = parse("--read-token-file", str(folder / "read"), "--token-file", str(folder / "write"))  # fmt: skip
+        self.assertEqual((both.settings.access.read_token, both.settings.access.write_token), ("reader", "writer"))  # fmt: skip
+        from_env = parse("--read-token-file", str(folder / "read"), env={"BALANCA_TOKEN": "w"})
+        self.assertEqual(from_env.settings.access.write_token, "w")
+
+    def test_a_database_password_is_never_shown(self) -> None:
+        for url in ("mysql://root:SECRETPW@db:notaport/x", "postgres://root:SECRETPW@db/x"):
+            with self.assertRaises(usage.UsageError) as caught:
+                parse("--db", url)
+            self.assertNotIn("SECRETPW", str(caught.exception))
+            self.assertIn("root:***@db", str(caught.exception))
+        spec = parse("--db", "mysql://root:SECRETPW@db/x").settings.db
+        self.assertEqual(spec.password, "SECRETPW")
+        for text in (repr(spec), str(spec), spec.describe()):
+            self.assertNotIn("SECRETPW", text)
+
+
+def twistd(*args: str) -> subprocess.CompletedProcess[str]:
+    """`twistd -n balanca ARGS` in a fresh folder, to its end (it should not start)."""
+    return subprocess.run(
+        [*TWISTD, "-n", "--pidfile=", "balanca", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tempfile.mkdtemp(),
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+
 
 class CommandLine(TestCase):
     def test_twistd_exits_non_zero_with_the_message_for_a_bad_option(self) -> None:
-        run = subprocess.run(
-            [*TWISTD, "-n", "--pidfile=", "balanca", "--scale", "simulator:protocol=nope"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tempfile.mkdtemp(),
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
-        )
+        run = twistd("--scale", "simulator:protocol=nope")
         self.assertNotEqual(run.returncode, 0)
         self.assertIn("unknown scale protocol 'nope'", run.stdout + run.stderr)
+
+    def test_a_usage_error_is_the_error_and_where_help_is_not_the_help(self) -> None:
+        for args, words in (
+            (["--ws-max-queue", "0.5"], "--ws-max-queue must be a whole number of 1 or more"),
+            (["--no-such-option"], "no-such-option"),
+            (["--db", "mysql://root:SECRETPW@db:x/y"], "root:***@db"),
+        ):
+            run = twistd(*args)
+            output = (run.stdout + run.stderr).strip().splitlines()
+            self.assertNotEqual(run.returncode, 0, args)
+            self.assertLessEqual(len(output), 3, output)
+            self.assertIn(words, output[-1])
+            self.assertIn("see: twistd balanca --help", output[-1])
+            self.assertNotIn("SECRETPW", run.stdout + run.stderr)
+        help_text = twistd("--help").stdout
+        self.assertIn("--ws-max-queue", help_text, "--help still shows the options")
+
+    def test_a_port_in_use_is_one_line_naming_the_endpoint_and_the_option(self) -> None:
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for option in ("--http", "--ws"):
+            args = [option, f"tcp:{port}:interface=127.0.0.1"]
+            if option == "--ws":
+                args = ["--http", "tcp:0:interface=127.0.0.1", *args]
+            run = twistd(*args)
+            output = run.stdout + run.stderr
+            self.assertNotEqual(run.returncode, 0)
+            self.assertNotIn("Traceback", output)
+            lines = [line for line in output.splitlines() if "cannot listen" in line]
+            self.assertEqual(len(lines), 1, output)
+            self.assertIn(
+                f"cannot listen on tcp:{port}:interface=127.0.0.1 (Address already in use): "
+                f"choose another {option}",
+                lines[0],
+            )
+            self.assertLess(len(output.splitlines()), 12, output)
+
+    def test_a_mistyped_scale_kind_is_a_message_not_a_traceback(self) -> None:
+        run = twistd("--scale", "simulatr")
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("unknown scale kind 'simulatr'", run.stdout + run.stderr)
+        self.assertNotIn("Traceback", run.stdout + run.stderr)
 
 
 class TacFile(TestCase):

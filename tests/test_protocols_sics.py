@@ -51,11 +51,18 @@ def test_s_plus_is_overload_and_s_minus_underload() -> None:
     assert decode(b"S -\r\n") == Measurement(None, stable=False, status="underload")
 
 
-@pytest.mark.parametrize(
-    ("line", "ok"), [(b"Z A", True), (b"Z I", False), (b"Z +", False), (b"Z -", False)]
-)
-def test_zero_replies_say_whether_the_balance_zeroed(line: bytes, ok: bool) -> None:
-    assert decode(line + b"\r\n") == Reply("zero", ok, line.decode())
+def test_zero_replies_say_whether_the_balance_zeroed_and_why_not() -> None:
+    assert decode(b"Z A\r\n") == Reply("zero", True, "Z A")
+    assert decode(b"Z I\r\n") == Reply(
+        "zero", False, "Z I (not executable now)", code="scale_refused"
+    )
+    for line, words in ((b"Z +", "above"), (b"Z -", "below")):
+        assert decode(line + b"\r\n") == Reply(
+            "zero",
+            False,
+            f"{line.decode()} ({words} the permitted range)",
+            code="zero_out_of_range",
+        )
 
 
 def test_a_tare_reply_carries_the_tare() -> None:
@@ -66,17 +73,25 @@ def test_a_tare_reply_carries_the_tare() -> None:
 
 @pytest.mark.parametrize("line", [b"T I", b"T +", b"T -"])
 def test_a_refused_tare_reply_is_not_ok(line: bytes) -> None:
-    assert decode(line + b"\r\n") == Reply("tare", False, line.decode())
+    reply = decode(line + b"\r\n")
+    assert isinstance(reply, Reply)
+    assert (reply.command, reply.ok, reply.code) == ("tare", False, "scale_refused")
+    assert reply.text.startswith(line.decode() + " (")
 
 
 @pytest.mark.parametrize(("line", "ok"), [(b"TAC A", True), (b"TAC I", False)])
 def test_clear_tare_replies_say_whether_the_tare_was_cleared(line: bytes, ok: bool) -> None:
-    assert decode(line + b"\r\n") == Reply("clear-tare", ok, line.decode())
+    reply = decode(line + b"\r\n")
+    assert isinstance(reply, Reply)
+    assert (reply.command, reply.ok) == ("clear-tare", ok)
 
 
 @pytest.mark.parametrize("line", [b"ES", b"ET", b"EL"])
-def test_error_replies_are_failed_replies_to_an_unnamed_command(line: bytes) -> None:
-    assert decode(line + b"\r\n") == Reply("", False, line.decode())
+def test_error_replies_are_refusals_of_an_unnamed_command_with_words(line: bytes) -> None:
+    reply = decode(line + b"\r\n")
+    assert isinstance(reply, Reply)
+    assert (reply.command, reply.ok, reply.code) == ("", False, "scale_refused")
+    assert reply.text.startswith(line.decode() + " (") and "error" in reply.text
 
 
 @pytest.mark.parametrize(
@@ -146,6 +161,7 @@ def test_encode_refuses_what_an_answer_cannot_carry(m: Measurement) -> None:
     [
         (Reply("zero", True, ""), b"Z A\r\n"),
         (Reply("zero", False, ""), b"Z I\r\n"),
+        (Reply("zero", False, "", code="zero_out_of_range"), b"Z +\r\n"),
         (Reply("tare", True, "", Decimal("1.25")), b"T S       1.25 kg\r\n"),
         (Reply("tare", False, ""), b"T I\r\n"),
         (Reply("clear-tare", True, ""), b"TAC A\r\n"),

@@ -3,7 +3,7 @@ the request deadline of HTTP connections, on a fake clock and an in-memory trans
 
 from __future__ import annotations
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
@@ -116,7 +116,48 @@ class WriteBudget(TestCase):
         limiter = RateLimiter(Clock(), max_clients=100)
         for i in range(1000):
             limiter.allow(f"2001:db8:{i:x}::1")
-        self.assertEqual(len(limiter._buckets), 100)
+        self.assertEqual([len(table.buckets) for table in limiter._tables], [100, 100, 100])
+
+    def test_rotating_through_the_64s_of_one_48_buys_no_budget(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(clock)
+        allowed = 0
+        for n in range(50_000):  # 50,000 writes over 12,000 /64s of 2001:db8:7::/48, in 100 s
+            allowed += limiter.allow(f"2001:db8:7:{n % 12_000:x}::1")
+            clock.advance(100 / 50_000)
+        self.assertLessEqual(allowed, 80 + 40 * 100, "the /48's budget: bursts of 80, 40/s")
+        self.assertLess(allowed / 50_000, 0.1, "mostly refused")
+        self.assertTrue(limiter.allow("2001:db8:8::1"), "another /48 has its own budget")
+
+    def test_a_56_is_limited_apart_from_its_48(self) -> None:
+        limiter = RateLimiter(Clock())
+        allowed = sum(limiter.allow(f"2001:db8:7:{n:x}::1") for n in range(40))  # one /56
+        self.assertEqual(allowed, 40)
+        self.assertFalse(limiter.allow("2001:db8:7:ff::1"), "the /56 spent its burst of 40")
+        self.assertTrue(limiter.allow("2001:db8:7:100::1"), "the next /56 of the /48 has more")
+
+    def test_a_full_table_never_hands_out_a_fresh_burst(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(clock, max_clients=100)
+        spent = sum(limiter.allow("192.0.2.1") for _ in range(25))
+        self.assertEqual(spent, 20)
+        for i in range(1000):  # other clients crowd the table at the same instant
+            limiter.allow(f"198.51.{i // 256}.{i % 256}")
+        self.assertFalse(limiter.allow("192.0.2.1"), "its spent bucket was kept")
+        self.assertLessEqual(len(limiter._tables[0].buckets), 100)
+        newcomers = sum(limiter.allow(f"203.0.113.{i}") for i in range(50))
+        self.assertEqual(newcomers, 0, "newcomers share the spent overflow bucket")
+        clock.advance(2)  # every bucket has refilled: the table makes room again
+        self.assertTrue(limiter.allow("203.0.113.1"))
+        self.assertTrue(limiter.allow("192.0.2.1"))
+
+    def test_every_peer_of_a_unix_socket_is_one_client(self) -> None:
+        self.assertEqual(client_key(UNIXAddress(None)), "unix")
+        self.assertEqual(client_key(UNIXAddress(b"/run/balanca.sock")), "unix")
+        self.assertEqual(client_key(IPv6Address("TCP", "2001:db8:1:2::1", 5)), "2001:db8:1:2::/64")
+        self.assertEqual(client_key(IPv4Address("TCP", "192.0.2.1", 5)), "192.0.2.1")
+        limiter = RateLimiter(Clock())
+        self.assertEqual(sum(limiter.allow(UNIXAddress(None)) for _ in range(25)), 20)
 
 
 def channel_on(clock: Clock) -> tuple[DeadlineChannel, StringTransport]:
@@ -148,6 +189,7 @@ class RequestDeadline(TestCase):
             self.clock.advance(0.25)  # each byte resets the idle timeout, not the deadline
         self.assertTrue(self.transport.disconnecting)
         self.assertIn(b"HTTP/1.1 408 Request Timeout", self.transport.value())
+        self.assertIn(b'"code":"request_timeout"', self.transport.value())
         self.assertLess(self.clock.seconds(), len(GET) * 0.25)
 
     def test_a_connection_that_says_nothing_is_closed_at_the_deadline(self) -> None:
@@ -197,7 +239,7 @@ class RequestDeadline(TestCase):
             channel, transport = channel_on(self.clock)
             channel.dataReceived(request + b"\r\n\r\n")
             self.assertTrue(transport.value().startswith(b"HTTP/1.1 431 "), transport.value()[:40])
-            self.assertIn(b'"error":"request too large"', transport.value())
+            self.assertIn(b'"code":"headers_too_large"', transport.value())
             self.assertTrue(transport.disconnecting)
 
     def test_a_request_twisted_cannot_parse_gets_a_json_400_with_the_security_headers(
@@ -209,7 +251,10 @@ class RequestDeadline(TestCase):
         for name, value in SECURITY_HEADERS.items():
             self.assertIn(name + b": " + value + b"\r\n", answer)
         self.assertTrue(
-            answer.endswith(b'{"error":"bad request","detail":"the HTTP request is malformed"}')
+            answer.endswith(
+                b'{"error":"bad request","code":"bad_request",'
+                b'"detail":"the HTTP request is malformed"}'
+            )
         )
         self.assertTrue(self.transport.disconnecting)
         self.clock.advance(20)

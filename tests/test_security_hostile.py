@@ -471,7 +471,14 @@ class WebSocketOnlyListener(ServiceTestCase):
     @defer.inlineCallbacks
     def test_the_ws_listener_has_the_same_origin_and_token_policy(self) -> Any:
         secrets = tokens()
-        yield self.start("--ws", "dualstack:0", "--read-token-file", str(secrets / "read"))
+        yield self.start(
+            "--ws",
+            "dualstack:0",
+            "--token-file",
+            str(secrets / "write"),
+            "--read-token-file",
+            str(secrets / "read"),
+        )
         target = Target("::1", self.port(1))
         refused = [("/", target.origin, 401), (f"/?token={READ}", "http://evil.test", 403)]
         for path, origin, status in refused:

@@ -33,8 +33,18 @@ def stalled_client(port: int) -> socket.socket:
     return s
 
 
-def sleep(seconds: float) -> defer.Deferred[None]:
-    return task.deferLater(reactor, seconds, lambda: None)
+@defer.inlineCallbacks
+def until_skipped(base: str, count: int, timeout: float = 60) -> defer.Generator:
+    """Wait until /metrics counts `count` skipped WebSocket messages (bounded)."""
+    deadline = reactor.seconds() + timeout
+    while True:
+        metrics = (yield fetch(f"{base}/metrics")).body.decode()
+        found = re.search(r"^balanca_websocket_messages_skipped_total (\S+)$", metrics, re.M)
+        assert found is not None, "the metric is missing"
+        if float(found.group(1)) >= count:
+            return
+        assert reactor.seconds() < deadline, f"fewer than {count} messages skipped"
+        yield task.deferLater(reactor, 0.2, lambda: None)
 
 
 class SlowClient(TestCase):
@@ -56,16 +66,12 @@ class SlowClient(TestCase):
         readers = []
         for _ in range(100):
             readers.append((yield connect(f"ws://127.0.0.1:{port}/ws")))
-        yield sleep(5)
+            self.addCleanup(readers[-1].transport.abortConnection)
+        yield until_skipped(base, 1)  # the stalled client's socket is full
         before = rss_kib(server.pid)
-        yield sleep(25)
+        yield defer.gatherResults([reader.until(501, timeout=90) for reader in readers])
         after = rss_kib(server.pid)
-        metrics = (yield fetch(f"{base}/metrics")).body.decode()
-        skipped = re.search(r"^balanca_websocket_messages_skipped_total (\S+)$", metrics, re.M)
-        self.assertIsNotNone(skipped)
-        self.assertGreater(
-            float(skipped.group(1)), 300, "the stalled client's readings are skipped"
-        )
+        yield until_skipped(base, 300)
         self.assertLess(after - before, 4 * 1024, f"RSS grew from {before} to {after} KiB")
         for reader in readers:
             seqs = [m["seq"] for m in reader.readings()]

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import io
+import shutil
+from contextlib import redirect_stdout
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pymysql
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from balanca.config import DatabaseSpec
 from balanca.hub import Hub
-from balanca.reading import Status
+from balanca.reading import Reading, Status
+from balanca.store import deadletters, schema
+from balanca.store import store as store_module
 from balanca.store.backlog import BATCH
 from balanca.store.schema import migrations
-from balanca.store.store import FLUSH_INTERVAL, Store, default_journal_path
-from tests.storebase import START, MariaDBCase, SQLiteCase, make_reading, wait_until
+from balanca.store.store import FLUSH_INTERVAL, DatabaseRefused, Store, default_journal_path
+from tests.storebase import (
+    MARIADB,
+    START,
+    MariaDBCase,
+    SQLiteCase,
+    make_reading,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from tests.storebase import StoreCase as Base
@@ -128,7 +143,7 @@ class StoreTests(Base):
                 store.reading(make_reading(seq), b"")
             await store.flush()
         self.assertEqual(self.query("SELECT seq FROM readings ORDER BY seq"), [(1,), (2,), (3,)])
-        self.assertEqual((store.failures, store.rows_written), (0, 6))
+        self.assertEqual((store.failures, store.rows_written), (0, 3))
 
     async def test_a_weight_the_columns_cannot_hold_is_refused_alone(self) -> None:
         store = await self.start_store(record="all")
@@ -236,7 +251,10 @@ class StoreOptionTests(SQLiteCase):
             default_journal_path(DatabaseSpec("sqlite", path="/var/lib/balanca/data.sqlite3")),
             "/var/lib/balanca/data-journal.sqlite3",
         )
-        self.assertEqual(default_journal_path(DatabaseSpec("mysql")), "balanca-journal.sqlite3")
+        self.assertRegex(
+            default_journal_path(DatabaseSpec("mysql", database="plant")),
+            r"^balanca-journal-plant-[0-9a-f]{10}\.sqlite3$",
+        )
 
     def test_each_start_gets_its_own_run(self) -> None:
         self.assertNotEqual(self.make_store().run, self.make_store().run)
@@ -253,3 +271,137 @@ class StoreOptionTests(SQLiteCase):
         await store.flush()
         self.assertEqual([r["weight"] for r in await store.readings()], ["5.25"])
         hub.stop()
+
+
+def _refused_reading(seq: int) -> Reading:
+    """A reading the test's constraint refuses (see `refuse_source`)."""
+    return replace(make_reading(seq), source="bad")
+
+
+class StoreRobustnessTests(Base):
+    """Refused rows, migrations that fail half-way, pruning: whatever the database."""
+
+    async def test_a_row_the_database_refuses_is_set_aside_and_the_rest_are_written(self) -> None:
+        store = await self.start_store(record="all")
+        self.refuse_source("bad")
+        lines = self.logged()
+        for seq in range(1, 6):
+            store.reading(_refused_reading(seq) if seq in (2, 4) else make_reading(seq), b"")
+        await store.flush()
+        self.assertEqual(self.query("SELECT seq FROM readings ORDER BY seq"), [(1,), (3,), (5,)])
+        letters = self.dead_letters()
+        self.assertEqual([row["seq"] for _, row in letters], [2, 4])
+        self.assertEqual(store.health()["dead_letters"], 2)
+        self.assertEqual((store.state, store.rows_written), ("ok", 3))
+        self.assertEqual(len([line for line in lines if "set aside" in line]), 1, lines)
+        store.reading(make_reading(6), b"")
+        await store.flush()
+        self.assertEqual(self.query("SELECT COUNT(*) FROM readings"), [(4,)])
+
+    async def test_an_operator_lists_replays_and_drops_dead_letters(self) -> None:
+        store = await self.start_store(record="all")
+        self.refuse_source("bad")
+        for seq in (1, 2, 3):
+            store.reading(_refused_reading(seq), b"")
+        await store.flush()
+        await store.stopService()
+        url = self.db_url()
+        out = io.StringIO()
+        with redirect_stdout(out):
+            self.assertEqual(
+                deadletters.main(["list", "--db", url, "--journal", self.journal_path]), 0
+            )
+        self.assertEqual(
+            [line.split("\t")[0] for line in out.getvalue().splitlines()], ["1", "2", "3"]
+        )
+        with redirect_stdout(io.StringIO()):
+            self.assertEqual(
+                deadletters.main(
+                    ["replay", "--db", url, "--journal", self.journal_path, "--id", "1"]
+                ),
+                1,
+            )
+            self.assertEqual(len(self.dead_letters()), 3, "still refused, still kept")
+            self.accept_source("bad")
+            self.assertEqual(
+                deadletters.main(
+                    [
+                        "replay",
+                        "--db",
+                        url,
+                        "--journal",
+                        self.journal_path,
+                        "--id",
+                        "1",
+                        "--id",
+                        "2",
+                    ]
+                ),
+                0,
+            )
+            self.assertEqual(
+                deadletters.main(["drop", "--db", url, "--journal", self.journal_path, "--all"]), 0
+            )
+        self.assertEqual(self.query("SELECT seq FROM readings ORDER BY seq"), [(1,), (2,)])
+        self.assertEqual(self.dead_letters(), [])
+
+    def use_migrations(self, extra: str) -> Path:
+        """Serve the real migrations plus `002_extra.sql` holding `extra`, from a copy."""
+        folder = Path(self.directory) / "migrations"
+        shutil.copytree(schema.MIGRATIONS, folder)
+        (folder / self.dialect / "002_extra.sql").write_text(extra)
+        self.patch(schema, "MIGRATIONS", folder)
+        return folder / self.dialect / "002_extra.sql"
+
+    async def test_a_migration_failing_half_way_lets_the_next_start_finish_it(self) -> None:
+        migration = self.use_migrations(
+            "CREATE TABLE IF NOT EXISTS extra (id INTEGER);\nCREATE TABLE broken (;\n"
+        )
+        store = self.make_store()
+        store.startService()
+        with self.assertRaises(DatabaseRefused):
+            await store.flush()
+        self.assertEqual(store.condition(), ("degraded", "db_error"))
+        await store.stopService()
+        if self.dialect == "sqlite":  # one transaction: nothing of it stayed
+            self.assertEqual(self.query("SELECT name FROM sqlite_master"), [])
+        migration.write_text("CREATE TABLE IF NOT EXISTS extra (id INTEGER);\n")
+        await self.start_store()
+        self.assertEqual(
+            self.query("SELECT version FROM schema_version ORDER BY version"), [(1,), (2,)]
+        )
+
+    async def test_readings_older_than_keep_days_are_pruned_in_batches(self) -> None:
+        self.patch(store_module, "PRUNE_BATCH", 3)
+        now = START + timedelta(days=10)
+        self.clock.advance(now.timestamp())
+        store = await self.start_store(record="all", keep_days=2)
+        for seq in range(1, 11):  # 1-7 are 3 days old or more, 8-10 less than 2
+            store.reading(make_reading(seq, time=now - timedelta(days=10 - seq, hours=-1)), b"")
+        await store.flush()
+        self.clock.advance(store_module.PRUNE_INTERVAL)
+
+        await wait_until(lambda: store.pruned == 7)
+        self.assertEqual(self.query("SELECT seq FROM readings ORDER BY seq"), [(8,), (9,), (10,)])
+        self.assertEqual(await store.prune(), 0)
+
+
+class SQLiteRobustnessTests(StoreRobustnessTests, SQLiteCase):
+    """On a SQLite file."""
+
+
+class MariaDBRobustnessTests(StoreRobustnessTests, MariaDBCase):
+    """On MariaDB."""
+
+    def test_every_mysql_migration_statement_can_run_twice(self) -> None:
+        connection = pymysql.connect(**MARIADB)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE `{self.database}`")
+                cursor.execute(f"USE `{self.database}`")
+                for _, _, statements in migrations("mysql"):
+                    for statement in statements:
+                        cursor.execute(statement)
+                        cursor.execute(statement)
+        finally:
+            connection.close()

@@ -1,8 +1,10 @@
 """The JSON HTTP API (`/api/...`): thin resources that read the hub, the store and the scale.
 
-Every answer is JSON; errors are `{"error": ..., "detail": ...}` with their status code,
-checked in DESIGN.md's order: 401 token, 413 body size, 400 malformed, 409/503 scale state,
-429 rate limit.
+Every answer is JSON; errors are `{"error": ..., "code": ..., "detail": ...}` with their status
+code, checked in DESIGN.md's order: 401 token (429 first for a place that keeps failing it),
+413 body size, 400 malformed, 409/503 scale state, 429 rate limit. `code` is the stable machine
+key the page translates (README, "Errors"); `error` and `detail` are short English, never the
+text of an exception (that goes to the log).
 """
 
 from __future__ import annotations
@@ -31,16 +33,44 @@ MAX_LIMIT = 1000
 Answer = tuple[int, "dict[str, Any] | list[Any] | bytes"]
 
 
-class ApiError(Exception):
-    """An error answer: status code, a short `error` and a `detail` for people."""
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden_origin",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    429: "rate_limited",
+    431: "headers_too_large",
+    500: "internal_error",
+    501: "command_unsupported",
+    503: "scale_disconnected",
+    504: "command_timeout",
+}
+"""The `code` of an error that names none: what its status alone says."""
+COMMAND_CODES = {"tare": "tared", "zero": "zeroed", "clear-tare": "tare_cleared"}
+"""The `code` of a command's success reply."""
+SCALE_STATE_CODES = {"waiting": "no_reading", "stale": "scale_stale"}
+"""The `code` of a 503 for a scale that is not live, by its state (else scale_disconnected)."""
+DB_DETAILS = {
+    "db_unavailable": "the database cannot be reached or does not answer in time",
+    "db_error": "the database refused the write",
+}
 
-    def __init__(self, status: int, error: str, detail: str = "") -> None:
+
+class ApiError(Exception):
+    """An error answer: status code, a short `error` and a `detail` for people, and the
+    machine `code` (by default the one its status stands for)."""
+
+    def __init__(self, status: int, error: str, detail: str = "", code: str | None = None) -> None:
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
+        self.code = code or STATUS_CODES.get(status, "internal_error")
 
     def answer(self) -> Answer:
         """The JSON error answer: status code and body."""
-        return self.status, error_body(self.error, self.detail)
+        return self.status, error_body(self.error, self.detail, self.code)
 
 
 class ScaleCommands(Protocol):
@@ -88,9 +118,16 @@ class Api:
     limiter: RateLimiter
 
 
-def error_body(error: str, detail: str = "") -> bytes:
+def error_body(error: str, detail: str = "", code: str = "internal_error") -> bytes:
     """The JSON body of an error answer."""
-    return json_bytes({"error": error, "detail": detail})
+    return json_bytes({"error": error, "code": code, "detail": detail})
+
+
+def scale_unavailable(hub: Hub, status: int = 503) -> ApiError:
+    """The error for a scale that is not live: 503 with what its state says, or (a capture)
+    409 `scale_not_live`."""
+    code = SCALE_STATE_CODES.get(hub.state, "scale_disconnected") if status == 503 else None
+    return ApiError(status, f"scale {hub.state}", hub.reason, code or "scale_not_live")
 
 
 def finish(request: Request, status: int, body: dict[str, Any] | list[Any] | bytes) -> None:
@@ -104,11 +141,20 @@ def finish(request: Request, status: int, body: dict[str, Any] | list[Any] | byt
     request.finish()
 
 
-def require(request: Request, allowed: bool, what: str) -> None:
-    """Refuse the request (401, with a Bearer challenge) unless `allowed`."""
-    if not allowed:
-        request.setHeader(b"WWW-Authenticate", b'Bearer realm="balanca"')
-        raise ApiError(401, "unauthorized", f"{what} need Authorization: Bearer TOKEN")
+def require(request: Request, allowed: bool, what: str, limiter: RateLimiter) -> None:
+    """Refuse the request unless `allowed`: 401 with a Bearer challenge, each refusal spending
+    from the client's write budget, so that a place that keeps guessing gets 429."""
+    if allowed:
+        return
+    if not limiter.allow(request.getClientAddress()):
+        raise rate_limited()
+    request.setHeader(b"WWW-Authenticate", b'Bearer realm="balanca"')
+    raise ApiError(401, "unauthorized", f"{what} need Authorization: Bearer TOKEN")
+
+
+def rate_limited() -> ApiError:
+    """The 429 of a client that spent its budget."""
+    return ApiError(429, "too many requests", "writes and failed authentications are limited")
 
 
 class Endpoint(Resource):
@@ -158,9 +204,9 @@ class Endpoint(Resource):
             )
         access, token = self.api.access, bearer(request.getHeader(b"Authorization"))
         if request.method == b"POST":
-            require(request, access.may_write(token), "writes")
+            require(request, access.may_write(token), "writes", self.api.limiter)
         elif not self.public:
-            require(request, access.may_read(token), "reads")
+            require(request, access.may_read(token), "reads", self.api.limiter)
         if getattr(request, "body_too_large", False):
             raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
         if request.method == b"POST":
@@ -169,15 +215,25 @@ class Endpoint(Resource):
 
     def limit(self, request: Request) -> None:
         """Spend one write from the client's rate budget (the last check before acting)."""
-        if not self.api.limiter.allow(request.getClientAddress().host):  # type: ignore[attr-defined]
-            raise ApiError(429, "too many requests", "writes are limited per client address")
+        if not self.api.limiter.allow(request.getClientAddress()):
+            raise rate_limited()
 
     def _failed(self, failure: Failure) -> Answer:
-        if failure.check(ApiError, CommandError):
-            e = cast(ApiError | CommandError, failure.value)
-            return e.status, error_body(e.error, e.detail)
-        if failure.check(DatabaseUnavailable):
-            return 503, error_body("database unavailable", str(failure.value))
+        if failure.check(ApiError):
+            return cast(ApiError, failure.value).answer()
+        if failure.check(CommandError):
+            e = cast(CommandError, failure.value)
+            code = getattr(e, "code", None) or STATUS_CODES.get(e.status, "scale_refused")
+            return e.status, error_body(e.error, e.detail, code)
+        code = getattr(failure.value, "code", None)
+        if failure.check(DatabaseUnavailable) or code in DB_DETAILS:
+            code = code if code in DB_DETAILS else "db_unavailable"
+            self.log.warn(
+                "API {endpoint}: database: {error}",
+                endpoint=type(self).__name__,
+                error=failure.getErrorMessage(),
+            )
+            return 503, error_body("database unavailable", DB_DETAILS[code], code)
         self.log.failure("API request failed", failure)
         return 500, error_body("internal error", "see the service log")
 
@@ -189,8 +245,8 @@ def parse_body(request: Request) -> Any:
         return {}
     try:
         return json.loads(raw)
-    except (ValueError, RecursionError) as e:  # RecursionError: nested too deep
-        raise ApiError(400, "malformed JSON", str(e)) from None
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        raise ApiError(400, "malformed JSON", "the body is not valid JSON") from None
 
 
 def query(request: Request, name: str) -> str | None:
@@ -240,7 +296,8 @@ class WeightEndpoint(Endpoint):
         if hub.is_live() and hub.latest_json is not None:
             return 200, hub.latest_json
         last = None if hub.latest is None else hub.latest.to_dict()
-        return 503, {"error": f"scale {hub.state}", "detail": hub.reason, "last": last}
+        error = scale_unavailable(hub)
+        return 503, {"error": error.error, "code": error.code, "detail": error.detail, "last": last}
 
 
 class HealthEndpoint(Endpoint):
@@ -263,7 +320,8 @@ class HealthEndpoint(Endpoint):
 
 
 class CommandEndpoint(Endpoint):
-    """`POST /api/tare` and `POST /api/zero`: the command, through the scale's protocol."""
+    """`POST /api/tare`, `/api/zero`, `/api/clear-tare`: the command, through the scale's
+    protocol."""
 
     def __init__(self, api: Api, name: str) -> None:
         super().__init__(api)
@@ -272,12 +330,14 @@ class CommandEndpoint(Endpoint):
     def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
         hub = self.api.hub
         if hub.link != "connected":
-            raise ApiError(503, f"scale {hub.link}", hub.reason)
+            raise ApiError(503, f"scale {hub.link}", hub.reason, "scale_disconnected")
         self.limit(request)
         return self.api.scale.command(self.name).addCallback(self._answer)
 
     def _answer(self, reply: Reply) -> Answer:
-        body = {"command": self.name, "ok": reply.ok, "reply": reply.text}
+        default = COMMAND_CODES.get(self.name, "done") if reply.ok else "scale_refused"
+        code = reply.code or default  # the scale's own code where it has one
+        body = {"command": self.name, "ok": reply.ok, "reply": reply.text, "code": code}
         if reply.ok:
             return 200, body
         return 409, {**body, "error": "command refused", "detail": reply.text}
@@ -322,9 +382,15 @@ class WeighingsEndpoint(Endpoint):
         hub = self.api.hub
         reading = hub.latest
         if not hub.is_live() or reading is None:
-            raise ApiError(409, f"scale {hub.state}", hub.reason)
-        if not reading.stable or reading.weight is None or reading.status != "ok":
-            raise ApiError(409, "scale in motion", "a weighing needs a stable weight")
+            raise scale_unavailable(hub, 409)
+        if reading.status != "ok" or reading.weight is None:
+            raise ApiError(
+                409, f"scale {reading.status}", "a weighing needs a weight", "scale_status"
+            )
+        if not reading.stable:
+            raise ApiError(
+                409, "scale in motion", "a weighing needs a stable weight", "scale_in_motion"
+            )
         self.limit(request)
         d = self.api.store.add_weighing(reading, reference, note)
         return d.addCallback(lambda row: (201, row))
@@ -349,6 +415,7 @@ def api_tree(api: Api) -> Resource:
         (b"health", HealthEndpoint(api)),
         (b"tare", CommandEndpoint(api, "tare")),
         (b"zero", CommandEndpoint(api, "zero")),
+        (b"clear-tare", CommandEndpoint(api, "clear-tare")),
         (b"weighings", WeighingsEndpoint(api)),
         (b"readings", ReadingsEndpoint(api)),
     ):
@@ -365,4 +432,4 @@ class NotFound(Resource):
     def render(self, request: Request) -> bytes:
         request.setResponseCode(404)
         request.setHeader(b"Content-Type", b"application/json")
-        return error_body("not found", request.path.decode("utf-8", "replace"))
+        return error_body("not found", request.path.decode("utf-8", "replace"), "not_found")

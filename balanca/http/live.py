@@ -11,8 +11,10 @@ non-browser client sends no Origin), and, with a read token, only with it as `?t
 a browser can send) or `Authorization: Bearer`.
 
 Each message is framed once for all clients. A client whose socket cannot keep up has
-readings skipped (counted) and gets the newest one when it drains; one that stops answering
-pings is dropped by the keepalive.
+messages skipped (counted); as soon as its socket drains (the transport resumes it, or a check
+every DRAIN_CHECK seconds sees its buffers empty) it gets the current status and the newest
+reading, so a skipped change of state is never lost. One that stops answering pings is
+dropped by the keepalive.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from collections.abc import Callable
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, ISSLTransport
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from balanca.endpoints import address_text
 from balanca.http import fastsend
-from balanca.http.security import Access, bearer
+from balanca.http.security import Access, RateLimiter, bearer
 from balanca.hub import Hub
 from balanca.reading import Reading, json_bytes
 
@@ -40,6 +42,26 @@ MAX_CLIENT_MESSAGE = 4096
 MAX_HANDSHAKE = 64 * 1024
 """Bytes of opening handshake a `--ws` listener buffers (twisted.web bounds `/ws`'s)."""
 OPEN = WebSocketServerProtocol.STATE_OPEN
+DRAIN_CHECK = 0.1
+"""Seconds between looks at the socket of a client that skipped messages while its transport
+did not pause it (its backlog stayed under the transport's own limit)."""
+CLOSE_REASONS = {
+    1000: "normal closure",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1005: "no status code",
+    1006: "abnormal closure, no close frame",
+    1007: "invalid UTF-8 text",
+    1008: "policy violation",
+    1009: "message too big",
+    1010: "missing extension",
+    1011: "server error",
+    1012: "service restart",
+    1013: "try again later",
+    1015: "TLS handshake failure",
+}
+"""RFC 6455's close codes in words, for the log."""
 SEND_BUFFER = 16 * 1024
 """Kernel send buffer per client (Linux doubles it): bounds what a stalled client holds in the
 kernel, so that the skip-and-catch-up logic below, not socket memory, absorbs slow clients."""
@@ -66,6 +88,7 @@ class LiveProtocol(WebSocketServerProtocol):
         self.missed = False
         self.ping_timed_out = False
         self.address = "?"
+        self._drain_check: IDelayedCall | None = None
 
     def onConnect(self, request: ConnectionRequest) -> None:
         self.address = address_text(self.transport.getPeer())  # type: ignore[union-attr]
@@ -83,6 +106,10 @@ class LiveProtocol(WebSocketServerProtocol):
             bearer(request.headers.get("authorization")) or request.params.get("token", [None])[-1]
         )
         if not access.may_read(token):
+            limiter = self.factory.limiter
+            if limiter is not None and not limiter.allow(self.transport.getPeer()):  # type: ignore[union-attr]
+                log.info("WebSocket refused from {peer}: too many failed tokens", peer=self.address)
+                raise ConnectionDeny(429, "too many requests")
             log.info("WebSocket refused from {peer}: no valid read token", peer=self.address)
             raise ConnectionDeny(401, "token required")
 
@@ -112,6 +139,9 @@ class LiveProtocol(WebSocketServerProtocol):
         super().onAutoPingTimeout()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self._drain_check is not None and self._drain_check.active():
+            self._drain_check.cancel()
+        self._drain_check = None
         self.factory.leave(self, code, reason)
 
     def push(self, data: bytes) -> bool:
@@ -121,11 +151,12 @@ class LiveProtocol(WebSocketServerProtocol):
             return False
         if self.paused or self.queued >= self.factory.max_queue:
             if self.paused or not fastsend.drained(self.transport):
-                self.skipped += 1
-                self.factory.skipped += 1
-                self.missed = True
+                self._skip()
                 return False
             self.queued = 0
+            if self.missed:  # drained since it skipped: the news, which includes `data`
+                self.catch_up()
+                return False
         if self.send_queue:  # Autobahn's own queue (never used for broadcasts) keeps order
             self.transport.write(data)  # type: ignore[union-attr]
             self.queued += 1
@@ -134,6 +165,25 @@ class LiveProtocol(WebSocketServerProtocol):
         else:
             self.queued += 1
         return True
+
+    def _skip(self) -> None:
+        """Skip a message; watch for the socket to drain unless the transport paused this
+        client (then its resume is the signal)."""
+        self.skipped += 1
+        self.factory.skipped += 1
+        self.missed = True
+        if not self.paused and self._drain_check is None:
+            self._drain_check = self.factory.reactor.callLater(DRAIN_CHECK, self._check_drained)
+
+    def _check_drained(self) -> None:
+        self._drain_check = None
+        if self.state != OPEN or not self.missed or self.paused:
+            return
+        if fastsend.drained(self.transport):
+            self.queued = 0
+            self.catch_up()
+        else:
+            self._drain_check = self.factory.reactor.callLater(DRAIN_CHECK, self._check_drained)
 
     def catch_up(self) -> None:
         """Send what was skipped: the current status and the newest reading."""
@@ -167,9 +217,13 @@ class LiveFactory(WebSocketServerFactory):
         ping_interval: float = 30,
         ping_timeout: float = 10,
         max_queue: int = 32,
+        limiter: RateLimiter | None = None,
+        reactor: IReactorTime | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(reactor=reactor)
         self.hub, self.access, self.max_queue = hub, access, max_queue
+        self.limiter = limiter
+        """Where failed read tokens are counted (the API's write budget)."""
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.clients: set[LiveProtocol] = set()
         self.connections = 0
@@ -203,7 +257,7 @@ class LiveFactory(WebSocketServerFactory):
         self.clients.add(client)
         self.connections += 1
         log.info(
-            "WebSocket: nova conexão (new connection) from {peer}; {count} clients",
+            "Nova conexão WebSocket (new WebSocket connection) from {peer}; {count} clients",
             peer=client.address,
             count=len(self.clients),
         )
@@ -226,10 +280,11 @@ class LiveFactory(WebSocketServerFactory):
             )
         else:
             log.info(
-                "WebSocket: {peer} disconnected ({code} {reason}); {count} clients",
+                "WebSocket disconnected: {peer} ({code}, {words}{reason}); {count} clients",
                 peer=client.address,
-                code=code,
-                reason=reason or "",
+                code=code or 1005,  # RFC 6455: 1005 stands for a close frame without a code
+                words=CLOSE_REASONS.get(code or 1005, "unknown code"),
+                reason=f": {reason}" if reason else "",
                 count=len(self.clients),
             )
 

@@ -70,6 +70,14 @@ class BalancaCollector:
             state.add_metric([name], float(self.hub.state == name))
         yield state
         yield _gauge("last_reading_age_seconds", "Seconds since the latest reading", self.hub.age())
+        failures = CounterMetricFamily(
+            "balanca_subscriber_failures",
+            "Calls into a hub subscriber that raised (isolated: others still get every reading)",
+            labels=["subscriber"],
+        )
+        for name, count in sorted(self.hub.subscriber_failures.items()):
+            failures.add_metric([name], count)
+        yield failures
 
     def _websocket(self) -> Iterator[Metric]:
         live = self.live
@@ -101,6 +109,12 @@ class BalancaCollector:
             "db_rows_failed", "Rows that will never be written (refused or lost)", h["rows_failed"]
         )
         yield _counter("db_write_failures", "Batch writes that failed", h["failures"])
+        yield _gauge(
+            "db_dead_letters",
+            "Rows the database refused, set aside in the journal for an operator",
+            h["dead_letters"],
+        )
+        yield _gauge("db_oldest_pending_seconds", "Age of the oldest write waiting", h["oldest"])
 
     def _http(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(

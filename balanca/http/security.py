@@ -12,7 +12,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.address import UNIXAddress
+from twisted.internet.interfaces import IAddress, IReactorTime
 
 SECURITY_HEADERS = {
     b"Content-Security-Policy": b"default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -61,19 +62,37 @@ def bearer(authorization: bytes | str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def client_key(host: str) -> str:
+def client_key(address: IAddress | str) -> str:
     """Whose budget a request spends: an IPv4 address (also when it arrives as
     `::ffff:a.b.c.d` on the dual-stack socket), an IPv6 /64 (what one host or subscriber
-    holds, so that hopping addresses inside it buys nothing), or the text of anything else."""
+    holds, so that hopping addresses inside it buys nothing), one key for every peer of a
+    kind of listener that has no peer address (`unix`), or the text of anything else."""
+    if not isinstance(address, str):
+        host = getattr(address, "host", None)
+        if not isinstance(host, str):  # a UNIX socket's peers are all one place
+            return "unix" if isinstance(address, UNIXAddress) else type(address).__name__
+        address = host
+    network = _network(address, 64)
+    return address if network is None else network
+
+
+def _network(host: str, prefix: int) -> str | None:
+    """The IPv4 address, or the IPv6 network of `prefix` bits, that `host` is in; None when
+    `host` is no IP address."""
     try:
         address = ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
-        return host
+        return None
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
+        return str(ipaddress.IPv6Network((address, prefix), strict=False))
     return str(address)
+
+
+WIDER_PREFIXES = ((56, 2), (48, 4))
+"""IPv6 prefixes limited besides the /64, with their budget as a multiple of a /64's: one
+/48 (a site's usual allocation) cannot multiply its budget by rotating through its /64s."""
 
 
 @dataclass
@@ -83,32 +102,72 @@ class TokenBucket:
 
 
 @dataclass
-class RateLimiter:
-    """Token buckets per client (`client_key`): `rate` requests per second, bursts of `burst`.
+class BucketTable:
+    """At most `size` buckets of `rate` per second and bursts of `burst`, least recently
+    used first. Only a bucket that has refilled (which a fresh one would equal) is dropped
+    to make room; while every kept bucket is in use, newcomers share one overflow bucket,
+    so that the bound never hands out a fresh burst."""
 
-    At most `max_clients` buckets are kept, least recently used first out: a bucket only
-    matters for `burst / rate` seconds after its last use, and memory stays bounded however
-    many addresses a client hops through."""
+    rate: float
+    burst: float
+    size: int
+    buckets: OrderedDict[str, TokenBucket] = field(default_factory=OrderedDict)
+    overflow: TokenBucket | None = None
+
+    def get(self, key: str, now: float) -> TokenBucket:
+        """`key`'s bucket, refilled up to `now`."""
+        bucket = self.buckets.get(key)
+        if bucket is not None:
+            self.buckets.move_to_end(key)
+        else:
+            while self.buckets and self._full(next(iter(self.buckets.values())), now):
+                self.buckets.popitem(last=False)
+            if len(self.buckets) < self.size:
+                bucket = self.buckets[key] = TokenBucket(self.burst, now)
+            else:
+                bucket = self.overflow = self.overflow or TokenBucket(self.burst, now)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket.updated = now
+        return bucket
+
+    def _full(self, bucket: TokenBucket, now: float) -> bool:
+        return bucket.tokens + (now - bucket.updated) * self.rate >= self.burst
+
+
+@dataclass
+class RateLimiter:
+    """Token buckets per client (`client_key`): `rate` requests per second, bursts of
+    `burst`; an IPv6 client spends from its /56 and /48 too (WIDER_PREFIXES), and is refused
+    when any of them is empty.
+
+    Each level keeps at most `max_clients` buckets (BucketTable): memory stays bounded
+    however many addresses a client hops through, and hopping buys no fresh burst."""
 
     clock: IReactorTime
     rate: float = 10.0
     burst: int = 20
     max_clients: int = 10000
-    _buckets: OrderedDict[str, TokenBucket] = field(default_factory=OrderedDict)
+    _tables: list[BucketTable] = field(default_factory=list)
 
-    def allow(self, address: str) -> bool:
-        """Spend one token of `address`'s bucket; False when it is empty."""
+    def __post_init__(self) -> None:
+        self._tables = [
+            BucketTable(self.rate * n, self.burst * n, self.max_clients)
+            for n in (1, *(times for _, times in WIDER_PREFIXES))
+        ]
+
+    def allow(self, address: IAddress | str) -> bool:
+        """Spend one token of every bucket of `address`; False (nothing spent) when one is
+        empty."""
         now = self.clock.seconds()
         key = client_key(address)
-        bucket = self._buckets.pop(key, None) or TokenBucket(float(self.burst), now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-        bucket.updated = now
-        self._buckets[key] = bucket
-        while len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
-        if bucket.tokens < 1:
+        keys = [key]
+        if "/" in key:  # an IPv6 /64: its wider prefixes too
+            keys += [str(_network(key.partition("/")[0], prefix)) for prefix, _ in WIDER_PREFIXES]
+        buckets = [table.get(k, now) for table, k in zip(self._tables, keys, strict=False)]
+        if any(bucket.tokens < 1 for bucket in buckets):
             return False
-        bucket.tokens -= 1
+        for bucket in buckets:
+            bucket.tokens -= 1
         return True
 
 

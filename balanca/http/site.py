@@ -18,8 +18,17 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.static import File
 
-from balanca.http.api import MAX_BODY, ApiError, Endpoint, NotFound, error_body, finish, require
-from balanca.http.security import SECURITY_HEADERS, Access, bearer
+from balanca.http.api import (
+    MAX_BODY,
+    STATUS_CODES,
+    ApiError,
+    Endpoint,
+    NotFound,
+    error_body,
+    finish,
+    require,
+)
+from balanca.http.security import SECURITY_HEADERS, Access, RateLimiter, bearer
 
 REQUEST_DEADLINE = 10.0
 """Seconds a client has from the first byte of a request to its last (line, headers, body)."""
@@ -50,7 +59,7 @@ def web_root() -> Path:
 def bare_answer(status: int, phrase: bytes, error: str, detail: str) -> bytes:
     """A whole JSON error response that ends the connection, for a channel to write when it
     has no request to answer through."""
-    body = error_body(error, detail)
+    body = error_body(error, detail, STATUS_CODES[status])
     head = [
         b"HTTP/1.1 %d %s" % (status, phrase),
         b"Content-Type: application/json",
@@ -184,6 +193,14 @@ class BalancaRequest(Request):
             return
         super().handleContentChunk(data)
 
+    def setLastModified(self, when: float) -> int | None:
+        """Twisted's, ignoring an `If-Modified-Since` it cannot read (`;` made it raise an
+        IndexError, a 500): the full answer is what a malformed condition gets."""
+        since = self.requestHeaders.getRawHeaders(b"If-Modified-Since")
+        if since and not _http_date(since[0]):
+            self.requestHeaders.removeHeader(b"If-Modified-Since")
+        return super().setLastModified(when)  # type: ignore[no-any-return]
+
     def process(self) -> None:
         for name, value in SECURITY_HEADERS.items():
             self.setHeader(name, value)
@@ -193,6 +210,15 @@ class BalancaRequest(Request):
         if self.body_too_large and not isinstance(resrc, Endpoint):
             resrc = Refusal(ApiError(413, "body too large", f"at most {MAX_BODY} bytes"))
         super().render(resrc)
+
+
+def _http_date(value: bytes) -> bool:
+    """`value` (up to a `;`, as Twisted reads it) is an HTTP date Twisted can parse."""
+    try:
+        http.stringToDatetime(value.split(b";", 1)[0])
+    except (ValueError, IndexError, KeyError, OverflowError):
+        return False
+    return True
 
 
 class Refusal(Resource):
@@ -215,15 +241,14 @@ class ReadGuard(Resource):
 
     isLeaf = True
 
-    def __init__(self, resource: IResource, access: Access) -> None:
+    def __init__(self, resource: IResource, access: Access, limiter: RateLimiter) -> None:
         super().__init__()
-        self.resource, self.access = resource, access
+        self.resource, self.access, self.limiter = resource, access, limiter
 
     def render(self, request: Request) -> bytes | int:
+        token = bearer(request.getHeader(b"Authorization"))
         try:
-            require(
-                request, self.access.may_read(bearer(request.getHeader(b"Authorization"))), "reads"
-            )
+            require(request, self.access.may_read(token), "reads", self.limiter)
         except ApiError as e:
             finish(request, *e.answer())
             return NOT_DONE_YET
@@ -242,6 +267,14 @@ class StaticFiles(File):
         ".js": "text/javascript; charset=utf-8",
         ".css": "text/css; charset=utf-8",
     }
+
+    def render(self, request: Request) -> bytes | int:
+        """GET and HEAD; any other method is a JSON 405 (Twisted's is an HTML page)."""
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"Allow", b"GET, HEAD")
+            finish(request, *ApiError(405, "method not allowed", "use GET, HEAD").answer())
+            return NOT_DONE_YET
+        return super().render(request)  # type: ignore[no-any-return]
 
     def render_GET(self, request: Request) -> bytes | int:
         """Serve the file; browsers revalidate it, so an upgrade never mixes old and new."""
@@ -288,12 +321,19 @@ class BalancaSite(Site):
 
 
 def site_tree(
-    api: IResource, ws: IResource, metrics: IResource, root: Path, access: Access, reactor: Any
+    api: IResource,
+    ws: IResource,
+    metrics: IResource,
+    root: Path,
+    access: Access,
+    limiter: RateLimiter,
+    reactor: Any,
 ) -> BalancaSite:
     """The site: the live view's files at `/`, public so that the page can load and ask for a
-    token, with `/api`, `/ws` and `/metrics` (a read) beside it; time runs on `reactor`."""
+    token, with `/api`, `/ws` and `/metrics` (a read) beside it; failed authentications spend
+    from `limiter`; time runs on `reactor`."""
     static = StaticFiles(str(root))
     static.putChild(b"api", api)
     static.putChild(b"ws", ws)
-    static.putChild(b"metrics", ReadGuard(metrics, access))
+    static.putChild(b"metrics", ReadGuard(metrics, access, limiter))
     return BalancaSite(static, timeout=60, reactor=reactor)

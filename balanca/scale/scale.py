@@ -8,7 +8,7 @@ to the indicator through the connected protocol, never around it.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from twisted.internet import defer, error
@@ -33,12 +33,25 @@ SEVEN_BIT = bytes(range(128)) * 2
 CONNECTION_DONE = Failure(error.ConnectionDone())
 
 
-class CommandError(Exception):
-    """A command the scale cannot take now: `status` is the HTTP code that says why."""
+DONE = {"tare": "tared", "zero": "zeroed", "clear-tare": "tare_cleared"}
+"""The `code` of each command's success reply."""
 
-    def __init__(self, status: int, error: str, detail: str = "") -> None:
+
+class CommandError(Exception):
+    """A command the scale cannot take now: `status` is the HTTP code that says why, `code`
+    the machine key (CONTRACT.md's API codes)."""
+
+    def __init__(self, status: int, error: str, detail: str = "", code: str = "") -> None:
         super().__init__(error)
-        self.status, self.error, self.detail = status, error, detail
+        self.status, self.error, self.detail, self.code = status, error, detail, code
+
+
+def coded(reply: Reply) -> Reply:
+    """`reply` with its `code`: the command's success code, or `scale_refused` for a refusal
+    the decoder gave no more precise code."""
+    if reply.code:
+        return reply
+    return replace(reply, code=DONE.get(reply.command, "done") if reply.ok else "scale_refused")
 
 
 @dataclass
@@ -135,10 +148,13 @@ class Scale:
         return masked
 
     def command(self, name: str) -> defer.Deferred[Reply]:
-        """Ask the indicator to `name` (tare, zero); the Deferred fires with its reply."""
+        """Ask the indicator to `name` (tare, zero, clear-tare); the Deferred fires with its
+        reply, which carries a `code`."""
         if self.connection is None:
-            return defer.fail(CommandError(503, "scale disconnected", self.hub.reason))
-        return self.connection.command(name)
+            return defer.fail(
+                CommandError(503, "scale disconnected", self.hub.reason, "scale_disconnected")
+            )
+        return self.connection.command(name).addCallback(coded)
 
     def _reject(self, e: DecodeError, frame: bytes) -> None:
         self.rejected[e.reason] += 1
@@ -167,6 +183,8 @@ class ScaleProtocol(Protocol):
         self._poller: LoopingCall | None = None
         self._asked_at: float | None = None
         self._pending: list[tuple[str, defer.Deferred[Reply], IDelayedCall]] = []
+        self.delivered = False
+        """A frame from the scale has been decoded on this connection."""
 
     def connectionMade(self) -> None:
         self.scale.connection = self
@@ -192,16 +210,28 @@ class ScaleProtocol(Protocol):
             self.scale.connection = None
         for _, d, timer in self._pending:
             timer.cancel()
-            d.errback(CommandError(503, "scale disconnected", "the connection closed"))
+            d.errback(
+                CommandError(
+                    503, "scale disconnected", "the connection closed", "scale_disconnected"
+                )
+            )
         self._pending.clear()
         self.lost.callback(reason.getErrorMessage())
 
     def answered(self) -> None:
         """A measurement came in: a polled request is answered."""
+        self.delivered = True
         self._asked_at = None
 
     def replied(self, reply: Reply) -> None:
-        """A command reply came in: it answers the oldest pending command of its kind."""
+        """A command reply came in: it answers the oldest pending command of its kind; a reply
+        that names no command (MT-SICS `ES`/`ET`/`EL`) answers the command sent last."""
+        self.delivered = True
+        if not reply.command and self._pending:
+            name, d, timer = self._pending.pop()
+            timer.cancel()
+            d.callback(replace(reply, command=name))
+            return
         for i, (name, d, timer) in enumerate(self._pending):
             if name == reply.command:
                 del self._pending[i]
@@ -219,7 +249,10 @@ class ScaleProtocol(Protocol):
             if simulated is None:
                 return defer.fail(
                     CommandError(
-                        501, "not supported", f"protocol {wire.name} has no {name} command"
+                        501,
+                        "not supported",
+                        f"protocol {wire.name} has no {name} command",
+                        "command_unsupported",
                     )
                 )
             return defer.succeed(simulated(name))
@@ -234,7 +267,12 @@ class ScaleProtocol(Protocol):
     def _timed_out(self, d: defer.Deferred[Reply]) -> None:
         self._pending = [p for p in self._pending if p[1] is not d]
         d.errback(
-            CommandError(504, "no reply", f"the scale did not answer in {COMMAND_TIMEOUT:g} s")
+            CommandError(
+                504,
+                "no reply",
+                f"the scale did not answer in {COMMAND_TIMEOUT:g} s",
+                "command_timeout",
+            )
         )
 
     def _poll(self) -> None:

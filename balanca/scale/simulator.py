@@ -35,6 +35,12 @@ class Platform:
     high: int
     """Loads are between `low` and `high` steps."""
 
+    @property
+    def zero_range(self) -> Decimal:
+        """How far from the power-up zero a zero is allowed: 2 % of capacity, either way, as
+        indicators have it (OIML R 76 allows up to 4 % for the zero-setting device)."""
+        return (self.step * self.high * ZERO_RANGE).quantize(self.step)
+
 
 PLATFORMS = {
     "toledo": Platform("kg", Decimal("10"), 50, 4500),  # a truck scale
@@ -43,6 +49,9 @@ PLATFORMS = {
     "prix": Platform("kg", Decimal("0.005"), 20, 3000),  # a retail counter scale
     "mt8217": Platform("kg", Decimal("0.005"), 20, 3000),
 }
+
+ZERO_RANGE = Decimal("0.02")
+"""The share of capacity the zero may move from the power-up zero, either way."""
 
 LINE_DELAY = 0.01
 """Seconds between a request and the indicator's answer (a short frame at 9600 baud)."""
@@ -104,20 +113,31 @@ class Load:
         )
 
     def act(self, command: str) -> Reply:
-        """Tare, zero or clear the tare, as an indicator would: only on a stable weight."""
-        gross, stable = self.gross()
-        if not stable and command != "clear-tare":
-            return Reply(command, False, "in motion: not executed")
-        if command == "tare":
-            self.tare = gross if gross > 0 else Decimal(0)
-            return Reply(command, True, "tared", tare=self.tare)
-        if command == "zero":
-            self.zero += gross
-            return Reply(command, True, "zeroed")
+        """Tare, zero or clear the tare, as an indicator would: tare and zero only on a stable
+        weight, zero only within the zero range around the power-up zero."""
         if command == "clear-tare":
             self.tare = Decimal(0)
             return Reply(command, True, "tare cleared", tare=self.tare)
-        return Reply(command, False, f"unknown command {command}")
+        if command not in ("tare", "zero"):
+            return Reply(command, False, f"unknown command {command}", code="scale_refused")
+        gross, stable = self.gross()
+        if not stable:
+            return Reply(command, False, "in motion: not executed", code="scale_in_motion")
+        if command == "tare":
+            self.tare = gross if gross > 0 else Decimal(0)
+            return Reply(command, True, "tared", tare=self.tare)
+        offset, limit = self.zero + gross, self.platform.zero_range
+        if abs(offset) > limit:
+            unit = self.platform.unit
+            return Reply(
+                command,
+                False,
+                f"zero out of range: {offset} {unit} from the power-up zero, the zero range is "
+                f"±{limit} {unit}",
+                code="zero_out_of_range",
+            )
+        self.zero = offset
+        return Reply(command, True, "zeroed")
 
     def _round(self, value: Decimal) -> Decimal:
         step = self.platform.step

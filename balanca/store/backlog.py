@@ -1,129 +1,143 @@
-"""The backlog: reading rows waiting for the database, oldest first, bounded in memory.
+"""The backlog: reading rows waiting for the database, oldest first.
 
-Up to `max_pending` rows wait in memory. Beyond that, new rows go to the spill journal (saved
-there at each tick, from a short list), and keep going there until the journal is empty again,
-so the order stays: memory (oldest), then journal, then the rows not saved yet. The writer
-takes the oldest batch and forgets it only once it is written; a stop with the database down
-puts the memory rows in the journal ahead of the rest, for the next start.
+A new row waits in memory until the next tick (at most a second), when `save` appends it to
+the journal on disk; the writer takes the oldest batch from the journal and settles it (forgets
+it, setting refused rows aside) only once the database has it. So a crash loses at most the
+rows of the last second, and a replay writes again at most the batch under way, which the
+database's unique keys ignore. Should the journal fail (a full disk), rows wait in memory
+behind it instead, up to `MAX_STRANDED`, and are counted as lost beyond that.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable
-from itertools import islice
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from balanca.store.journal import Journal
+from balanca.store.journal import Journal, Opened
 from balanca.store.schema import Row
 
 BATCH = 500
 """Rows per write."""
+MAX_STRANDED = 100_000
+"""Rows kept in memory while the journal cannot take them."""
+
+Write = Callable[[list[Row]], Awaitable[Sequence[tuple[Row, str]]]]
+"""Writes rows to the database; returns the rows it refused, with the reasons."""
 
 
 class Backlog:
-    """Reading rows not written yet, in order, in memory and in the spill journal."""
+    """Reading rows not written yet, in order: journal, then stranded, then fresh."""
 
     log = Logger()
 
-    def __init__(self, journal: Journal, max_pending: int) -> None:
+    def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.max_pending = max_pending
         self.lost = 0
-        """Rows the journal failed to keep."""
-        self._memory: deque[Row] = deque()
-        self._unsaved: list[Row] = []
-        self._journaled: int | None = 0
-        """Rows in the journal, counting appends under way; None until an old journal is counted."""
-        self._opening: Deferred[None] | None = None
+        """Rows neither the journal nor memory could keep."""
+        self.dead = 0
+        """Rows set aside in the journal's dead letters."""
+        self.journaled = 0
+        """Rows in the journal, counting appends under way."""
+        self._fresh: list[Row] = []
+        self._stranded: deque[Row] = deque()
+        self._opening: Deferred[Any] | None = None
 
     def __len__(self) -> int:
-        return len(self._memory) + len(self._unsaved) + self.journaled
-
-    @property
-    def journaled(self) -> int:
-        """Rows in the spill journal."""
-        return self._journaled or 0
+        return len(self._fresh) + len(self._stranded) + self.journaled
 
     def open(self) -> None:
-        """Count what an earlier run left in the journal; new rows queue behind it."""
-        if self.journal.exists():
-            self._journaled = None
-            self._opening = self.journal.count().addCallbacks(self._found, self._unreadable)
+        """Open the journal, counting what an earlier run left; new rows queue behind it."""
+        self._opening = self.journal.open().addCallbacks(self._found, self._unreadable)
 
     def add(self, row: Row) -> None:
         """A new row, after all the others."""
-        if self._journaled == 0 and not self._unsaved and len(self._memory) < self.max_pending:
-            self._memory.append(row)
-        else:
-            self._unsaved.append(row)
+        self._fresh.append(row)
 
     def save(self) -> Deferred[None]:
-        """Put the rows beyond the memory bound in the journal."""
-        if not self._unsaved or self._journaled is None:
+        """Put the rows that arrived since the last save on disk (or in memory behind it)."""
+        if not self._fresh or self._opening is not None:
             return succeed(None)
-        rows, self._unsaved = self._unsaved, []
-        if self._journaled == 0:
-            self.log.warn(
-                "{count} readings waiting for the database: keeping the rest in {path}",
-                count=len(self._memory), path=self.journal.path,
-            )  # fmt: skip
-        self._journaled += len(rows)
-        return self.journal.append(rows).addErrback(self._append_failed, len(rows))
+        rows, self._fresh = self._fresh, []
+        if self._stranded:
+            self._strand(rows)
+            return succeed(None)
+        self.journaled += len(rows)
+        return self.journal.append(rows).addErrback(self._append_failed, rows)
 
-    async def write_oldest(self, write: Callable[[list[Row]], Awaitable[None]]) -> bool:
+    async def write_oldest(self, write: Write) -> bool:
         """Write the oldest batch with `write` and forget it; False when nothing waits."""
         if self._opening is not None:
             await self._opening
-        if self._memory:
-            rows = list(islice(self._memory, BATCH))
-            await write(rows)
-            for _ in rows:
-                self._memory.popleft()
-        elif self._journaled:
+        if self.journaled:
             entries = await self.journal.oldest(BATCH)
             if entries:
-                await write([row for _, row in entries])
-                await self.journal.discard(entries[-1][0])
-            self._journaled = self._journaled - len(entries) if entries else 0
-        elif self._unsaved and self._journaled == 0:
-            self._memory.extend(self._unsaved)
-            self._unsaved.clear()
+                refused = await write([row for _, row in entries])
+                await self.journal.settle(entries[-1][0], refused)
+                self.dead += len(refused)
+            self.journaled = self.journaled - len(entries) if entries else 0
+        elif self._stranded:
+            rows = [self._stranded[i] for i in range(min(BATCH, len(self._stranded)))]
+            refused = await write(rows)
+            for _ in rows:
+                self._stranded.popleft()
+            if refused:
+                await self.journal.settle(0, refused)
+                self.dead += len(refused)
         else:
             return False
         return True
 
     async def keep(self) -> None:
-        """Put every row in the journal, in order (at a stop, with the database down)."""
+        """Put every fresh row on disk (at a stop), once the journal is open."""
         if self._opening is not None:
             await self._opening
-        rows = list(self._memory)
-        self._memory.clear()
-        if rows:
-            await self.journal.prepend(rows)
-            self._journaled = self.journaled + len(rows)
         await self.save()
 
-    def close(self) -> None:
+    def close(self) -> Deferred[None] | None:
         """Close the journal file."""
-        self.journal.close()
+        return self.journal.close()
 
-    def _append_failed(self, failure: Any, count: int) -> None:
-        self._journaled = self.journaled - count
-        self.lost += count
-        self.log.failure("{count} readings lost: the journal failed", failure, count=count)
+    def _strand(self, rows: list[Row]) -> None:
+        self._stranded.extend(rows)
+        while len(self._stranded) > MAX_STRANDED:
+            self._stranded.popleft()
+            self.lost += 1
 
-    def _found(self, count: int) -> None:
-        self._journaled, self._opening = count, None
-        if count:
+    def _append_failed(self, failure: Any, rows: list[Row]) -> None:
+        self.journaled -= len(rows)
+        if not self._stranded:
+            self.log.failure(
+                "journal {path} failed: readings wait in memory", failure, path=self.journal.path
+            )
+        self._strand(rows)
+
+    def _found(self, opened: Opened) -> None:
+        self._opening = None
+        self.journaled += opened.pending
+        self.dead = opened.dead
+        if opened.foreign is not None:
+            self.log.warn(
+                "journal {path} belongs to another database ({other}), not this one ({ours}):"
+                " moved to {moved}, nothing replayed from it",
+                path=self.journal.path, other=opened.foreign, ours=self.journal.identity,
+                moved=opened.moved_to,
+            )  # fmt: skip
+        if opened.pending:
             self.log.info(
                 "{count} readings from an earlier run wait in {path}",
-                count=count, path=self.journal.path,
+                count=opened.pending, path=self.journal.path,
+            )  # fmt: skip
+        if opened.dead:
+            self.log.warn(
+                "{count} rows the database refused wait in {path} (python -m"
+                " balanca.store.deadletters list)",
+                count=opened.dead, path=self.journal.path,
             )  # fmt: skip
 
     def _unreadable(self, failure: Any) -> None:
-        self._journaled, self._opening = 0, None
+        self._opening = None
         self.log.failure("journal {path} unreadable", failure, path=self.journal.path)

@@ -1,112 +1,169 @@
-"""The spill journal: readings waiting for the database, kept in a local SQLite file.
+"""The journal: a local SQLite file that holds every reading until the database has it.
 
-While the database is unreachable the store keeps a bounded backlog in memory and puts the
-rest here; what a clean stop could not write goes here too, and the next start writes it out.
-Rows are kept in order by `ord`: appends go after the last row, and `prepend` puts the memory
-backlog (older than anything in the journal) before the first. Each row is a JSON object keyed
-by column name, so a journal written by an older version still reads after a migration.
-The file is opened on first use, through a one-thread adbapi pool, off the reactor thread.
+Each second the store appends the readings that arrived (one transaction, fsync'd:
+`synchronous=FULL`), then writes the oldest ones to the database and forgets them, so a crash
+at any instant loses at most the last second. Rows keep their order by `ord`. Each row is a JSON
+object keyed by column name, so a journal written by an older version still reads after a
+migration. Rows the database refused (a constraint, a value it cannot store) wait in
+`dead_letters` with the reason, for an operator (`python -m balanca.store.deadletters`).
+
+A journal belongs to one database: `meta` records its identity, and a journal found for
+another one is moved aside, never replayed. The file is used through a one-thread adbapi
+pool, off the reactor thread.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 
+from balanca.store.pool import Pool, close_in_background
 from balanca.store.schema import READING_COLUMNS, Row
 
-CREATE = "CREATE TABLE IF NOT EXISTS pending (ord INTEGER PRIMARY KEY, row TEXT NOT NULL)"
+TABLES = (
+    "CREATE TABLE IF NOT EXISTS pending (ord INTEGER PRIMARY KEY, row TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+    " row TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What opening a journal found."""
+
+    pending: int
+    """Readings left by an earlier run, to write first."""
+    dead: int
+    """Rows set aside for an operator."""
+    foreign: str | None = None
+    """The identity of another database, when the file found was for that one."""
+    moved_to: str | None = None
+    """Where that foreign journal was moved."""
 
 
 class Journal:
-    """A local, ordered file of reading rows that could not be written yet."""
+    """A local, ordered, fsync'd file of rows not in the database yet, for one database."""
 
-    def __init__(self, path: str, reactor: Any) -> None:
+    def __init__(self, path: str, identity: str, reactor: Any) -> None:
         self.path = path
+        self.identity = identity
         self._reactor = reactor
-        self._pool: adbapi.ConnectionPool | None = None
+        self._pool: Pool | None = None
 
-    def exists(self) -> bool:
-        """Whether a journal file is there (possibly left by an earlier run)."""
-        return os.path.exists(self.path)
-
-    def count(self) -> Deferred[int]:
-        """How many rows are waiting."""
-        return self._run(_count)
+    def open(self) -> Deferred[Opened]:
+        """Check the file's database (moving a foreign one aside) and count what waits."""
+        pool = self._reactor.getThreadPool()
+        return deferToThreadPool(self._reactor, pool, open_file, self.path, self.identity)
 
     def append(self, rows: Sequence[Row]) -> Deferred[None]:
-        """Keep `rows` after everything already in the journal."""
-        return self._run(_append, [_dump(row) for row in rows])
-
-    def prepend(self, rows: Sequence[Row]) -> Deferred[None]:
-        """Keep `rows` before everything already in the journal."""
-        return self._run(_prepend, [_dump(row) for row in rows])
+        """Keep `rows` after everything already in the journal, on disk when this fires."""
+        return self._run(_append, [dump(row) for row in rows])
 
     def oldest(self, limit: int) -> Deferred[list[tuple[int, Row]]]:
         """Up to `limit` of the oldest rows, as (ord, row)."""
         return self._run(_oldest, limit)
 
-    def discard(self, through: int) -> Deferred[None]:
-        """Forget the rows up to and including `through` (they are in the database now)."""
-        return self._run(_discard, through)
+    def settle(self, through: int, dead: Sequence[tuple[Row, str]] = ()) -> Deferred[None]:
+        """Forget the rows up to `through` (written), setting `dead` aside with their reasons."""
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        letters = [("reading", dump(row), reason, stamp) for row, reason in dead]
+        return self._run(_settle, through, letters)
 
-    def close(self) -> None:
-        """Close the file (after the last operation has fired)."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+    def close(self) -> Deferred[None] | None:
+        """Close the file (after the last operation has fired), off the reactor thread."""
+        pool, self._pool = self._pool, None
+        return None if pool is None else close_in_background(pool, self._reactor)
 
     def _run(self, interaction: Any, *args: Any) -> Deferred[Any]:
         if self._pool is None:
-            self._pool = adbapi.ConnectionPool(
+            self._pool = Pool(
                 "sqlite3",
                 self.path,
                 check_same_thread=False,
                 cp_min=1,
                 cp_max=1,
-                cp_openfun=lambda conn: conn.execute(CREATE),
+                cp_openfun=setup,
                 cp_reactor=self._reactor,
             )
         deferred: Deferred[Any] = self._pool.runInteraction(interaction, *args)
         return deferred
 
 
-def _dump(row: Row) -> str:
+def setup(connection: sqlite3.Connection) -> None:
+    """Make `connection` durable at each commit, and its tables exist."""
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    for statement in TABLES:
+        connection.execute(statement)
+    connection.commit()
+
+
+def open_file(path: str, identity: str) -> Opened:
+    """Open the journal at `path` for the database `identity` (blocking)."""
+    found = _recorded_identity(path)
+    moved_to = None
+    if found is not None and found != identity:
+        moved_to = f"{os.path.splitext(path)[0]}.foreign-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.replace(path + suffix, moved_to + suffix)
+    connection = sqlite3.connect(path)
+    try:
+        setup(connection)
+        connection.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('database', ?)", (identity,)
+        )
+        connection.commit()
+        (pending,) = connection.execute("SELECT COUNT(*) FROM pending").fetchone()
+        (dead,) = connection.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+    finally:
+        connection.close()
+    return Opened(pending, dead, found if moved_to else None, moved_to)
+
+
+def _recorded_identity(path: str) -> str | None:
+    """The database a journal file says it serves; None when there is no file or no record."""
+    if not os.path.exists(path):
+        return None
+    connection = sqlite3.connect(path)
+    try:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'database'").fetchone()
+    except sqlite3.OperationalError:  # no meta table: a journal from 0.1, kept as ours
+        return None
+    finally:
+        connection.close()
+    return None if row is None else str(row[0])
+
+
+def dump(row: Row) -> str:
+    """A row as the journal keeps it: JSON keyed by column name."""
     return json.dumps(dict(zip(READING_COLUMNS, row, strict=True)), separators=(",", ":"))
 
 
-def _load(text: str) -> Row:
+def load(text: str) -> Row:
+    """A row the journal kept, in today's READING_COLUMNS order."""
     values = json.loads(text)
     return tuple(values.get(column) for column in READING_COLUMNS)
-
-
-def _count(txn: Any) -> int:
-    txn.execute("SELECT COUNT(*) FROM pending")
-    return int(txn.fetchone()[0])
 
 
 def _append(txn: Any, rows: list[str]) -> None:
     txn.executemany("INSERT INTO pending (row) VALUES (?)", [(row,) for row in rows])
 
 
-def _prepend(txn: Any, rows: list[str]) -> None:
-    txn.execute("SELECT COALESCE(MIN(ord), 1) FROM pending")
-    first = int(txn.fetchone()[0]) - len(rows)
-    txn.executemany(
-        "INSERT INTO pending (ord, row) VALUES (?, ?)",
-        [(first + i, row) for i, row in enumerate(rows)],
-    )
-
-
 def _oldest(txn: Any, limit: int) -> list[tuple[int, Row]]:
     txn.execute("SELECT ord, row FROM pending ORDER BY ord LIMIT ?", (limit,))
-    return [(ord_, _load(row)) for ord_, row in txn.fetchall()]
+    return [(ord_, load(row)) for ord_, row in txn.fetchall()]
 
 
-def _discard(txn: Any, through: int) -> None:
+def _settle(txn: Any, through: int, letters: list[tuple[str, str, str, str]]) -> None:
+    txn.executemany("INSERT INTO dead_letters (kind, row, reason, at) VALUES (?, ?, ?, ?)", letters)
     txn.execute("DELETE FROM pending WHERE ord <= ?", (through,))

@@ -9,6 +9,7 @@ offset in seconds, so they come back as the same ISO 8601 string with the same o
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -56,6 +57,12 @@ class Dialect:
         """`text`, written with `?` placeholders, in this dialect's paramstyle."""
         return text.replace("?", self.marker)
 
+    def insert(self, table: str, columns: tuple[str, ...]) -> str:
+        """An insert of one row of `columns` that does nothing when the row is there already."""
+        values = ", ".join("?" * len(columns))
+        text = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+        return self.sql(text + self.ignore_duplicates)
+
 
 DIALECTS = {
     "sqlite": Dialect("sqlite", "?", " ON CONFLICT DO NOTHING"),
@@ -64,6 +71,8 @@ DIALECTS = {
 
 LOST_CONNECTION_CODES = frozenset({2003, 2006, 2013})
 """MySQL client errors: can't connect, server has gone away, lost connection during query."""
+REFUSED_CODES = frozenset({3819, 4025})
+"""MySQL and MariaDB CHECK constraint failures (PyMySQL raises them as OperationalError)."""
 
 
 def lost_connection(error: BaseException, dbapi: Any) -> bool:
@@ -75,6 +84,22 @@ def lost_connection(error: BaseException, dbapi: Any) -> bool:
         return code in LOST_CONNECTION_CODES
     # PyMySQL raises InterfaceError(0, "") for a connection it has already seen close.
     return isinstance(error, dbapi.InterfaceError) and code == 0
+
+
+def refused(error: BaseException, dbapi: Any) -> bool:
+    """Whether the database refused a row itself (a constraint, a value the column cannot
+    hold), so that the same row would fail again, while other rows may go in."""
+    if isinstance(error, dbapi.IntegrityError | dbapi.DataError):
+        return True
+    code = error.args[0] if error.args else None
+    return isinstance(error, dbapi.OperationalError) and code in REFUSED_CODES
+
+
+def identity(spec: DatabaseSpec) -> str:
+    """What names one database, whatever the user or password: a journal belongs to it."""
+    if spec.dialect == "sqlite":
+        return f"sqlite:{os.path.abspath(spec.path)}"
+    return f"mysql://{spec.host}:{spec.port}/{spec.database}"
 
 
 def migrations(dialect: str) -> list[tuple[int, str, list[str]]]:
@@ -93,8 +118,13 @@ def migrations(dialect: str) -> list[tuple[int, str, list[str]]]:
 def migrate(txn: Any, dialect: Dialect) -> list[str]:
     """Apply the migrations not yet recorded in `schema_version` (in a pool thread).
 
-    Returns the names of those applied now.
+    Returns the names of those applied now. On SQLite they run in one explicit transaction,
+    DDL included, so a failure leaves nothing half-done. MySQL commits every DDL statement by
+    itself, so its migrations are written to be run again (`CREATE TABLE IF NOT EXISTS`,
+    guarded ALTERs): one cut half-way is finished by the next try.
     """
+    if dialect.name == "sqlite":
+        txn.execute("BEGIN")  # Python's sqlite3 would run the DDL outside any transaction
     txn.execute(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY,"
         " name VARCHAR(255) NOT NULL, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)"
@@ -240,53 +270,4 @@ def weighing_dict(row: Row) -> dict[str, Any]:
         "tare": decimal_text(decode_decimal(tare, td)),
         "reference": reference,
         "note": note,
-    }
-
-
-def connection_pool(spec: DatabaseSpec, reactor: Any) -> adbapi.ConnectionPool:
-    """The adbapi pool for `spec`: one connection for SQLite, reconnecting ones for MySQL."""
-    if spec.dialect == "sqlite":
-        return adbapi.ConnectionPool(
-            "sqlite3", spec.path, check_same_thread=False, cp_min=1, cp_max=1, cp_reactor=reactor
-        )
-    return adbapi.ConnectionPool(
-        "pymysql",
-        cp_min=1,
-        cp_max=3,
-        cp_reconnect=True,
-        cp_reactor=reactor,
-        database=spec.database,
-        **_mysql_arguments(spec),
-    )
-
-
-def ensure_database(spec: DatabaseSpec) -> None:
-    """Create the MySQL database if it is missing (blocking: run it in a pool thread).
-
-    SQLite creates its file on connect.
-    """
-    if spec.dialect != "mysql":
-        return
-    import pymysql
-
-    name = spec.database.replace("`", "``")
-    connection = pymysql.connect(**_mysql_arguments(spec))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
-    finally:
-        connection.close()
-
-
-def _mysql_arguments(spec: DatabaseSpec) -> dict[str, Any]:
-    # Timeouts so that a database that stops answering fails a batch instead of holding it.
-    return {
-        "host": spec.host,
-        "port": spec.port,
-        "user": spec.user,
-        "password": spec.password,
-        "charset": "utf8mb4",
-        "connect_timeout": 5,
-        "read_timeout": 30,
-        "write_timeout": 30,
     }

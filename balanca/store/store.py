@@ -1,10 +1,12 @@
 """The store: records readings and weighings in SQLite or MySQL/MariaDB, off the reactor thread.
 
-A hub subscriber. Readings chosen by the record policy queue in memory and are written in
-batches (one `executemany` interaction each) at least every second. While the database is
-unreachable they stay queued, up to `max_pending` in memory and the rest in the spill journal,
-and are written in order, once each, when it is back; a clean stop writes or journals them all.
-Queries for the HTTP API return Deferreds of JSON-ready dicts.
+A hub subscriber. Readings chosen by the record policy go to the journal on disk every second
+(backlog.py), and from there to the database in batches (one `executemany` interaction each),
+in order, once each, however long it is away. A row the database refuses (a constraint, a
+value it cannot store) is set aside in the journal's dead letters and the rest go on. A stop
+puts what is pending on disk first, then gives the database STOP_WRITE_TIMEOUT seconds.
+Queries for the HTTP API return Deferreds of JSON-ready dicts; a weighing is answered within
+CAPTURE_TIMEOUT seconds whatever the database does.
 
 adbapi retries nothing by itself: every interaction is sent once more after a lost connection
 (the pools reconnect), which is harmless because readings are unique on (scale, run, seq) and
@@ -13,17 +15,19 @@ weighings on a uid the store gives them before the first try.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock, TimeoutError, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
@@ -32,18 +36,19 @@ from twisted.logger import Logger
 from balanca.reading import Reading
 from balanca.store.backlog import Backlog
 from balanca.store.journal import Journal
+from balanca.store.pool import close_in_background, connection_pool, ensure_database
 from balanca.store.schema import (
     DIALECTS,
     READING_COLUMNS,
     WEIGHING_COLUMNS,
     Row,
-    connection_pool,
     encode_reading,
     encode_weighing,
-    ensure_database,
+    identity,
     lost_connection,
     migrate,
     reading_dict,
+    refused,
     utc_text,
     weighing_dict,
 )
@@ -51,15 +56,36 @@ from balanca.store.schema import (
 if TYPE_CHECKING:
     from balanca.config import DatabaseSpec
 
+T = TypeVar("T")
 RECORD_POLICIES = ("stable", "all", "none")
 FLUSH_INTERVAL = 1.0
-"""Seconds between writes of the queued readings."""
-PING_INTERVAL = 10.0
+"""Seconds between saves of the new readings to the journal, each followed by a write."""
+PING_INTERVAL = 5.0
 """Seconds without a write after which the store checks that the database still answers."""
+SLOW_AFTER = 3.0
+"""Seconds the oldest pending write may wait before health says `db_slow`."""
+CAPTURE_TIMEOUT = 4.5
+"""Seconds a weighing waits for the database before it is answered 503 `db_unavailable`."""
+STOP_WRITE_TIMEOUT = 3.0
+"""Seconds a stop gives the database, once everything pending is on disk."""
+CLOSE_TIMEOUT = 1.0
+"""Seconds a stop waits for the pools' threads to let go (they never hold the exit)."""
+PRUNE_INTERVAL = 300.0
+"""Seconds between prunes of old readings (with --keep-readings)."""
+PRUNE_BATCH = 1000
+"""Readings deleted per statement when pruning."""
 
 
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached now (the HTTP layer answers 503)."""
+    """The database cannot be reached, or did not answer in time (HTTP 503)."""
+
+    code = "db_unavailable"
+
+
+class DatabaseRefused(DatabaseUnavailable):
+    """The database answered with an error other than a lost connection (HTTP 503)."""
+
+    code = "db_error"
 
 
 class Store(Service):
@@ -76,12 +102,13 @@ class Store(Service):
         scale: str = "default",
         run: str | None = None,
         journal_path: str | None = None,
-        max_pending: int = 10000,
+        keep_days: float | None = None,
         clock: IReactorTime | None = None,
     ) -> None:
         """`reactor` runs the database threads; `clock` (default: `reactor`) times the writes.
 
-        `run` names this start of the service (default: UTC time and a random suffix).
+        `run` names this start of the service (default: UTC time and a random suffix);
+        `keep_days` prunes readings older than that many days (None keeps them all).
         """
         if record not in RECORD_POLICIES:
             raise ValueError(f"record must be one of {', '.join(RECORD_POLICIES)}, not {record!r}")
@@ -89,31 +116,47 @@ class Store(Service):
         self.dialect = DIALECTS[spec.dialect]
         self.record = record
         self.scale = scale
+        self.keep_days = keep_days
         self._reactor = reactor
         self._clock: IReactorTime = clock or reactor
         self.run = run or new_run(self._clock.seconds())
-        self._queue = Backlog(
-            Journal(journal_path or default_journal_path(spec), reactor), max_pending
-        )
+        journal = Journal(journal_path or default_journal_path(spec), identity(spec), reactor)
+        self._queue = Backlog(journal)
         # Counters, read by the metrics collector at scrape time (and `backlog`, `rows_failed`).
         self.rows_written = 0
+        """Rows the database took (duplicates it ignored are not counted)."""
         self.rows_refused = 0
         self.batches = 0
         self.failures = 0
+        self.pruned = 0
         self.last_batch_seconds: float | None = None
         self.last_error: str | None = "not connected yet"
+        self._failure_code = "db_unavailable"
         self._reachable: bool | None = None
+        self._logged_state: tuple[str, str] | None = None
         self._last_contact = self._clock.seconds()
+        self._waiting_since: float | None = None
+        self._in_flight: dict[object, float] = {}
+        self._reasons_logged: set[str] = set()
         self._schema_ready = False
         self._pool: adbapi.ConnectionPool | None = None
         self._writing = DeferredLock()
+        self._pruning = False
         self._last_stable: tuple[Decimal | None, str, str, Decimal | None] | None = None
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self._clock
+        self._prune_loop = LoopingCall(self._prune_now)
+        self._prune_loop.clock = self._clock
         d = self.dialect
-        self._insert_reading = d.sql(_insert("readings", READING_COLUMNS) + d.ignore_duplicates)
-        self._insert_weighing = d.sql(_insert("weighings", WEIGHING_COLUMNS) + d.ignore_duplicates)
+        self._insert_reading = d.insert("readings", READING_COLUMNS)
+        self._insert_weighing = d.insert("weighings", WEIGHING_COLUMNS)
         self._weighing_fields = "id, " + ", ".join(WEIGHING_COLUMNS[1:])
+        self._prune = d.sql(
+            "DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE scale = ? AND"
+            " time < ? ORDER BY time LIMIT ?)"
+            if d.name == "sqlite"
+            else "DELETE FROM readings WHERE scale = ? AND time < ? ORDER BY time LIMIT ?"
+        )
 
     @property
     def backlog(self) -> int:
@@ -126,17 +169,43 @@ class Store(Service):
         return self.rows_refused + self._queue.lost
 
     @property
+    def dead_letters(self) -> int:
+        """Rows the database refused, set aside in the journal for an operator."""
+        return self._queue.dead
+
+    @property
     def state(self) -> Literal["ok", "degraded"]:
-        """`ok` while the database answered the last attempt, else `degraded`."""
-        return "ok" if self._reachable else "degraded"
+        """`ok` while the database takes writes in time, else `degraded`."""
+        return self.condition()[0]
+
+    def oldest(self) -> float | None:
+        """Seconds the oldest pending write has waited (None when nothing waits)."""
+        starts = list(self._in_flight.values())
+        if self.backlog and self._waiting_since is not None:
+            starts.append(self._waiting_since)
+        return self._clock.seconds() - min(starts) if starts else None
+
+    def condition(self) -> tuple[Literal["ok", "degraded"], str]:
+        """The state and its code: `ok`, `db_unavailable`, `db_error` or `db_slow`."""
+        if not self._reachable:
+            return "degraded", self._failure_code
+        oldest = self.oldest()
+        if oldest is not None and oldest >= SLOW_AFTER:
+            return "degraded", "db_slow"
+        return "ok", "ok"
 
     def health(self) -> dict[str, Any]:
-        """The store's state for `/api/health`."""
+        """The store's state for `/api/health` (`db` is the state, as in 0.1)."""
+        state, code = self.condition()
         return {
-            "db": self.state,
+            "db": state,
+            "state": state,
+            "code": code,
+            "oldest": self.oldest(),
             "database": self.spec.describe(),
             "backlog": self.backlog,
             "journal": self._queue.journaled,
+            "dead_letters": self.dead_letters,
             "last_error": self.last_error,
             "last_batch_seconds": self.last_batch_seconds,
             "rows_written": self.rows_written,
@@ -149,24 +218,35 @@ class Store(Service):
         """Open the database, apply migrations and start writing (all in the background)."""
         super().startService()
         self.log.info(
-            "recording {record} readings of scale {scale} to {database} (run {run})",
+            "recording {record} readings of scale {scale} to {database} (run {run}),"
+            " journal {journal}",
             record=self.record, scale=self.scale, database=self.spec.describe(), run=self.run,
+            journal=self._queue.journal.path,
         )  # fmt: skip
+        if self.spec.dialect == "mysql" and os.path.exists(LEGACY_JOURNAL):
+            self.log.warn(
+                "{path} was left by balanca 0.1 for a database it did not record: it is not"
+                " replayed into {database} (see the README, 'The journal')",
+                path=LEGACY_JOURNAL, database=self.spec.describe(),
+            )  # fmt: skip
         self._pool = connection_pool(self.spec, self._reactor)
         self._queue.open()
         self._loop.start(FLUSH_INTERVAL, now=True)
+        if self.keep_days is not None:
+            self._prune_loop.start(PRUNE_INTERVAL, now=False)
 
     def stopService(self) -> Deferred[None]:
-        """Write everything pending, or keep it in the journal if the database is down.
+        """Put everything pending on disk, then give the database a few seconds to take it.
 
-        Readings that arrive from now on are not recorded. Fires when that is done and the
-        pools are closed.
+        Readings that arrive from now on are not recorded. Fires within about
+        STOP_WRITE_TIMEOUT + CLOSE_TIMEOUT seconds, whatever the database does.
         """
         if self._pool is None:
             return succeed(None)
         super().stopService()
-        if self._loop.running:
-            self._loop.stop()
+        for loop in (self._loop, self._prune_loop):
+            if loop.running:
+                loop.stop()
         return Deferred.fromCoroutine(self._stop())
 
     def reading(self, reading: Reading, payload: bytes) -> None:
@@ -179,6 +259,8 @@ class Store(Service):
             self.rows_refused += 1
             self.log.warn("reading {seq} not recorded: {error}", seq=reading.seq, error=error)
             return
+        if self._waiting_since is None:
+            self._waiting_since = self._clock.seconds()
         self._queue.add(row)
 
     def status(self, payload: bytes) -> None:
@@ -191,7 +273,8 @@ class Store(Service):
     def add_weighing(
         self, reading: Reading, reference: str | None, note: str | None
     ) -> Deferred[dict[str, Any]]:
-        """Store a weighing of `reading` (which must have a weight); fires with the stored row."""
+        """Store a weighing of `reading` (which must have a weight); fires with the stored row,
+        or fails with DatabaseUnavailable within CAPTURE_TIMEOUT seconds."""
         return Deferred.fromCoroutine(self._add_weighing(reading, reference, note))
 
     def weighings(self, limit: int, before: int | None = None) -> Deferred[list[dict[str, Any]]]:
@@ -223,6 +306,11 @@ class Store(Service):
         )
         return Deferred.fromCoroutine(self._select(sql, [*params, limit], reading_dict))
 
+    def prune(self) -> Deferred[int]:
+        """Delete this scale's readings older than `keep_days`, PRUNE_BATCH per statement;
+        fires with how many went."""
+        return Deferred.fromCoroutine(self._prune_old())
+
     def _wanted(self, reading: Reading) -> bool:
         # `stable`: a stable weight once, again after motion or another status came in between.
         if self.record != "stable":
@@ -240,6 +328,7 @@ class Store(Service):
         self._queue.save()
         if not self._writing.locked:
             self._writing.run(self._drain)
+        self._log_state()
 
     async def _drain(self) -> bool:
         """Write the backlog, oldest first, until it is empty; False if the database failed."""
@@ -249,8 +338,11 @@ class Store(Service):
             wrote = False
             while await self._queue.write_oldest(self._write):
                 wrote = True
+                self._waiting_since = self._clock.seconds() if self.backlog else None
             if not wrote and self._clock.seconds() - self._last_contact >= PING_INTERVAL:
                 await self._interact(_fetch, "SELECT 1", ())
+        except CancelledError:
+            raise
         except Exception as error:  # whatever failed, the rows stay queued
             self._degraded(error)
             return False
@@ -268,37 +360,71 @@ class Store(Service):
             applied=f", applied {', '.join(applied)}" if applied else "",
         )
 
-    async def _write(self, rows: list[Row]) -> None:
+    async def _write(self, rows: list[Row]) -> list[tuple[Row, str]]:
+        """Write `rows`; a batch the database refuses goes row by row, and the rows it refuses
+        come back with the reason, to be set aside."""
         started = self._clock.seconds()
+        aside: list[tuple[Row, str]] = []
         try:
-            await self._interact(_insert_many, self._insert_reading, rows)
+            try:
+                inserted = await self._interact(_insert_many, self._insert_reading, rows)
+            except DatabaseRefused as error:
+                cause = error.__cause__
+                if self._pool is None or cause is None or not refused(cause, self._pool.dbapi):
+                    raise
+                inserted, aside = await self._interact(
+                    _insert_each, self._insert_reading, rows, self._pool.dbapi
+                )
         except Exception:
             self.failures += 1
             raise
         self.last_batch_seconds = self._clock.seconds() - started
         self.batches += 1
-        self.rows_written += len(rows)
+        self.rows_written += inserted
+        for row, reason in aside:
+            if reason not in self._reasons_logged:
+                self._reasons_logged.add(reason)
+                self.log.warn(
+                    "database refused reading {seq} of run {run}: {reason}; set aside in the"
+                    " journal's dead letters (python -m balanca.store.deadletters list)",
+                    seq=row[2], run=row[1], reason=reason,
+                )  # fmt: skip
+        return aside
 
-    async def _interact(self, interaction: Callable[..., Any], *args: Any) -> Any:
+    async def _interact(self, interaction: Callable[..., T], *args: Any) -> T:
         """Run `interaction` in a pool thread, once more if the connection was lost."""
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             raise DatabaseUnavailable("the store is not running")
+        token = object()
+        self._in_flight[token] = self._clock.seconds()
         try:
-            result = await self._pool.runInteraction(interaction, *args)
-        except Exception as error:
-            if not lost_connection(error, self._pool.dbapi):
-                raise
-            if self._reachable:
-                self.log.info("database connection lost ({error}), trying again", error=error)
             try:
-                result = await self._pool.runInteraction(interaction, *args)
-            except Exception as again:
-                if not lost_connection(again, self._pool.dbapi):
-                    raise
-                self._degraded(again)
-                raise DatabaseUnavailable(self.last_error) from again
+                result: T = await pool.runInteraction(interaction, *args)
+            except Exception as error:
+                if not lost_connection(error, pool.dbapi):
+                    raise _refusal(error, pool.dbapi) from error
+                if self._reachable:
+                    self.log.info("database connection lost ({error}), trying again", error=error)
+                try:
+                    result = await pool.runInteraction(interaction, *args)
+                except Exception as again:
+                    if not lost_connection(again, pool.dbapi):
+                        raise _refusal(again, pool.dbapi) from again
+                    self._degraded(again)
+                    raise DatabaseUnavailable(self.last_error) from again
+        finally:
+            del self._in_flight[token]
         self._healthy()
         return result
+
+    async def _bounded(self, deferred: Deferred[T], seconds: float, what: str) -> T:
+        """`deferred`'s result, or DatabaseUnavailable once `seconds` have passed."""
+        deferred.addTimeout(seconds, self._clock)
+        try:
+            return await deferred
+        except TimeoutError:
+            raise DatabaseUnavailable(f"the database did not {what} within {seconds:g} s") from None
 
     async def _select(
         self, sql: str, params: list[Any], shape: Callable[[Row], dict[str, Any]]
@@ -315,50 +441,123 @@ class Store(Service):
             raise DatabaseUnavailable(self.last_error)
         row = encode_weighing(uuid.uuid4().hex, reading, self.run, reference, note)
         select = self.dialect.sql(f"SELECT {self._weighing_fields} FROM weighings WHERE uid = ?")
-        stored = await self._interact(_insert_and_fetch, self._insert_weighing, row, select)
-        return weighing_dict(stored)
+        stored = Deferred.fromCoroutine(
+            self._interact(_insert_and_fetch, self._insert_weighing, row, select)
+        )
+        return weighing_dict(await self._bounded(stored, CAPTURE_TIMEOUT, "store the weighing"))
 
     async def _flush(self) -> None:
         await self._queue.save()
         if not await self._writing.run(self._drain):
-            raise DatabaseUnavailable(self.last_error)
+            failed = (
+                DatabaseRefused
+                if self._failure_code == DatabaseRefused.code
+                else DatabaseUnavailable
+            )
+            raise failed(self.last_error)
 
     async def _stop(self) -> None:
         try:
-            await self._flush()
-        except DatabaseUnavailable:
             await self._queue.keep()
+            try:
+                await self._bounded(
+                    self._writing.run(self._drain), STOP_WRITE_TIMEOUT, "take the backlog"
+                )
+            except DatabaseUnavailable as error:
+                self.last_error = str(error)
             if self.backlog:
                 self.log.warn(
-                    "database {database} unavailable at stop: {count} readings kept in {path}"
-                    " for the next start",
-                    database=self.spec.describe(), count=self.backlog, path=self._queue.journal.path,
+                    "database {database} unavailable at stop ({error}): {count} readings kept in"
+                    " {path} for the next start",
+                    database=self.spec.describe(), error=self.last_error, count=self.backlog,
+                    path=self._queue.journal.path,
                 )  # fmt: skip
         finally:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
-            self._queue.close()
+            pool, self._pool = self._pool, None
+            closing = [self._queue.close()]
+            if pool is not None:
+                closing.append(close_in_background(pool, self._reactor))
             self._schema_ready = False
+            for closed in closing:
+                if closed is not None:
+                    try:
+                        await self._bounded(closed, CLOSE_TIMEOUT, "let go")
+                    except DatabaseUnavailable:
+                        self.log.info("database threads still busy at stop: not waiting for them")
+
+    async def _prune_old(self) -> int:
+        assert self.keep_days is not None, "prune needs keep_days"
+        cutoff = datetime.fromtimestamp(self._clock.seconds() - self.keep_days * 86400, tz=UTC)
+        params = (self.scale, utc_text(cutoff), PRUNE_BATCH)
+        total = 0
+        while (count := await self._interact(_delete, self._prune, params)) > 0:
+            total += count
+            if count < PRUNE_BATCH:
+                break
+        self.pruned += total
+        if total:
+            self.log.info(
+                "pruned {count} readings older than {days:g} days", count=total, days=self.keep_days
+            )
+        return total
+
+    def _prune_now(self) -> None:
+        if self._pruning or not self._schema_ready:
+            return
+        self._pruning = True
+
+        def done(result: object) -> None:
+            self._pruning = False
+
+        self.prune().addErrback(
+            lambda failure: self.log.warn("pruning failed: {error}", error=failure.value)
+        ).addBoth(done)
 
     def _degraded(self, error: BaseException) -> None:
-        self.last_error = f"{type(error).__name__}: {error}"
-        if self._reachable is not False:
-            self.log.warn(
-                "database {database} unavailable: {error} ({backlog} readings waiting)",
-                database=self.spec.describe(), error=self.last_error, backlog=self.backlog,
-            )  # fmt: skip
+        self.last_error = describe(error)
+        self._failure_code = getattr(error, "code", "db_unavailable")
         self._reachable = False
+        self._log_state()
 
     def _healthy(self) -> None:
         self._last_contact = self._clock.seconds()
-        if self._reachable is False:
-            self.log.info(
-                "database {database} is back ({backlog} readings to write)",
-                database=self.spec.describe(), backlog=self.backlog,
-            )  # fmt: skip
         self._reachable = True
         self.last_error = None
+        self._log_state()
+
+    def _log_state(self) -> None:
+        """One line per change of the state or its code, starting `database state:`."""
+        state, code = self.condition()
+        if (state, code) == self._logged_state or (self._logged_state is None and state == "ok"):
+            self._logged_state = (state, code)
+            return
+        self._logged_state = (state, code)
+        if state == "ok":
+            why = f"{self.backlog} readings to write"
+        elif code == "db_slow":
+            why = f"the oldest write has waited {self.oldest() or 0:.1f} s"
+        else:
+            why = f"{self.last_error}; {self.backlog} readings waiting"
+        self.log.info(
+            "database state: {state} [{code}] {database}: {why}",
+            state=state, code=code, database=self.spec.describe(), why=why,
+        )  # fmt: skip
+
+
+LEGACY_JOURNAL = "balanca-journal.sqlite3"
+"""Where 0.1 kept the journal of any MySQL database, in the working directory."""
+
+
+def describe(error: BaseException) -> str:
+    """An error in one line: its type and message."""
+    if isinstance(error, DatabaseUnavailable):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _refusal(error: Exception, dbapi: Any) -> Exception:
+    """A database's own error as DatabaseRefused; anything else (a bug) as it is."""
+    return DatabaseRefused(describe(error)) if isinstance(error, dbapi.Error) else error
 
 
 def new_run(seconds: float) -> str:
@@ -368,18 +567,40 @@ def new_run(seconds: float) -> str:
 
 
 def default_journal_path(spec: DatabaseSpec) -> str:
-    """Next to a SQLite database (`NAME-journal.sqlite3`), else in the working directory."""
+    """The journal of `spec`: next to a SQLite database (`NAME-journal.sqlite3`), else in the
+    working directory, named after the MySQL database and a hash of its identity."""
     if spec.dialect == "sqlite":
         return os.path.splitext(spec.path)[0] + "-journal.sqlite3"
-    return "balanca-journal.sqlite3"
+    digest = hashlib.sha256(identity(spec).encode()).hexdigest()[:10]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", spec.database)
+    return f"balanca-journal-{name}-{digest}.sqlite3"
 
 
-def _insert(table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-
-def _insert_many(txn: Any, sql: str, rows: list[Row]) -> None:
+def _insert_many(txn: Any, sql: str, rows: list[Row]) -> int:
     txn.executemany(sql, rows)
+    return int(txn.rowcount)
+
+
+def _insert_each(
+    txn: Any, sql: str, rows: list[Row], dbapi: Any
+) -> tuple[int, list[tuple[Row, str]]]:
+    """Insert `rows` one by one, keeping aside those the database refuses."""
+    inserted, aside = 0, []
+    for row in rows:
+        try:
+            txn.execute(sql, row)
+        except Exception as error:
+            if not refused(error, dbapi):
+                raise
+            aside.append((row, describe(error)))
+        else:
+            inserted += int(txn.rowcount)
+    return inserted, aside
+
+
+def _delete(txn: Any, sql: str, params: tuple[Any, ...]) -> int:
+    txn.execute(sql, params)
+    return int(txn.rowcount)
 
 
 def _fetch(txn: Any, sql: str, params: tuple[Any, ...]) -> list[Row]:

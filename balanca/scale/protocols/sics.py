@@ -13,7 +13,9 @@ whitespace-separated tokens, not columns:
 `S I` becomes a measurement with no weight and status `error`: the balance cannot tell its
 weight now, and a live view should show that rather than keep the last weight. Replies to
 `Z`, `T` and `TAC` become a `Reply`; so do `ES`/`ET`/`EL`, which do not name the command they
-answer: their `command` is empty (they answer the command sent last). A frame is a line from
+answer: their `command` is empty (they answer the command sent last). A refusal's text adds
+the balance's reason in words, and its `code` is `zero_out_of_range` (`Z +`, `Z -`) or
+`scale_refused`. A frame is a line from
 its first capital letter (what comes before is garbage) to its CR LF (or a lone CR or LF).
 """
 
@@ -30,9 +32,17 @@ from balanca.scale.protocols.base import (
 
 _COMMANDS = {"Z": "zero", "T": "tare", "TAC": "clear-tare"}
 _HEADS = {name: head for head, name in _COMMANDS.items()}
-_FAILED = {"I", "+", "-"}
-"""Statuses that say a command was not done (not executable, above or below a limit)."""
-_ERRORS = {"ES", "ET", "EL"}
+_FAILED = {
+    "I": "not executable now",
+    "+": "above the permitted range",
+    "-": "below the permitted range",
+}
+"""Statuses that say a command was not done, in words."""
+_ERRORS = {
+    "ES": "syntax error: command not recognised",
+    "ET": "transmission error",
+    "EL": "logical error: command not executable now",
+}
 _NO_WEIGHT = {
     "I": Measurement(None, stable=False, status="error"),
     "+": Measurement(None, stable=False, status="overload"),
@@ -51,7 +61,7 @@ def decode(frame: bytes, decimals: int | None = None) -> Measurement | Reply:
     text = frame_text(frame)
     tokens = text.split()
     if len(tokens) == 1 and tokens[0] in _ERRORS:
-        return Reply("", False, text)
+        return Reply("", False, f"{text} ({_ERRORS[text]})", code="scale_refused")
     if len(tokens) < 2:
         raise DecodeError("malformed", f"not an answer: {text!r}")
     head, status, rest = tokens[0], tokens[1], tokens[2:]
@@ -69,7 +79,13 @@ def decode(frame: bytes, decimals: int | None = None) -> Measurement | Reply:
         raise DecodeError("malformed", f"not an answer balanca asks for: {text!r}")
     if status in _FAILED:
         _arity(rest, 0, text)
-        return Reply(command, False, text)
+        outside = command == "zero" and status != "I"
+        return Reply(
+            command,
+            False,
+            f"{text} ({_FAILED[status]})",
+            code="zero_out_of_range" if outside else "scale_refused",
+        )
     if command == "tare" and status == "S":
         _arity(rest, 2, text)
         return Reply(command, True, text, parse_decimal(rest[0]))
@@ -105,7 +121,8 @@ def encode_reply(reply: Reply) -> bytes:
     if head is None:
         raise ValueError(f"MT-SICS has no reply for command {reply.command!r}")
     if not reply.ok:
-        return f"{head} I\r\n".encode("ascii")
+        status = "+" if reply.code == "zero_out_of_range" else "I"
+        return f"{head} {status}\r\n".encode("ascii")
     if head != "T":
         return f"{head} A\r\n".encode("ascii")
     if reply.tare is None:

@@ -1,7 +1,9 @@
 -- Readings and weighings (MySQL/MariaDB). DECIMAL(18,6) pads to 6 decimals, so the scale's
 -- own number of decimals is kept beside each weight. Times are UTC with the offset in seconds.
+-- MySQL commits each DDL statement by itself: every statement here must be safe to run twice
+-- (IF NOT EXISTS, guarded ALTERs), since a migration cut half-way is run again from the top.
 
-CREATE TABLE readings (
+CREATE TABLE IF NOT EXISTS readings (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
     scale VARCHAR(64) NOT NULL,
     run VARCHAR(40) NOT NULL,
@@ -21,7 +23,7 @@ CREATE TABLE readings (
     KEY readings_scale_time (scale, time)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
-CREATE TABLE weighings (
+CREATE TABLE IF NOT EXISTS weighings (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
     uid CHAR(32) NOT NULL,
     scale VARCHAR(64) NOT NULL,

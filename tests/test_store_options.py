@@ -1,0 +1,44 @@
+"""The store's options: `--keep-readings` and a SQLite path that cannot exist."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from twisted.internet.task import Clock
+from twisted.python import usage
+from twisted.trial.unittest import TestCase
+
+from balanca.tap import Options, makeService
+
+
+def parse(*args: str, env: dict[str, str] | None = None) -> Options:
+    options = Options(environ=env or {})
+    options.parseOptions(list(args))
+    return options
+
+
+class StoreOptions(TestCase):
+    def test_a_sqlite_path_in_a_missing_folder_is_a_usage_error_naming_it(self) -> None:
+        with self.assertRaises(usage.UsageError) as raised:
+            parse("--db", "sqlite:/no/such/dir/x.sqlite3")
+        self.assertIn("/no/such/dir", str(raised.exception))
+
+    def test_a_sqlite_path_in_the_working_directory_is_fine(self) -> None:
+        settings = parse("--db", "sqlite:x.sqlite3").settings
+        assert settings is not None
+        self.assertEqual(settings.db.path, "x.sqlite3")
+
+    def test_keep_readings_defaults_to_all_and_reaches_the_store(self) -> None:
+        self.assertIsNone(parse().settings.keep_readings)  # type: ignore[union-attr]
+        folder = tempfile.mkdtemp()
+        self.addCleanup(os.rmdir, folder)
+        options = parse("--keep-readings", "30", "--db", f"sqlite:{folder}/x.sqlite3")
+        self.assertEqual(makeService(options, Clock()).parts.store.keep_days, 30)
+        env = {"BALANCA_KEEP_READINGS": "7.5"}
+        self.assertEqual(parse(env=env).settings.keep_readings, 7.5)  # type: ignore[union-attr]
+
+    def test_keep_readings_must_be_a_positive_number(self) -> None:
+        for bad in ("0", "-3", "forever"):
+            with self.assertRaises(usage.UsageError):
+                parse("--keep-readings", bad)
