@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from balanca.records.seal import GENESIS, RECORD_KEYS, Record, seal
-from balanca.store.schema import Dialect
+from balanca.store.schema import WEIGHING_COLUMNS, Dialect, utc_text, weighing_dict
 
 STORED_KEYS = tuple(k for k in RECORD_KEYS if k != "voided_by")
+SEAL_KEYS = ("prev", "hash", "signature")
 COLUMNS = {key: ("transaction_id" if key == "transaction" else key) for key in STORED_KEYS}
 """Record key → column (`transaction` is a keyword in SQLite)."""
 BOOLEAN_KEYS = frozenset({"again"})
@@ -148,3 +150,40 @@ def _where(filters: Filters) -> tuple[str, list[Any]]:
             clauses.append(f"{column} {op} ?")
             params.append(value)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def seal_legacy(txn: Any, dialect: Dialect, key: Ed25519PrivateKey) -> int:
+    """Number and seal the weighings 0.1 wrote, in id order, once: at the first start of a
+    database that has them and no records yet. Returns how many were sealed."""
+    if head(txn, dialect) is not None:
+        return 0
+    fields = "id, " + ", ".join(WEIGHING_COLUMNS[1:])
+    txn.execute(f"SELECT {fields} FROM weighings ORDER BY id")
+    rows = list(txn.fetchall())
+    for row in rows:
+        old = weighing_dict(row)
+        draft = dict.fromkeys(k for k in STORED_KEYS if k not in ("number", *SEAL_KEYS))
+        draft.update(
+            kind="weighing",
+            scale=old["scale"],
+            run=old["run"],
+            seq=old["seq"],
+            time=old["time"],
+            captured=old["time"],
+            weight=old["weight"],
+            unit=old["unit"],
+            decimals=_decimals(old["weight"]),
+            mode=old["mode"],
+            tare=old["tare"],
+            status="ok",
+            reference=old["reference"],
+            note=old["note"],
+            again=False,
+        )
+        captured_utc = utc_text(datetime.fromisoformat(old["time"]))
+        append(txn, dialect, draft, key, captured_utc, f"0.1-weighing-{old['id']}")
+    return len(rows)
+
+
+def _decimals(text: str) -> int:
+    return len(text.partition(".")[2])

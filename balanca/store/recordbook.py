@@ -170,9 +170,9 @@ class RecordBook(Service):
 
     def _draft(self, fields: Mapping[str, Any], **values: Any) -> dict[str, Any]:
         """Every key of a record to be sealed, empty unless given."""
-        draft = dict.fromkeys(ledger.STORED_KEYS)
-        for key in ("number", "prev", "hash", "signature"):
-            del draft[key]
+        draft = dict.fromkeys(
+            k for k in ledger.STORED_KEYS if k not in ("number", *ledger.SEAL_KEYS)
+        )
         draft.update({k: v for k, v in fields.items() if k in draft})
         draft.update(values)
         draft["captured"] = isotime(local_time(self.clock.seconds()))
@@ -192,6 +192,13 @@ class RecordBook(Service):
     async def _check_at_start(self) -> None:
         while self.running:
             try:
+                sealed = await self.interact(ledger.seal_legacy, self.dialect, self.key)
+                if sealed:
+                    self.log.info(
+                        "records: sealed the {count} weighings recorded by 0.1 as records 1 to"
+                        " {count}, in id order",
+                        count=sealed,
+                    )
                 verdict = await self._check_all()
             except Exception as error:  # the database is away: try again shortly
                 self.log.info("records: chain not checked yet ({error})", error=error)

@@ -266,6 +266,19 @@ class Store(Service):
     def status(self, payload: bytes) -> None:
         """Hub subscriber: the scale's state is not recorded."""
 
+    def interact(self, interaction: Callable[..., T], *args: Any) -> Deferred[T]:
+        """Run `interaction(txn, *args)` in a database thread for another part of the store
+        (the record book), once the schema is ready; DatabaseUnavailable when it is not, or
+        when the database does not answer within CAPTURE_TIMEOUT seconds."""
+
+        async def bounded() -> T:
+            if not self._schema_ready:
+                raise DatabaseUnavailable(self.last_error)
+            done = Deferred.fromCoroutine(self._interact(interaction, *args))
+            return await self._bounded(done, CAPTURE_TIMEOUT, "answer")
+
+        return Deferred.fromCoroutine(bounded())
+
     def flush(self) -> Deferred[None]:
         """Write everything queued now; fails with DatabaseUnavailable if the database fails."""
         return Deferred.fromCoroutine(self._flush())
