@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from balanca.records.seal import GENESIS, RECORD_KEYS, Record, seal
+from balanca.store.idempotency import Receipt, keep_answer, receipt_cutoff
 from balanca.store.schema import WEIGHING_COLUMNS, Dialect, utc_text, weighing_dict
 
 STORED_KEYS = tuple(k for k in RECORD_KEYS if k != "voided_by")
@@ -58,11 +59,14 @@ def append(
     key: Ed25519PrivateKey,
     captured_utc: str,
     uid: str,
+    receipt: Receipt | None = None,
 ) -> Record:
     """Number, seal and insert `draft` (every record key but number and the seal's).
 
     `uid` names this capture: sent again (a retry after a lost connection whose first try
     had committed), it returns the record already written instead of writing a second one.
+    With a `receipt`, the answer to its Idempotency-Key (201 and the record) is kept in the
+    same transaction.
     """
     txn.execute(dialect.sql("SELECT number FROM record_captures WHERE uid = ?"), (uid,))
     if (done := txn.fetchone()) is not None:
@@ -83,6 +87,10 @@ def append(
     txn.execute(
         dialect.sql("INSERT INTO record_captures (uid, number) VALUES (?, ?)"), (uid, number)
     )
+    if receipt is not None:
+        keep_answer(
+            txn, dialect, receipt, (201, record), captured_utc, receipt_cutoff(captured_utc)
+        )
     return record
 
 

@@ -28,6 +28,7 @@ from balanca.records.key import fingerprint, key_info
 from balanca.records.parallel import ParallelCheck
 from balanca.records.seal import ChainCheck, Record, Verdict
 from balanca.store import ledger
+from balanca.store.idempotency import Receipt
 from balanca.store.schema import Dialect, utc_text
 
 CAPTURE_KINDS = ("weighing", "in", "out")
@@ -89,8 +90,11 @@ class RecordBook(Service):
 
     # Records in.
 
-    async def capture(self, reading: Reading, fields: Mapping[str, Any]) -> Record:
-        """Seal a capture of `reading` (kind and request fields in `fields`) and write it."""
+    async def capture(
+        self, reading: Reading, fields: Mapping[str, Any], receipt: Receipt | None = None
+    ) -> Record:
+        """Seal a capture of `reading` (kind and request fields in `fields`) and write it,
+        with the answer to `receipt`'s Idempotency-Key in the same transaction."""
         assert reading.weight is not None
         draft = self._draft(
             fields,
@@ -108,12 +112,14 @@ class RecordBook(Service):
             frame=reading.frame.hex() if reading.frame else None,
             again=bool(fields.get("again", False)),
         )
-        record = await self._append(draft)
+        record = await self._append(draft, receipt)
         self._captured[reading.scale] = True
         self._emptied[reading.scale] = False
         return record
 
-    async def void(self, number: int, reason: str, operator: str | None) -> Record:
+    async def void(
+        self, number: int, reason: str, operator: str | None, receipt: Receipt | None = None
+    ) -> Record:
         """Write a void record for record `number`; RecordRefused when it cannot be voided."""
 
         async def checked() -> Record:
@@ -132,7 +138,7 @@ class RecordBook(Service):
             draft = self._draft(
                 {"kind": "void", "voids": number, "reason": reason, "operator": operator}
             )
-            return await self._write(draft)
+            return await self._write(draft, receipt)
 
         return await self._appending.run(lambda: Deferred.fromCoroutine(checked()))
 
@@ -178,13 +184,15 @@ class RecordBook(Service):
         draft["captured"] = isotime(local_time(self.clock.seconds()))
         return draft
 
-    async def _append(self, draft: dict[str, Any]) -> Record:
-        return await self._appending.run(lambda: Deferred.fromCoroutine(self._write(draft)))
+    async def _append(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
+        return await self._appending.run(
+            lambda: Deferred.fromCoroutine(self._write(draft, receipt))
+        )
 
-    async def _write(self, draft: dict[str, Any]) -> Record:
+    async def _write(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
         captured_utc = utc_text(datetime.fromisoformat(draft["captured"]))
         record: Record = await self.interact(
-            ledger.append, self.dialect, draft, self.key, captured_utc, uuid.uuid4().hex
+            ledger.append, self.dialect, draft, self.key, captured_utc, uuid.uuid4().hex, receipt
         )
         self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
         return record
