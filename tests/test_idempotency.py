@@ -11,10 +11,12 @@ from twisted.internet.task import Clock
 
 from balanca.store.idempotency import Idempotency, KeyReused, Receipt
 from tests.storebase import MariaDBCase, SQLiteCase, make_reading
-from tests.test_recordbook import RecordBookCases
+from tests.test_recordbook import start_book
 
 
-class IdempotencyCases(RecordBookCases):
+class IdempotencyCases:
+    """Checks run on each database (mixed into the cases below)."""
+
     async def keys(self, clock: Any = None) -> tuple[Idempotency, Clock]:
         """Keys on a fresh store, timed by `clock` (default: a Clock set to a recent time)."""
         case: Any = self
@@ -62,7 +64,7 @@ class IdempotencyCases(RecordBookCases):
 
     async def test_a_records_answer_is_kept_in_the_records_own_transaction(self) -> None:
         keys, _ = await self.keys(reactor)  # the record book stamps with the reactor's time
-        book = await self.book()
+        book = await start_book(self)
         case: Any = self
         receipt = Receipt.of("k4", "/api/weighings", b'{"plate": "ABC1234"}')
         case.assertIsNone(await keys.begin(receipt))

@@ -19,17 +19,21 @@ from tests.storebase import MariaDBCase, SQLiteCase, make_reading, wait_until
 KEY = Ed25519PrivateKey.generate()
 
 
+async def start_book(case: Any, store: Store | None = None) -> RecordBook:
+    """A started record book on `store` (default: a fresh store of `case`), its chain checked."""
+    store = store or await case.start_store()
+    book = RecordBook(store.interact, store.dialect, KEY, reactor, store.run, {}, workers=2)
+    book.startService()
+    case.addCleanup(book.stopService)
+    await wait_until(lambda: book.state != "checking")
+    return book
+
+
 class RecordBookCases:
     """Checks run on each database (mixed into the cases below)."""
 
     async def book(self, store: Store | None = None) -> RecordBook:
-        case: Any = self
-        store = store or await case.start_store()
-        book = RecordBook(store.interact, store.dialect, KEY, reactor, store.run, {}, workers=2)
-        book.startService()
-        case.addCleanup(book.stopService)
-        await wait_until(lambda: book.state != "checking")
-        return book
+        return await start_book(self, store)
 
     async def test_concurrent_captures_on_four_scales_get_consecutive_numbers(self) -> None:
         book = await self.book()
