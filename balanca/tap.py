@@ -160,6 +160,7 @@ class Parts:
     live: LiveFactory
     store: Store
     site: Any
+    limiter: RateLimiter
 
 
 class BalancaService(service.MultiService):
@@ -193,9 +194,6 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         db = parse_db(options["db"])
     else:
         db = db_from_environment(environ) or parse_db("sqlite:balanca.sqlite3")
-    folder = os.path.dirname(db.path) or "."
-    if db.dialect == "sqlite" and not os.path.isdir(folder):
-        raise ValueError(f"--db sqlite:{db.path}: the folder {folder} does not exist")
     write_token = environ.get("BALANCA_TOKEN", "").strip() or None
     if options["token-file"]:
         write_token = read_token_file(options["token-file"])
@@ -323,6 +321,10 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     """Build the whole service from validated options."""
     settings = options.settings
     assert settings is not None, "postOptions validates the options"
+    folder = os.path.dirname(settings.db.path) or "."
+    if settings.db.dialect == "sqlite" and not os.path.isdir(folder):
+        # Checked at start, not when parsing: systemd's StateDirectory= makes it just before.
+        raise SystemExit(f"balanca: --db sqlite:{settings.db.path}: no folder {folder}")
     log = Logger(namespace="balanca")
     # Autobahn's per-frame debug logging costs CPU and floods the log.
     txaio.set_global_log_level("info")  # type: ignore[attr-defined]
@@ -378,7 +380,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         reactor,
     )
     collector.site = site
-    top.parts = Parts(hub, scale, link, live, store, site)
+    top.parts = Parts(hub, scale, link, live, store, site, limiter)
     # Services stop in reverse order: listeners, then the scale, then the store, which writes
     # everything the scale published before the process exits.
     store.setServiceParent(top)

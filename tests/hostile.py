@@ -236,6 +236,8 @@ class RawWebSocket(Protocol):
         self.opened: defer.Deferred[int] = defer.Deferred()
         self.closed: defer.Deferred[int | None] = defer.Deferred()
         self._buffer = b""
+        self.status = 0
+        self.body = b""
         self._waiting: list[tuple[int, defer.Deferred[None]]] = []
 
     def connectionMade(self) -> None:
@@ -257,7 +259,11 @@ class RawWebSocket(Protocol):
             if not found:
                 self._buffer = head
                 return
-            self.opened.callback(int(head.split()[1]))
+            self.status = int(head.split()[1])
+            self.opened.callback(self.status)
+        if self.status != 101:  # a refusal: its body is JSON, not frames
+            self.body = self._buffer
+            return
         while (frame := self._next_frame()) is not None:
             self._handle(*frame)
 

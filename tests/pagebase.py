@@ -1,12 +1,19 @@
 """Fixtures for the live view's browser tests: the real service as a child process
-(`tests.child`: a test can stop, freeze and restart it on the same address) and the system's
-headless Chromium driven by Playwright. No browser is ever downloaded: a missing one skips,
-or fails in CI."""
+(`tests.child`: a test can stop, freeze and restart it on the same address), the system's
+headless Chromium driven by Playwright, and a MariaDB database behind a proxy the test can
+cut. No browser is ever downloaded: a missing one skips, or fails in CI.
+
+`python -m tests.pagebase dbproxy` runs tests.dbproxy's cuttable proxy in a process of its own
+(the page tests have no reactor): it prints its port, then obeys `cut` and `restore` lines.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,11 +30,13 @@ __all__ = [
     "ARTIFACTS",
     "REPO",
     "Browser",
+    "DatabaseProxy",
     "Page",
     "PageWatch",
     "Service",
     "chromium",
     "expect",
+    "mariadb",
     "running",
 ]
 
@@ -96,3 +105,108 @@ class PageWatch:
             for u in self.urls
             if not (u.startswith(origin + "/") or u.startswith(ws_origin + "/"))
         ]
+
+
+@contextmanager
+def mariadb() -> Iterator[str]:
+    """A fresh database on the local MariaDB (its name), dropped afterwards."""
+    import pymysql  # the `mysql` extra: only these tests need it
+
+    from tests.storebase import MARIADB
+
+    try:
+        pymysql.connect(**MARIADB, connect_timeout=3).close()
+    except pymysql.err.Error as error:
+        skip_or_fail(f"no MariaDB at 127.0.0.1:3306: {error}")
+    name = f"balanca_page_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+
+    def run(sql: str) -> None:
+        connection = pymysql.connect(**MARIADB)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            connection.close()
+
+    run(f"CREATE DATABASE `{name}`")
+    try:
+        yield name
+    finally:
+        run(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+class DatabaseProxy:
+    """tests.dbproxy's CuttableProxy to MariaDB, in a child process: `cut()` closes every
+    connection through it and refuses new ones, `restore()` accepts them again."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.pagebase", "dbproxy"],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.port = int(self._reply())
+
+    def _reply(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise AssertionError(f"the proxy exited ({self.process.wait()})")
+        return line.strip()
+
+    def _say(self, command: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        assert self._reply() == "ok"
+
+    def cut(self) -> None:
+        self._say("cut")
+
+    def restore(self) -> None:
+        self._say("restore")
+
+    def close(self) -> None:
+        """Closing its stdin stops it."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _serve_proxy() -> None:
+    """The child side of DatabaseProxy."""
+    from twisted.internet import defer, reactor, stdio
+    from twisted.protocols.basic import LineReceiver
+
+    from tests.dbproxy import CuttableProxy
+
+    proxy = CuttableProxy()
+    proxy.restore()
+
+    class Commands(LineReceiver):
+        delimiter = b"\n"
+
+        def connectionMade(self) -> None:
+            self.sendLine(str(proxy.port).encode())
+
+        def lineReceived(self, line: bytes) -> None:
+            if line == b"restore":
+                proxy.restore()
+            done = defer.ensureDeferred(proxy.cut()) if line == b"cut" else defer.succeed(None)
+            done.addCallback(lambda _: self.sendLine(b"ok"))
+
+        def connectionLost(self, reason: Any = None) -> None:
+            reactor.stop()  # type: ignore[attr-defined]
+
+    stdio.StandardIO(Commands())
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["dbproxy"]:
+    _serve_proxy()

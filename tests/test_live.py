@@ -72,6 +72,9 @@ class LiveStream(LiveCase):
     def test_a_peer_that_never_answers_pings_is_dropped_within_interval_plus_timeout(
         self,
     ) -> defer.Generator:
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
         yield self.start("--ping-interval", "1", "--ping-timeout", "1")
         live = self.service.parts.live
         silent = yield connect_silent("::1", self.port())
@@ -83,6 +86,10 @@ class LiveStream(LiveCase):
         self.assertLess(elapsed, 1 + 1 + 1.0)
         self.assertGreater(elapsed, 0.9, "a pong gets the whole timeout")
         self.assertEqual(len(live.clients), 0)
+        drops = [formatEvent(e) for e in events if "did not answer a ping" in formatEvent(e)]
+        self.assertEqual(len(drops), 1)
+        self.assertRegex(drops[0], r"^WebSocket keepalive: \[::1\]:\d+ did not answer")
+        self.assertTrue(GREP.search(drops[0]))
         silent.transport.abortConnection()
 
     @defer.inlineCallbacks

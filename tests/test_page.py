@@ -1,8 +1,13 @@
 """The live view in a real headless Chromium, against the real service with its simulator.
 
 Most tests share one service and one page left open for the whole module, as on a kiosk;
-the tests that stop, freeze or lock the service start their own. The simulator's cycle is
-18 s: stable zero (2 s), loading (2 s), a stable load (8 s), unloading (2 s), zero (4 s).
+the tests that stop, freeze or lock the service, or need a scale on a pty or a database that
+can be cut, start their own. The simulator's cycle is 18 s: stable zero (2 s), loading (2 s),
+a stable load (8 s), unloading (2 s), zero (4 s).
+
+The page speaks only its own language: every text on screen must be one of web/i18n.js's
+texts for the language shown (`assert_in_language`), whatever state the scale and the
+database are in and whatever the service refused (`shows_in_both_languages`).
 """
 
 from __future__ import annotations
@@ -13,24 +18,32 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import serial
 
+from balanca.reading import Measurement
+from tests.child import free_port
 from tests.pagebase import (
     ARTIFACTS,
     REPO,
     Browser,
+    DatabaseProxy,
     Page,
     PageWatch,
     Service,
     chromium,
     expect,
+    mariadb,
     running,
 )
+from tests.ptyscale import PtyScale
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
@@ -45,11 +58,63 @@ STABLE_LOAD = """() => document.body.dataset.connection === "live"
 STABLE_ZERO = """() => document.body.dataset.connection === "live"
     && document.body.dataset.stable === "true"
     && Number(document.getElementById("weight").textContent) === 0"""
+HEAVY_LOAD = """() => document.body.dataset.connection === "live"
+    && document.body.dataset.stable === "true" && document.body.dataset.status === "ok"
+    && Number(document.getElementById("weight").textContent) > 1000"""
 IN_MOTION = """() => document.body.dataset.connection === "live"
     && document.body.dataset.stable === "false" """
 SERVICE_ANSWER = re.compile(
-    r"^(Tara|Zero): (feito|não feito) \(.+\)$|^Recusado \((409|501|503)\): .+$"
+    r"^(Tara feita\.|Balança zerada\.|Tara limpa\.)$|^Recusado \((409|501|503)\): .+$"
 )
+LANGUAGES = ("pt-BR", "en")
+SUBMIT = """() => document.getElementById("weigh-form").requestSubmit()"""
+# Every text the operator can see or hear: visible text nodes (screen-reader-only ones too),
+# labels and the title; the weight, its unit and the weighings' rows are data, not words.
+ON_SCREEN = """() => {
+  const data = ["#weight", "#unit", "#weighings"];
+  const texts = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim();
+    const el = node.parentElement;
+    if (text && el.checkVisibility() && !data.some((id) => el.closest(id))) texts.push(text);
+  }
+  for (const el of document.querySelectorAll("[aria-label]")) {
+    if (el.checkVisibility()) texts.push(el.getAttribute("aria-label"));
+  }
+  texts.push(document.title);
+  return texts;
+}"""
+# Words of the server's English reasons and details (and of 0.1's page, which showed them),
+# never on the Portuguese page; and Portuguese words never on the English one.
+FOREIGN_WORDS = {
+    "pt-BR": re.compile(
+        r"\b(the|scale|frames?|connection|closed|cleanly|database|unavailable|weighing|needs|"
+        r"stable|device|removed|found|refused|error|tared|zeroed|cleared|lost|waiting|stale|"
+        r"motion|not|supported|OperationalError|MySQL)\b",
+        re.IGNORECASE,
+    ),
+    "en": re.compile(
+        r"(balança|pesagem|conexão|banco|dados|recusad|aguard|leitura|não|feit|zerad|limp|"
+        r"movimento|desconectad|dispositivo)",
+        re.IGNORECASE,
+    ),
+}
+HEADER_ROW = """() => {
+  const items = [...document.querySelector("header.bar").children]
+    .filter((el) => el.checkVisibility() && el.getBoundingClientRect().width > 1);
+  const boxes = items.map((el) => el.getBoundingClientRect());
+  return {
+    items: items.map((el) => el.id || el.className),
+    shareARow: Math.max(...boxes.map((b) => b.top)) < Math.min(...boxes.map((b) => b.bottom)),
+    right: Math.max(...boxes.map((b) => b.right)),
+    width: document.documentElement.clientWidth,
+    scrollWidth: document.documentElement.scrollWidth,
+  };
+}"""
+ASKED_OR_ANSWERED = """() => document.getElementById("token-dialog").open
+    || document.getElementById("answer").textContent !== "" """
+Expected = dict[str, "str | Callable[[dict[str, Any]], str]"]
 
 
 @dataclass
@@ -110,6 +175,78 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+def say(text: dict[str, Any], key: str, **params: object) -> str:
+    """web/i18n.js's text at `key` ("codes.tared") in one language's table, filled in."""
+    value: Any = text
+    for part in key.split("."):
+        value = value[part]
+    assert isinstance(value, str), key
+    for name, param in params.items():
+        value = value.replace(f"{{{name}}}", str(param))
+    return value
+
+
+def refusal(status: int, code: str) -> Callable[[dict[str, Any]], str]:
+    """The answer line for a refusal with HTTP `status` and machine `code`."""
+    return lambda text: f"{say(text, 'refused', status=status)} {say(text, 'codes.' + code)}"
+
+
+def templates(table: dict[str, Any]) -> Iterator[re.Pattern[str]]:
+    """Every text of a language's table as a pattern, its `{placeholders}` matching anything."""
+    for value in table.values():
+        if isinstance(value, dict):
+            yield from templates(value)
+        else:
+            parts = re.split(r"\{\w+\}", value)
+            yield re.compile(".+".join(re.escape(part) for part in parts))
+
+
+def assert_in_language(page: Page, lang: str) -> None:
+    """Every text on screen is one of the page's own texts in `lang`, with no word of the
+    server's English (or, in English, of Portuguese) slipped in through a placeholder."""
+    table = page.evaluate("TEXT")[lang]
+    patterns = list(templates(table))
+    shown = [text for text in page.evaluate(ON_SCREEN) if text not in ("—", "----")]
+    untranslated = [text for text in shown if not any(p.fullmatch(text) for p in patterns)]
+    assert untranslated == [], f"not in {lang}'s texts: {untranslated}"
+    foreign = [text for text in shown if FOREIGN_WORDS[lang].search(text)]
+    assert foreign == [], f"foreign words on the {lang} page: {foreign}"
+
+
+def assert_header_is_one_row(page: Page) -> None:
+    header = page.evaluate(HEADER_ROW)
+    assert header["shareARow"], f"the header wraps: {header}"
+    assert header["right"] <= header["width"] and header["scrollWidth"] <= header["width"], header
+
+
+def set_language(page: Page, lang: str) -> None:
+    if page.get_attribute("html", "lang") != lang:
+        page.click("#language")
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+
+
+def shows_in_both_languages(page: Page, expected: Expected) -> None:
+    """The page shows `expected` (selector: i18n key, or a function of the language's table)
+    in Portuguese and, after the switch, in English, with nothing else untranslated and the
+    header on one row; then it is switched back to Portuguese."""
+    for lang in LANGUAGES:
+        set_language(page, lang)
+        text = page.evaluate("TEXT")[lang]
+        for selector, key in expected.items():
+            want = key(text) if callable(key) else say(text, key) if key else ""
+            expect(page.locator(selector)).to_have_text(want, timeout=15_000)
+        assert_in_language(page, lang)
+        assert_header_is_one_row(page)
+    set_language(page, "pt-BR")
+
+
+def submit_weighing(page: Page) -> None:
+    """Submit the weighing form as a click racing the scale would: the page has disabled the
+    button, the service must refuse it on its own."""
+    fresh_answer(page)
+    page.evaluate(SUBMIT)
+
+
 def test_the_page_shows_the_simulated_weight_changing_live_with_its_badge(kiosk: Kiosk) -> None:
     page = kiosk.page
     expect(body(page)).to_have_attribute("data-connection", "live", timeout=15_000)
@@ -127,6 +264,8 @@ def test_a_weighing_recorded_with_the_button_appears_in_the_table(kiosk: Kiosk) 
     page = kiosk.page
     for _ in range(3):
         page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)
+        expect(page.locator("#record")).to_be_enabled()
+        expect(page.locator("#record-why")).to_be_empty()
         page.fill("#reference", "ABC-1234")
         fresh_answer(page)
         page.click("#record")
@@ -144,28 +283,48 @@ def test_a_weighing_recorded_with_the_button_appears_in_the_table(kiosk: Kiosk) 
     expect(page.locator("#reference")).to_have_value("")
 
 
-def test_recording_while_in_motion_shows_the_services_409_and_its_detail(kiosk: Kiosk) -> None:
+def test_in_motion_recording_is_disabled_with_the_reason_and_the_service_refuses_it(
+    kiosk: Kiosk,
+) -> None:
     page = kiosk.page
+    page.wait_for_function(IN_MOTION, timeout=CYCLE_MS)
+    expect(page.locator("#record")).to_be_disabled()
+    expect(page.locator("#record-why")).to_have_text("Aguarde o peso estabilizar.")
     for _ in range(3):
         page.wait_for_function(IN_MOTION, timeout=CYCLE_MS)
-        fresh_answer(page)
-        page.click("#record")
+        submit_weighing(page)
         answer = wait_for_answer(page)
         if "409" in answer:
             break
         page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)  # it had settled: try next motion
-    assert re.fullmatch(r"Recusado \(409\): .+ — .+", answer), answer
+    # The service's code in the page's words; its English detail stays in the console.
+    assert answer == "Recusado (409): Balança em movimento: uma pesagem precisa de peso estável."
     expect(page.locator("#answer")).to_have_attribute("data-tone", "error")
+    set_language(page, "en")
+    expect(page.locator("#answer")).to_have_text(
+        "Refused (409): Scale in motion: a weighing needs a stable weight."
+    )
+    set_language(page, "pt-BR")
 
 
-def test_tare_and_zero_show_the_services_answer(kiosk: Kiosk) -> None:
+def test_tare_zero_and_clear_tare_show_the_services_answer_in_the_pages_words(
+    kiosk: Kiosk,
+) -> None:
     page = kiosk.page
-    for button in ("#tare-button", "#zero-button"):
+    expect(page.locator("#clear-tare-button")).to_have_text("Limpar tara")
+    for button, done in (
+        ("#tare-button", "Tara feita."),
+        ("#zero-button", "Balança zerada."),
+        ("#clear-tare-button", "Tara limpa."),
+    ):
         page.wait_for_function(STABLE_ZERO, timeout=CYCLE_MS)  # harmless on an empty platform
         fresh_answer(page)
         page.click(button)
-        answer = wait_for_answer(page)
-        assert SERVICE_ANSWER.match(answer), answer
+        assert wait_for_answer(page) == done
+    set_language(page, "en")
+    expect(page.locator("#answer")).to_have_text("Tare cleared.")
+    expect(page.locator("#clear-tare-button")).to_have_text("Clear tare")
+    set_language(page, "pt-BR")
 
 
 def test_screen_readers_hear_each_new_stable_weight_once_not_every_frame(kiosk: Kiosk) -> None:
@@ -220,14 +379,21 @@ def test_screenshots_of_the_live_view_at_desktop_and_phone_sizes(
 
 def test_every_control_is_reachable_with_the_keyboard(kiosk: Kiosk) -> None:
     page = kiosk.page
+    page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)  # "Registrar pesagem" is enabled
     page.evaluate("document.activeElement && document.activeElement.blur()")
     focused = []
     for _ in range(8):
         page.keyboard.press("Tab")
         focused.append(page.evaluate("document.activeElement.id"))
-    assert {"language", "reference", "record", "tare-button", "zero-button"} <= set(focused), (
-        focused
-    )
+    controls = {
+        "language",
+        "reference",
+        "record",
+        "tare-button",
+        "zero-button",
+        "clear-tare-button",
+    }
+    assert controls <= set(focused), focused
 
 
 def test_the_page_fetches_nothing_outside_the_service_and_logs_no_error(kiosk: Kiosk) -> None:
@@ -343,3 +509,234 @@ def sign_in(page: Page, token: str) -> None:
     page.fill("#token-input", token)
     page.click("#token-dialog button[value=ok]")
     expect(dialog).to_be_hidden()
+
+
+# The machine codes the service may send (DESIGN.md, README "HTTP API"): each needs its text.
+API_CODES = {
+    *("unauthorized", "forbidden_origin", "not_found", "method_not_allowed", "request_timeout"),
+    *("payload_too_large", "headers_too_large", "bad_request", "rate_limited", "no_reading"),
+    *("scale_stale", "scale_disconnected", "scale_not_live", "scale_in_motion", "scale_status"),
+    *("same_load", "below_minimum", "command_unsupported", "command_timeout", "scale_busy"),
+    *("scale_refused", "zero_out_of_range", "db_unavailable", "db_error", "internal_error"),
+}
+REPLY_CODES = {"tared", "zeroed", "tare_cleared"}
+STATE_CODES = {
+    *("connecting", "waiting", "live", "no_frames", "device_removed", "device_not_found"),
+    *("device_busy", "connection_lost", "connection_refused", "open_failed"),
+}
+DB_CODES = {"ok", "db_unavailable", "db_slow"}
+
+
+def test_both_languages_have_a_text_for_every_code_and_the_same_keys(kiosk: Kiosk) -> None:
+    text = kiosk.page.evaluate("TEXT")
+
+    def keys(table: dict[str, Any], prefix: str = "") -> set[str]:
+        return {
+            name
+            for key, value in table.items()
+            for name in (
+                keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+            )
+        }
+
+    assert keys(text["pt-BR"]) == keys(text["en"])
+    for lang in LANGUAGES:
+        assert set(text[lang]["codes"]) == API_CODES | REPLY_CODES, lang
+        assert set(text[lang]["states"]) == STATE_CODES, lang
+        assert set(text[lang]["db"]) == DB_CODES, lang
+        for words in templates(text[lang]):  # no foreign word in the tables themselves
+            assert not FOREIGN_WORDS[lang].search(words.pattern), (lang, words.pattern)
+
+
+def test_a_zero_refused_by_the_indicator_reads_in_either_language(kiosk: Kiosk) -> None:
+    """The simulated truck scale zeroes within ±900 kg of its power-up zero only."""
+    page = kiosk.page
+    page.wait_for_function(HEAVY_LOAD, timeout=3 * CYCLE_MS)
+    fresh_answer(page)
+    page.click("#zero-button")
+    shows_in_both_languages(page, {"#answer": refusal(409, "zero_out_of_range")})
+
+
+def test_a_code_the_page_does_not_know_shows_as_unexpected_naming_the_code(kiosk: Kiosk) -> None:
+    page = kiosk.page  # a newer service may send codes this page has no words for
+    page.evaluate("""() => showCode("error", "flux_capacitor", 500)""")
+    expect(page.locator("#answer")).to_have_text(
+        "Recusado (500): Erro inesperado (código flux_capacitor)"
+    )
+    set_language(page, "en")
+    expect(page.locator("#answer")).to_have_text(
+        "Refused (500): Unexpected error (code flux_capacitor)"
+    )
+    set_language(page, "pt-BR")
+
+
+def test_the_phone_header_is_one_row_in_both_languages(browser: Browser, kiosk: Kiosk) -> None:
+    context = browser.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        page.goto(f"{kiosk.service.origin}/")
+        expect(body(page)).to_have_attribute("data-connection", "live", timeout=15_000)
+        expect(page.locator("#database")).to_be_visible(timeout=15_000)
+        expect(page.locator("#simulated")).to_be_visible()
+        for lang in LANGUAGES:
+            set_language(page, lang)
+            assert_header_is_one_row(page)
+            assert_in_language(page, lang)
+    finally:
+        context.close()
+
+
+def test_every_scale_state_and_refusal_reads_in_either_language(browser: Browser) -> None:
+    """A prix scale on a pty (polled, no commands): missing at start, plugged but silent,
+    live, in motion, stale and unplugged, each with what the service refuses then."""
+    scale = PtyScale("prix")  # not plugged yet: the device is missing when the service starts
+    stable = Measurement(Decimal("1.250"), "kg", True)
+    try:
+        with running("--scale", scale.spec(), "--stale-after", "6") as service:
+            context = browser.new_context(viewport=PHONE)
+            try:
+                page = context.new_page()
+                watch = PageWatch(page)
+                page.goto(f"{service.origin}/")
+                not_live: Expected = {
+                    "#connection-text": "scale-disconnected",
+                    "#record-why": "recordNotLive",
+                }
+                shows_in_both_languages(
+                    page, {**not_live, "#reason": "states.device_not_found", "#answer": ""}
+                )
+                page.click("#zero-button")
+                shows_in_both_languages(page, {"#answer": refusal(503, "scale_disconnected")})
+
+                scale.plug()  # connected, no frame yet (for up to --stale-after)
+                shows_in_both_languages(
+                    page, {"#connection-text": "waiting", "#reason": "states.waiting"}
+                )
+
+                scale.measurement = stable
+                shows_in_both_languages(
+                    page, {"#connection-text": "live", "#reason": "", "#record-why": ""}
+                )
+                for button in ("#tare-button", "#clear-tare-button"):
+                    page.click(button)  # prix has neither: the button goes away
+                    shows_in_both_languages(page, {"#answer": refusal(501, "command_unsupported")})
+                    expect(page.locator(button)).to_be_hidden()
+                expect(page.locator("#zero-button")).to_be_visible()
+
+                # In motion a Prix shows no weight at all (IIIII): the service's refusal is
+                # scale_status (the simulator's scale_in_motion is the kiosk tests').
+                scale.measurement = Measurement(Decimal("1.300"), "kg", False)
+                shows_in_both_languages(page, {"#record-why": "recordInMotion"})
+                expect(page.locator("#record")).to_be_disabled()
+                submit_weighing(page)
+                shows_in_both_languages(page, {"#answer": refusal(409, "scale_status")})
+
+                scale.measurement = None  # the scale stops answering polls
+                shows_in_both_languages(
+                    page,
+                    {"#connection-text": "stale", "#reason": "states.no_frames",
+                     "#record-why": "recordNotLive"},
+                )  # fmt: skip
+                submit_weighing(page)
+                shows_in_both_languages(page, {"#answer": refusal(409, "scale_not_live")})
+
+                scale.unplug()
+                shows_in_both_languages(page, {**not_live, "#reason": "states.device_removed"})
+                # What the server said in English is kept for whoever debugs, in the console.
+                assert not [e for e in watch.errors if e.startswith("uncaught")], watch.errors
+            finally:
+                context.close()
+    finally:
+        scale.unplug()
+        shutil.rmtree(scale.link.parent, ignore_errors=True)
+
+
+def test_the_database_state_is_shown_and_recording_waits_for_it(browser: Browser) -> None:
+    """MariaDB through a proxy the test cuts: the header says so with the backlog, "Registrar
+    pesagem" is disabled with the reason, and a weighing the service is asked for anyway is
+    refused with db_unavailable in the page's words; a wrong token is refused as such."""
+    secrets = Path(tempfile.mkdtemp(prefix="balanca-tokens-"))
+    (secrets / "write").write_text("writer-secret\n")
+    proxy = DatabaseProxy()
+    try:
+        with mariadb() as name:
+            db = f"mysql://root@127.0.0.1:{proxy.port}/{name}"
+            locked = ("--token-file", str(secrets / "write"))
+            with running("--db", db, "--record", "all", *locked) as service:
+                context = browser.new_context(viewport=PHONE)
+                try:
+                    page = context.new_page()
+                    page.goto(f"{service.origin}/")
+                    expect(body(page)).to_have_attribute("data-connection", "live", timeout=15_000)
+                    shows_in_both_languages(page, {"#database-text": "db.ok"})
+                    expect(body(page)).to_have_attribute("data-db", "ok")
+
+                    page.click("#zero-button")
+                    sign_in(page, "not-the-token")
+                    shows_in_both_languages(page, {"#answer": refusal(401, "unauthorized")})
+
+                    proxy.cut()
+                    shows_in_both_languages(
+                        page,
+                        {"#database-text": "db.db_unavailable", "#record-why": "recordNoDatabase"},
+                    )
+                    expect(body(page)).to_have_attribute("data-db", "degraded")
+                    expect(page.locator("#record")).to_be_disabled()
+                    # Readings wait in the backlog meanwhile, and the header counts them.
+                    backlog = re.compile(r"^(1 leitura|(?!1 )[1-9]\d* leituras) na fila$")
+                    expect(page.locator("#database-backlog")).to_have_text(backlog)
+                    # Asked anyway (a racing click), the service refuses: no database.
+                    for _ in range(3):
+                        page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)
+                        submit_weighing(page)
+                        page.wait_for_function(ASKED_OR_ANSWERED, timeout=10_000)
+                        if page.locator("#token-dialog").is_visible():
+                            sign_in(page, "writer-secret")  # the wrong one was forgotten
+                        answer = wait_for_answer(page)
+                        if "409" not in answer:  # the load may move between check and submit
+                            break
+                    shows_in_both_languages(page, {"#answer": refusal(503, "db_unavailable")})
+
+                    proxy.restore()
+                    shows_in_both_languages(page, {"#database-text": "db.ok"})
+                    page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)
+                    expect(page.locator("#record")).to_be_enabled()
+                finally:
+                    context.close()
+    finally:
+        proxy.close()
+        shutil.rmtree(secrets, ignore_errors=True)
+
+
+@contextmanager
+def unreachable_scale(code: str) -> Iterator[str]:
+    """A `--scale` spec the service cannot open, for the reason `code` names."""
+    if code == "connection_refused":
+        yield f"tcp:127.0.0.1:{free_port()}:protocol=toledo"  # nothing listens there
+        return
+    scale = PtyScale("prix").plug()
+    other = serial.Serial(str(scale.link), exclusive=True)  # another program holds the port
+    try:
+        yield scale.spec()
+    finally:
+        other.close()
+        scale.unplug()
+        shutil.rmtree(scale.link.parent, ignore_errors=True)
+
+
+@pytest.mark.parametrize("code", ["connection_refused", "device_busy"])
+def test_a_scale_that_cannot_be_opened_is_named_in_either_language(
+    browser: Browser, code: str
+) -> None:
+    with unreachable_scale(code) as spec, running("--scale", spec) as service:
+        context = browser.new_context(viewport=PHONE)
+        try:
+            page = context.new_page()
+            page.goto(f"{service.origin}/")
+            shows_in_both_languages(
+                page,
+                {"#connection-text": "scale-disconnected",
+                 "#reason": f"states.{code}", "#record-why": "recordNotLive"},
+            )  # fmt: skip
+        finally:
+            context.close()

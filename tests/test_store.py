@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import glob
 import io
+import os
 import shutil
+import sqlite3
 from contextlib import redirect_stdout
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pymysql
+from twisted.enterprise import adbapi
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from balanca.config import DatabaseSpec
+from balanca.http.metrics import BalancaCollector
 from balanca.hub import Hub
 from balanca.reading import Reading, Status
-from balanca.store import deadletters, schema
+from balanca.store import deadletters, prune, schema
 from balanca.store import store as store_module
 from balanca.store.backlog import BATCH
-from balanca.store.schema import migrations
-from balanca.store.store import FLUSH_INTERVAL, DatabaseRefused, Store, default_journal_path
+from balanca.store.journal import dump, open_file
+from balanca.store.schema import encode_reading, identity, migrations
+from balanca.store.store import (
+    FLUSH_INTERVAL,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    Store,
+    default_journal_path,
+)
 from tests.storebase import (
     MARIADB,
     START,
@@ -256,6 +268,31 @@ class StoreOptionTests(SQLiteCase):
             r"^balanca-journal-plant-[0-9a-f]{10}\.sqlite3$",
         )
 
+    async def test_a_journal_of_another_database_is_moved_aside_and_never_replayed(self) -> None:
+        other = DatabaseSpec("mysql", host="db.example", database="plant")
+        opened = open_file(self.journal_path, identity(other))
+        self.assertEqual(opened.foreign, None)
+        with sqlite3.connect(self.journal_path) as connection:
+            connection.execute("INSERT INTO pending (row) VALUES (?)", (dump(encoded(1)),))
+        lines = self.logged()
+        store = await self.start_store(record="all")
+        store.reading(make_reading(2), b"")
+        await store.flush()
+        self.assertEqual(self.query("SELECT seq FROM readings"), [(2,)])
+        [moved] = glob.glob(os.path.join(self.directory, "journal.foreign-*.sqlite3"))
+        with sqlite3.connect(moved) as connection:
+            self.assertEqual(connection.execute("SELECT COUNT(*) FROM pending").fetchone(), (1,))
+        [line] = [line for line in lines if "belongs to another database" in line]
+        self.assertIn("mysql://db.example:3306/plant", line)
+        self.assertIn(moved, line)
+
+    async def test_a_journal_of_this_database_is_replayed_at_start(self) -> None:
+        open_file(self.journal_path, identity(self.spec()))
+        with sqlite3.connect(self.journal_path) as connection:
+            connection.execute("INSERT INTO pending (row) VALUES (?)", (dump(encoded(1)),))
+        await self.start_store()
+        self.assertEqual(self.query("SELECT seq FROM readings"), [(1,)])
+
     def test_each_start_gets_its_own_run(self) -> None:
         self.assertNotEqual(self.make_store().run, self.make_store().run)
 
@@ -271,6 +308,27 @@ class StoreOptionTests(SQLiteCase):
         await store.flush()
         self.assertEqual([r["weight"] for r in await store.readings()], ["5.25"])
         hub.stop()
+
+
+class CutAfter:
+    """A transaction whose connection is lost after `statements` statements."""
+
+    def __init__(self, txn: Any, statements: int) -> None:
+        self.txn, self.left = txn, statements
+
+    def execute(self, *args: Any) -> Any:
+        if not self.left:
+            raise adbapi.ConnectionLost()
+        self.left -= 1
+        return self.txn.execute(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.txn, name)
+
+
+def encoded(seq: int) -> tuple[object, ...]:
+    """The row of reading `seq`, as the journal keeps it."""
+    return encode_reading(make_reading(seq), "earlier-run")
 
 
 def _refused_reading(seq: int) -> Reading:
@@ -292,6 +350,9 @@ class StoreRobustnessTests(Base):
         letters = self.dead_letters()
         self.assertEqual([row["seq"] for _, row in letters], [2, 4])
         self.assertEqual(store.health()["dead_letters"], 2)
+        series = BalancaCollector(*[None] * 4, store)._database()  # type: ignore[arg-type]
+        dead = [m.samples[0].value for m in series if m.name == "balanca_db_dead_letters"]
+        self.assertEqual(dead, [2])
         self.assertEqual((store.state, store.rows_written), ("ok", 3))
         self.assertEqual(len([line for line in lines if "set aside" in line]), 1, lines)
         store.reading(make_reading(6), b"")
@@ -345,6 +406,15 @@ class StoreRobustnessTests(Base):
         self.assertEqual(self.query("SELECT seq FROM readings ORDER BY seq"), [(1,), (2,)])
         self.assertEqual(self.dead_letters(), [])
 
+    async def test_a_weighing_the_database_refuses_fails_as_db_error(self) -> None:
+        store = await self.start_store()
+        self.query("DROP TABLE weighings")
+        with self.assertRaises(DatabaseRefused) as raised:
+            await store.add_weighing(make_reading(1), "truck", None)
+        self.assertEqual(raised.exception.code, "db_error")
+        self.assertIn("weighings", str(raised.exception))
+        self.assertIsInstance(raised.exception, DatabaseUnavailable, "api.py answers it 503")
+
     def use_migrations(self, extra: str) -> Path:
         """Serve the real migrations plus `002_extra.sql` holding `extra`, from a copy."""
         folder = Path(self.directory) / "migrations"
@@ -371,17 +441,33 @@ class StoreRobustnessTests(Base):
             self.query("SELECT version FROM schema_version ORDER BY version"), [(1,), (2,)]
         )
 
+    async def test_a_migration_retried_after_a_lost_connection_completes(self) -> None:
+        real, cut = store_module.migrate, []
+
+        def cut_once(txn: Any, dialect: schema.Dialect) -> list[str]:
+            if cut:
+                return real(txn, dialect)
+            cut.append(True)
+            return real(CutAfter(txn, 4), dialect)
+
+        self.patch(store_module, "migrate", cut_once)
+        store = await self.start_store()
+        self.assertEqual((cut, store.state), ([True], "ok"))
+        self.assertEqual(self.query("SELECT version FROM schema_version"), [(1,)])
+        store.reading(make_reading(1), b"")
+        await store.flush()
+
     async def test_readings_older_than_keep_days_are_pruned_in_batches(self) -> None:
-        self.patch(store_module, "PRUNE_BATCH", 3)
+        self.patch(prune, "PRUNE_BATCH", 3)
         now = START + timedelta(days=10)
         self.clock.advance(now.timestamp())
         store = await self.start_store(record="all", keep_days=2)
         for seq in range(1, 11):  # 1-7 are 3 days old or more, 8-10 less than 2
             store.reading(make_reading(seq, time=now - timedelta(days=10 - seq, hours=-1)), b"")
         await store.flush()
-        self.clock.advance(store_module.PRUNE_INTERVAL)
+        self.clock.advance(prune.PRUNE_INTERVAL)
 
-        await wait_until(lambda: store.pruned == 7)
+        await wait_until(lambda: store.pruner is not None and store.pruner.pruned == 7)
         self.assertEqual(self.query("SELECT seq FROM readings ORDER BY seq"), [(8,), (9,), (10,)])
         self.assertEqual(await store.prune(), 0)
 

@@ -1,8 +1,9 @@
-"""The store's options: `--keep-readings` and a SQLite path that cannot exist."""
+"""The store's options: `--keep-readings`, and a SQLite path that cannot exist stops the start."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 
 from twisted.internet.task import Clock
@@ -10,6 +11,8 @@ from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
 from balanca.tap import Options, makeService
+from tests.base import TWISTD
+from tests.child import REPO
 
 
 def parse(*args: str, env: dict[str, str] | None = None) -> Options:
@@ -19,10 +22,20 @@ def parse(*args: str, env: dict[str, str] | None = None) -> Options:
 
 
 class StoreOptions(TestCase):
-    def test_a_sqlite_path_in_a_missing_folder_is_a_usage_error_naming_it(self) -> None:
-        with self.assertRaises(usage.UsageError) as raised:
-            parse("--db", "sqlite:/no/such/dir/x.sqlite3")
+    def test_a_sqlite_path_in_a_missing_folder_stops_the_start_naming_it(self) -> None:
+        options = parse("--db", "sqlite:/no/such/dir/x.sqlite3")
+        with self.assertRaises(SystemExit) as raised:
+            makeService(options, Clock())
         self.assertIn("/no/such/dir", str(raised.exception))
+
+    def test_twistd_exits_at_once_on_a_sqlite_path_in_a_missing_folder(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        done = subprocess.run(
+            [*TWISTD, "-n", "--pidfile=", "balanca", "--db", "sqlite:/no/such/dir/x.sqlite3"],
+            capture_output=True, text=True, timeout=60, env=env, check=False,
+        )  # fmt: skip
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("no folder /no/such/dir", done.stderr + done.stdout)
 
     def test_a_sqlite_path_in_the_working_directory_is_fine(self) -> None:
         settings = parse("--db", "sqlite:x.sqlite3").settings

@@ -1,7 +1,9 @@
 // balanca live view: shows what dataWorker.js hears on the WebSocket, records weighings and
-// sends tare/zero through the HTTP API. No framework and no build step: the page must run
-// from the service itself on LANs without internet, under a strict Content-Security-Policy
-// (no inline script or style), on a kiosk left on for weeks.
+// sends tare/zero/clear-tare through the HTTP API. No framework and no build step: the page
+// must run from the service itself on LANs without internet, under a strict
+// Content-Security-Policy (no inline script or style), on a kiosk left on for weeks.
+// Every text on screen comes from TEXT (i18n.js), by key or by the server's machine `code`;
+// the server's English `detail` and `reason` go to the console only.
 "use strict";
 
 const LANG_KEY = "balanca.lang"; // localStorage: the operator's language survives restarts
@@ -15,132 +17,6 @@ const TICK_MS = 500;
 const WEIGHINGS_SHOWN = 10;
 const WEIGHINGS_REFRESH_MS = 30000; // other stations record weighings too
 
-const TEXT = {
-  "pt-BR": {
-    title: "Balança",
-    simulated: "SIMULADO",
-    switchTo: "EN",
-    switchLabel: "Switch to English",
-    connecting: "Conectando…",
-    live: "Ao vivo",
-    reconnectingIn: "Reconectando em {s} s",
-    reconnecting: "Reconectando…",
-    offline: "Sem rede",
-    "scale-disconnected": "Balança desconectada",
-    stale: "Leitura desatualizada",
-    waiting: "Aguardando a balança",
-    weight: "Peso",
-    stable: "Estável",
-    motion: "Em movimento",
-    gross: "Bruto",
-    net: "Líquido",
-    tareValue: "Tara {value}",
-    overload: "Sobrecarga",
-    underload: "Subcarga",
-    error: "Erro na leitura",
-    noReading: "Nenhuma leitura ainda",
-    ageNow: "Última leitura: agora",
-    ageSeconds: "Última leitura há {n} s",
-    ageMinutes: "Última leitura há {n} min",
-    ageHours: "Última leitura há {n} h",
-    chart: "Últimos 2 minutos",
-    chartLabel: "Gráfico do peso nos últimos 2 minutos",
-    now: "agora",
-    weighings: "Pesagens",
-    reference: "Referência (placa, lote, pedido)",
-    referenceShort: "Referência",
-    record: "Registrar pesagem",
-    tare: "Tarar",
-    zero: "Zerar",
-    latestWeighings: "Últimas pesagens",
-    number: "Nº",
-    time: "Hora",
-    noWeighings: "Nenhuma pesagem registrada.",
-    tokenTitle: "Token de acesso",
-    tokenHelp: "Este serviço exige um token. Ele fica guardado só nesta aba.",
-    token: "Token",
-    cancel: "Cancelar",
-    ok: "Entrar",
-    recorded: "Pesagem nº {id} registrada: {weight} {unit}",
-    commandDone: "{command}: feito ({reply})",
-    commandRefused: "{command}: não feito ({reply})",
-    commandTare: "Tara",
-    commandZero: "Zero",
-    refused: "Recusado ({status})",
-    unreachable: "Serviço inalcançável: verifique a rede.",
-    tokenRequired: "É preciso um token para isso.",
-    tokenNeeded: "O serviço exige um token de acesso: recarregue a página para informá-lo.",
-    tokenRejected: "Token recusado.",
-    announceWeight: "Peso estável: {weight} {unit}",
-    errors: {
-      "scale in motion": "balança em movimento",
-      "scale stale": "leitura desatualizada",
-      "scale disconnected": "balança desconectada",
-      "scale waiting": "aguardando a balança",
-      "too many requests": "pedidos demais",
-      unauthorized: "não autorizado",
-    },
-  },
-  en: {
-    title: "Scale",
-    simulated: "SIMULATED",
-    switchTo: "PT",
-    switchLabel: "Mudar para português",
-    connecting: "Connecting…",
-    live: "Live",
-    reconnectingIn: "Reconnecting in {s} s",
-    reconnecting: "Reconnecting…",
-    offline: "Offline",
-    "scale-disconnected": "Scale disconnected",
-    stale: "Reading stale",
-    waiting: "Waiting for the scale",
-    weight: "Weight",
-    stable: "Stable",
-    motion: "In motion",
-    gross: "Gross",
-    net: "Net",
-    tareValue: "Tare {value}",
-    overload: "Overload",
-    underload: "Underload",
-    error: "Reading error",
-    noReading: "No reading yet",
-    ageNow: "Last reading: just now",
-    ageSeconds: "Last reading {n} s ago",
-    ageMinutes: "Last reading {n} min ago",
-    ageHours: "Last reading {n} h ago",
-    chart: "Last 2 minutes",
-    chartLabel: "Chart of the weight over the last 2 minutes",
-    now: "now",
-    weighings: "Weighings",
-    reference: "Reference (plate, lot, order)",
-    referenceShort: "Reference",
-    record: "Record weighing",
-    tare: "Tare",
-    zero: "Zero",
-    latestWeighings: "Latest weighings",
-    number: "No.",
-    time: "Time",
-    noWeighings: "No weighings recorded.",
-    tokenTitle: "Access token",
-    tokenHelp: "This service requires a token. It is kept in this tab only.",
-    token: "Token",
-    cancel: "Cancel",
-    ok: "Sign in",
-    recorded: "Weighing no. {id} recorded: {weight} {unit}",
-    commandDone: "{command}: done ({reply})",
-    commandRefused: "{command}: not done ({reply})",
-    commandTare: "Tare",
-    commandZero: "Zero",
-    refused: "Refused ({status})",
-    unreachable: "Service unreachable: check the network.",
-    tokenRequired: "A token is required for this.",
-    tokenNeeded: "The service requires an access token: reload the page to enter it.",
-    tokenRejected: "Token rejected.",
-    announceWeight: "Stable weight: {weight} {unit}",
-    errors: {},
-  },
-};
-
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -150,7 +26,10 @@ const state = {
   tokenPrompt: null, // the open token dialog's promise, shared by everyone waiting on it
   socket: "connecting", // connecting | open | closed (the worker's WebSocket)
   retryAt: null, // performance.now() of the next connection attempt
-  scale: null, // the latest status message: {state, link, reason, age, stale_after}
+  scale: null, // the latest status message: {state, link, code, reason, age, stale_after}
+  db: null, // /api/health's database part: {state, code, backlog, oldest}
+  unsupported: new Set(), // commands the service answered 501 to on this connection
+  answer: null, // the answer line: {tone, text(), status}, re-rendered on a language switch
   reading: null,
   readingAt: 0, // performance.now() when the reading arrived
   readingAge: 0, // its age in seconds when it arrived (0 while live)
@@ -167,9 +46,21 @@ const state = {
   worker: null,
 };
 
+// `key` may be a path into a table ("codes.tared"); what is missing in English falls back
+// to Portuguese.
+function lookup(lang, key) {
+  return key.split(".").reduce((table, part) => (table == null ? undefined : table[part]), TEXT[lang]);
+}
+
 function t(key, params = {}) {
-  const text = TEXT[state.lang][key] ?? TEXT["pt-BR"][key] ?? key;
+  const text = lookup(state.lang, key) ?? lookup("pt-BR", key) ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+}
+
+// The text of a machine code from one of TEXT's tables, or the generic `unknown` text naming
+// the code: the server may know codes this page does not.
+function codeText(table, code, unknown) {
+  return typeof lookup("pt-BR", `${table}.${code}`) === "string" ? t(`${table}.${code}`) : t(unknown, { code: code ?? "?" });
 }
 
 // ---- the worker and what it says ----
@@ -192,12 +83,16 @@ function workerSaid(message) {
     readingArrived(message.reading);
   } else if (message.type === "status") {
     state.scale = message.status;
+    console.info("balanca: scale", message.status.state, message.status.code, message.status.reason);
   } else if (message.type === "health") {
-    healthArrived(message.scale);
+    healthArrived(message);
   } else if (message.type === "connection") {
     state.socket = message.state;
     state.everOpened = state.everOpened || message.state === "open";
-    if (message.state === "open") state.needsToken = false;
+    if (message.state === "open") {
+      state.needsToken = false;
+      state.unsupported.clear(); // the service may have restarted with another scale
+    }
     state.retryAt = message.state === "closed" ? performance.now() + message.retryIn : null;
     // What the last connection said about the scale is unknown on the next one until the
     // server's first status message arrives.
@@ -219,7 +114,14 @@ function readingArrived(reading) {
   if (live) addChartPoint(reading); // a replayed old reading does not belong at "now"
 }
 
-function healthArrived(scale) {
+// The worker polls /api/health: the database's state always, the scale's part only while the
+// WebSocket is not due to tell us more (see dataWorker.js).
+function healthArrived({ scale, db }) {
+  if (db) {
+    if (state.db === null || db.code !== state.db.code) console.info("balanca: database", db.state, db.code);
+    state.db = db;
+  }
+  if (!scale) return;
   state.scale = { ...state.scale, ...scale };
   if (state.reading && typeof scale.age === "number" && scale.state !== "live") {
     state.readingAt = performance.now();
@@ -272,9 +174,44 @@ function renderConnection() {
   }
   document.body.dataset.scale = state.scale ? state.scale.state : "waiting";
   $("connection-text").textContent = connectionText(connection);
-  // The server's own words on why the scale is not live (they come in English).
-  const reason = connection === "live" || !state.scale ? "" : state.scale.reason || "";
+  // Why the scale is not live, from its state code (the English reason is for the log).
+  const reason = connection === "live" || !state.scale ? "" : codeText("states", state.scale.code, "unknownState");
   $("reason").textContent = state.needsToken ? t("tokenNeeded") : reason;
+  renderDatabase(connection);
+  renderRecordButton(connection);
+}
+
+// The database's state beside the connection's: a weighing needs both. Unknown (hidden) until
+// the first health answer, and while the service itself is out of reach.
+function renderDatabase(connection) {
+  const db = state.db;
+  const shown = db !== null && connection !== "offline" && connection !== "reconnecting";
+  $("database").hidden = !shown;
+  document.body.dataset.db = shown ? db.state : "unknown";
+  if (!shown) return;
+  $("database-text").textContent = codeText("db", db.code, "unknownState");
+  // Readings waiting for the database: a few are always in flight, so counted only while it
+  // is down or slow, when they pile up.
+  const backlog = db.state === "ok" ? 0 : Number(db.backlog) || 0;
+  $("database-backlog").textContent = backlog === 0 ? "" : backlog === 1 ? t("backlogOne") : t("backlog", { n: backlog });
+}
+
+// "Registrar pesagem" is offered only when it can succeed, and says why when it cannot. The
+// service checks again: a load that moves between this check and the click is refused there.
+function recordBlocked(connection) {
+  if (connection === "offline" || connection === "reconnecting") return "recordNoService";
+  if (connection !== "live" || !state.reading) return "recordNotLive";
+  if (state.db !== null && state.db.state !== "ok") return "recordNoDatabase";
+  if (state.reading.status !== "ok") return "recordOutOfRange";
+  if (!state.reading.stable || state.reading.weight === null) return "recordInMotion";
+  return null;
+}
+
+function renderRecordButton(connection) {
+  const blocked = recordBlocked(connection);
+  const button = $("record");
+  button.disabled = button.dataset.busy === "true" || blocked !== null;
+  $("record-why").textContent = blocked ? t(blocked) : "";
 }
 
 // ---- the reading ----
@@ -465,6 +402,7 @@ function scheduleRender() {
 
 function render() {
   renderConnection();
+  renderCommands();
   renderReading();
   renderAge();
   if (performance.now() - state.chartDrawnAt >= CHART_REDRAW_MS) drawChart();
@@ -537,7 +475,7 @@ function askToken(interactive, rejected = false) {
       { once: true },
     );
   });
-  if (rejected) showAnswer(t("tokenRejected"), "error");
+  if (rejected) showAnswer("error", () => t("tokenRejected"));
   dialog.showModal();
   return state.tokenPrompt;
 }
@@ -565,33 +503,62 @@ function takeTokenFromAddress() {
   history.replaceState(null, "", url);
 }
 
-function showAnswer(text, tone) {
-  const el = $("answer");
-  el.textContent = text;
-  el.dataset.tone = tone;
+// The answer line, kept as how to say it (`text`, a function) rather than the words, so that
+// switching language re-renders it. `status` (a refusal's HTTP status) adds the
+// "Refused (409):" lead.
+function showAnswer(tone, text, status = null) {
+  state.answer = { tone, text, status };
+  renderAnswer();
 }
 
-function showFailure(answer) {
-  if (answer.status === 0) {
-    showAnswer(t("unreachable"), "error");
-    return;
+function showCode(tone, code, status = null) {
+  showAnswer(tone, () => codeText("codes", code, "unknownCode"), status);
+}
+
+function renderAnswer() {
+  const el = $("answer");
+  const answer = state.answer;
+  if (!answer) return;
+  const message = document.createElement("span");
+  message.textContent = answer.text();
+  if (answer.status === null) {
+    el.replaceChildren(message);
+  } else {
+    const lead = document.createElement("span");
+    lead.textContent = t("refused", { status: answer.status });
+    el.replaceChildren(lead, " ", message);
   }
-  if (answer.status === 401) {
-    showAnswer(t(state.tokenDeclined ? "tokenRequired" : "tokenRejected"), "error");
+  el.dataset.tone = answer.tone;
+}
+
+// A refusal, by its code; the server's English words go to the console for whoever debugs.
+function showFailure(answer, command = null) {
+  if (answer.status === 0) {
+    showAnswer("error", () => t("unreachable"));
     return;
   }
   const body = answer.body || {};
-  const error = TEXT[state.lang].errors[body.error] || body.error || "";
-  const detail = body.detail ? ` — ${body.detail}` : "";
-  showAnswer(`${t("refused", { status: answer.status })}: ${error}${detail}`, "error");
+  console.warn("balanca: refused", answer.status, body.code, body.error, body.detail);
+  if (answer.status === 401 && state.tokenDeclined) {
+    showAnswer("error", () => t("tokenRequired"));
+    return;
+  }
+  if (command && body.code === "command_unsupported") {
+    state.unsupported.add(command);
+    scheduleRender();
+  }
+  showCode("error", body.code, answer.status);
 }
 
 async function withButton(button, work) {
   button.disabled = true;
+  button.dataset.busy = "true";
   try {
     await work();
   } finally {
+    delete button.dataset.busy;
     button.disabled = false;
+    renderConnection(); // the record button stays disabled if a weighing cannot succeed now
   }
 }
 
@@ -605,7 +572,7 @@ function recordWeighing(event) {
       return;
     }
     const row = answer.body;
-    showAnswer(t("recorded", { id: row.id, weight: row.weight, unit: row.unit }), "ok");
+    showAnswer("ok", () => t("recorded", { id: row.id, weight: row.weight, unit: row.unit }));
     $("reference").value = "";
     await loadWeighings();
   });
@@ -614,14 +581,20 @@ function recordWeighing(event) {
 function sendCommand(name, button) {
   withButton(button, async () => {
     const answer = await api("POST", `/api/${name}`, {});
-    const body = answer.body;
-    if (body && typeof body.ok === "boolean") {
-      const command = t(name === "tare" ? "commandTare" : "commandZero");
-      showAnswer(t(body.ok ? "commandDone" : "commandRefused", { command, reply: body.reply }), body.ok ? "ok" : "error");
+    if (answer.status === 200 && answer.body && answer.body.ok === true) {
+      showCode("ok", answer.body.code);
     } else {
-      showFailure(answer);
+      showFailure(answer, name);
     }
   });
+}
+
+// A command button shows until the service answers 501 to it: the scale's protocol lacks it
+// (the service lists no commands before asking; after a reconnect the button is back).
+function renderCommands() {
+  for (const button of document.querySelectorAll("[data-command]")) {
+    button.hidden = state.unsupported.has(button.dataset.command);
+  }
 }
 
 // ---- weighings ----
@@ -680,8 +653,10 @@ function applyLanguage() {
   toggle.setAttribute("aria-label", t("switchLabel"));
   toggle.lang = state.lang === "en" ? "pt-BR" : "en";
   document.title = t("title");
+  announce(""); // what was said in the other language is not repeated in this one
   state.announced = null;
   renderWeighings();
+  renderAnswer();
   render();
 }
 
@@ -697,8 +672,9 @@ function start() {
   takeTokenFromAddress();
   $("language").addEventListener("click", toggleLanguage);
   $("weigh-form").addEventListener("submit", recordWeighing);
-  $("tare-button").addEventListener("click", (e) => sendCommand("tare", e.currentTarget));
-  $("zero-button").addEventListener("click", (e) => sendCommand("zero", e.currentTarget));
+  for (const button of document.querySelectorAll("[data-command]")) {
+    button.addEventListener("click", () => sendCommand(button.dataset.command, button));
+  }
   window.addEventListener("online", () => state.worker && state.worker.postMessage({ type: "reconnect" }));
   window.addEventListener("offline", renderConnection);
   window.addEventListener("resize", drawChart);

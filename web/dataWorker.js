@@ -10,7 +10,9 @@
 //   {type: "reading", reading}                    every reading, as the server sent it
 //   {type: "status", status}                      the scale's state (waiting|live|stale|disconnected)
 //   {type: "connection", state, retryIn}          "connecting" | "open" | "closed" (retryIn ms)
-//   {type: "health", scale}                       /api/health's scale part (fresh age) while not live
+//   {type: "health", db, scale}                   /api/health every HEALTH_PERIOD: the database's
+//                                                 state always, the scale's part (fresh age) only
+//                                                 while the socket owes us nothing (see below)
 //   {type: "auth-required", token}                the service refused this token (or none)
 //
 // Dead-connection watchdog. Browsers hide WebSocket ping/pong from scripts, and the server's
@@ -22,11 +24,11 @@
 //     `stale_after` seconds (the hub's stale timer). So silence longer than
 //     stale_after + GRACE means the connection is dead: close it and reconnect.
 //   * While the scale is stale or disconnected, the server sends nothing until the state
-//     changes, so silence proves nothing. Then the worker asks GET /api/health every
-//     HEALTH_PERIOD: if the service is unreachable, the socket is dead too; if health says the
-//     scale is live again, readings must reach us within stale_after + GRACE or the socket is
-//     dead. The page is not misled meanwhile: it shows "stale"/"disconnected" with the last
-//     reading's age (health gives a fresh one).
+//     changes, so silence proves nothing. Then GET /api/health (asked every HEALTH_PERIOD
+//     anyway, for the database's state) decides: if the service is unreachable, the socket is
+//     dead too; if health says the scale is live again, readings must reach us within
+//     stale_after + GRACE or the socket is dead. The page is not misled meanwhile: it shows
+//     "stale"/"disconnected" with the last reading's age (health gives a fresh one).
 // Worst case, a dead socket is noticed within stale_after + GRACE while live, and within
 // HEALTH_PERIOD + stale_after + GRACE of the scale coming back otherwise.
 "use strict";
@@ -36,7 +38,7 @@ const BACKOFF_MAX_MS = 30000;
 const GOOD_CONNECTION_MS = 10000; // open this long: the next failure starts again at 1 s
 const CONNECT_TIMEOUT_MS = 10000; // a handshake that hangs (SYN into the void) is a failure
 const GRACE_MS = 2000; // network and timer slack on top of the server's stale_after
-const HEALTH_PERIOD_MS = 10000;
+const HEALTH_PERIOD_MS = 5000; // also how soon the page sees the database go down or come back
 const HEALTH_TIMEOUT_MS = 5000; // the service answers at once; a hanging request is a dead path
 const WATCHDOG_TICK_MS = 500;
 
@@ -52,6 +54,7 @@ let lastMessageAt = 0;
 let expectingSince = null; // when the server started owing us messages, or null
 let lastHealthAt = -Infinity;
 let healthInFlight = false;
+let statuses = 0; // status messages received: health's scale part is news only if none came since
 
 function post(message) {
   self.postMessage(message);
@@ -125,6 +128,7 @@ function statusReceived(status) {
   if (typeof status.stale_after === "number" && status.stale_after > 0) {
     staleAfterMs = status.stale_after * 1000;
   }
+  statuses += 1;
   expectingSince = serverOwesMessages(status) ? now() : null;
   lastHealthAt = -Infinity; // a change of state: ask health now if we are to wait on silence
   post({ type: "status", status });
@@ -195,9 +199,8 @@ async function checkAuthorization() {
 function watchdog() {
   if (!socket || socket.readyState !== WebSocket.OPEN) return;
   const t = now();
-  if (expectingSince !== null) {
-    const silentFor = t - Math.max(lastMessageAt, expectingSince);
-    if (silentFor > staleAfterMs + GRACE_MS) drop(socket);
+  if (expectingSince !== null && t - Math.max(lastMessageAt, expectingSince) > staleAfterMs + GRACE_MS) {
+    drop(socket);
   } else if (!healthInFlight && t - lastHealthAt >= HEALTH_PERIOD_MS) {
     probeHealth(socket);
   }
@@ -206,18 +209,30 @@ function watchdog() {
 async function probeHealth(ws) {
   healthInFlight = true;
   lastHealthAt = now();
+  // While the socket owes us messages, its silence is the test; health only adds the database.
+  const judging = expectingSince === null;
+  const before = statuses;
   try {
     const response = await fetchHealth();
     if (response.status === 401) return; // the socket got in; this is not the socket's problem
     const health = await response.json();
-    if (ws !== socket || !health.scale) return;
-    post({ type: "health", scale: health.scale });
-    if (expectingSince === null && serverOwesMessages(health.scale)) expectingSince = now();
+    if (ws !== socket) return;
+    // A scale state from before a status message that arrived meanwhile would be older news.
+    const scale = judging && statuses === before ? health.scale : undefined;
+    post({ type: "health", db: databaseState(health), scale });
+    if (scale && expectingSince === null && serverOwesMessages(scale)) expectingSince = now();
   } catch (error) {
-    drop(ws); // the service is unreachable or does not answer: this socket is as good as dead
+    if (judging) drop(ws); // the service is unreachable or does not answer: so is this socket
   } finally {
     healthInFlight = false;
   }
+}
+
+// The database's {state, code, backlog, oldest}: `db` in DESIGN 0.2's health; a service that
+// keeps 0.1's `"db": "ok"` string has them under `database`.
+function databaseState(health) {
+  const db = health.db !== null && typeof health.db === "object" ? health.db : health.database;
+  return db && typeof db.state === "string" ? db : undefined;
 }
 
 self.onmessage = (event) => {

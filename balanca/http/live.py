@@ -32,6 +32,7 @@ from zope.interface import implementer
 from balanca.endpoints import address_text
 from balanca.http import fastsend
 from balanca.http.security import Access, RateLimiter, bearer
+from balanca.http.site import bare_answer
 from balanca.hub import Hub
 from balanca.reading import Reading, json_bytes
 
@@ -112,6 +113,15 @@ class LiveProtocol(WebSocketServerProtocol):
                 raise ConnectionDeny(429, "too many requests")
             log.info("WebSocket refused from {peer}: no valid read token", peer=self.address)
             raise ConnectionDeny(401, "token required")
+
+    def sendHttpErrorResponse(
+        self, code: int, reason: str, responseHeaders: list[tuple[str, str]] | None = None
+    ) -> None:
+        """A refused handshake's answer: JSON with its `code`, as the API's errors (Autobahn
+        sends a bare status line)."""
+        headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in responseHeaders or ()]
+        phrase = reason.encode("latin-1", "replace")
+        self.sendData(bare_answer(code, phrase, reason, f"WebSocket refused: {reason}", headers))
 
     def dataReceived(self, data: bytes) -> None:
         if self.state == self.STATE_CONNECTING and len(self.data) + len(data) > MAX_HANDSHAKE:

@@ -147,7 +147,7 @@ class RateLimiter:
     rate: float = 10.0
     burst: int = 20
     max_clients: int = 10000
-    _tables: list[BucketTable] = field(default_factory=list)
+    _tables: list[BucketTable] = field(init=False)
 
     def __post_init__(self) -> None:
         self._tables = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -56,16 +57,22 @@ def web_root() -> Path:
     return Path(sys.prefix) / "share" / "balanca" / "web"
 
 
-def bare_answer(status: int, phrase: bytes, error: str, detail: str) -> bytes:
-    """A whole JSON error response that ends the connection, for a channel to write when it
-    has no request to answer through."""
-    body = error_body(error, detail, STATUS_CODES[status])
+def bare_answer(
+    status: int,
+    phrase: bytes,
+    error: str,
+    detail: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> bytes:
+    """A whole JSON error response that ends the connection, for a channel (or a refused
+    WebSocket handshake) to write when it has no request to answer through."""
+    body = error_body(error, detail, STATUS_CODES.get(status, "bad_request"))
     head = [
         b"HTTP/1.1 %d %s" % (status, phrase),
         b"Content-Type: application/json",
         b"Content-Length: %d" % len(body),
         b"Connection: close",
-        *(name + b": " + value for name, value in SECURITY_HEADERS.items()),
+        *(name + b": " + value for name, value in (*SECURITY_HEADERS.items(), *headers)),
     ]
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 

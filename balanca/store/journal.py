@@ -1,8 +1,8 @@
 """The journal: a local SQLite file that holds every reading until the database has it.
 
 Each second the store appends the readings that arrived (one transaction, fsync'd:
-`synchronous=FULL`), then writes the oldest ones to the database and forgets them, so a crash
-at any instant loses at most the last second. Rows keep their order by `ord`. Each row is a JSON
+`synchronous=FULL`), and forgets them once the database has them, so a crash at any instant
+loses at most the last second. Rows keep their order by `ord`. Each row is a JSON
 object keyed by column name, so a journal written by an older version still reads after a
 migration. Rows the database refused (a constraint, a value it cannot store) wait in
 `dead_letters` with the reason, for an operator (`python -m balanca.store.deadletters`).
@@ -14,19 +14,24 @@ pool, off the reactor thread.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 
 from balanca.store.pool import Pool, close_in_background
-from balanca.store.schema import READING_COLUMNS, Row
+from balanca.store.schema import READING_COLUMNS, Row, identity
+
+if TYPE_CHECKING:
+    from balanca.config import DatabaseSpec
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS pending (ord INTEGER PRIMARY KEY, row TEXT NOT NULL)",
@@ -36,12 +41,28 @@ TABLES = (
 )
 
 
+LEGACY_JOURNAL = "balanca-journal.sqlite3"
+"""Where 0.1 kept the journal of any MySQL database, in the working directory."""
+
+
+def default_journal_path(spec: DatabaseSpec) -> str:
+    """The journal of `spec`: next to a SQLite database (`NAME-journal.sqlite3`), else in the
+    working directory, named after the MySQL database and a hash of its identity."""
+    if spec.dialect == "sqlite":
+        return os.path.splitext(spec.path)[0] + "-journal.sqlite3"
+    digest = hashlib.sha256(identity(spec).encode()).hexdigest()[:10]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", spec.database)
+    return f"balanca-journal-{name}-{digest}.sqlite3"
+
+
 @dataclass(frozen=True)
 class Opened:
     """What opening a journal found."""
 
     pending: int
     """Readings left by an earlier run, to write first."""
+    next_ord: int
+    """The `ord` of the next row appended."""
     dead: int
     """Rows set aside for an operator."""
     foreign: str | None = None
@@ -64,9 +85,10 @@ class Journal:
         pool = self._reactor.getThreadPool()
         return deferToThreadPool(self._reactor, pool, open_file, self.path, self.identity)
 
-    def append(self, rows: Sequence[Row]) -> Deferred[None]:
-        """Keep `rows` after everything already in the journal, on disk when this fires."""
-        return self._run(_append, [dump(row) for row in rows])
+    def append(self, entries: Sequence[tuple[int, Row]]) -> Deferred[None]:
+        """Keep (ord, row) `entries`, numbered after everything already in the journal; on
+        disk when this fires."""
+        return self._run(_append, [(ord_, dump(row)) for ord_, row in entries])
 
     def oldest(self, limit: int) -> Deferred[list[tuple[int, Row]]]:
         """Up to `limit` of the oldest rows, as (ord, row)."""
@@ -77,6 +99,10 @@ class Journal:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         letters = [("reading", dump(row), reason, stamp) for row, reason in dead]
         return self._run(_settle, through, letters)
+
+    def barrier(self) -> Deferred[None]:
+        """Fires once every operation asked before it is done (they run in order)."""
+        return self._run(lambda txn: None)
 
     def close(self) -> Deferred[None] | None:
         """Close the file (after the last operation has fired), off the reactor thread."""
@@ -123,11 +149,11 @@ def open_file(path: str, identity: str) -> Opened:
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('database', ?)", (identity,)
         )
         connection.commit()
-        (pending,) = connection.execute("SELECT COUNT(*) FROM pending").fetchone()
+        pending, last = connection.execute("SELECT COUNT(*), MAX(ord) FROM pending").fetchone()
         (dead,) = connection.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
     finally:
         connection.close()
-    return Opened(pending, dead, found if moved_to else None, moved_to)
+    return Opened(pending, (last or 0) + 1, dead, found if moved_to else None, moved_to)
 
 
 def _recorded_identity(path: str) -> str | None:
@@ -155,8 +181,8 @@ def load(text: str) -> Row:
     return tuple(values.get(column) for column in READING_COLUMNS)
 
 
-def _append(txn: Any, rows: list[str]) -> None:
-    txn.executemany("INSERT INTO pending (row) VALUES (?)", [(row,) for row in rows])
+def _append(txn: Any, entries: list[tuple[int, str]]) -> None:
+    txn.executemany("INSERT INTO pending (ord, row) VALUES (?, ?)", entries)
 
 
 def _oldest(txn: Any, limit: int) -> list[tuple[int, Row]]:

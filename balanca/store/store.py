@@ -15,9 +15,7 @@ weighings on a uid the store gives them before the first try.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -35,8 +33,16 @@ from twisted.logger import Logger
 
 from balanca.reading import Reading
 from balanca.store.backlog import Backlog
-from balanca.store.journal import Journal
+from balanca.store.condition import (
+    Condition,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    describe,
+    refusal,
+)
+from balanca.store.journal import LEGACY_JOURNAL, Journal, default_journal_path
 from balanca.store.pool import close_in_background, connection_pool, ensure_database
+from balanca.store.prune import Pruner
 from balanca.store.schema import (
     DIALECTS,
     READING_COLUMNS,
@@ -62,30 +68,12 @@ FLUSH_INTERVAL = 1.0
 """Seconds between saves of the new readings to the journal, each followed by a write."""
 PING_INTERVAL = 5.0
 """Seconds without a write after which the store checks that the database still answers."""
-SLOW_AFTER = 3.0
-"""Seconds the oldest pending write may wait before health says `db_slow`."""
 CAPTURE_TIMEOUT = 4.5
 """Seconds a weighing waits for the database before it is answered 503 `db_unavailable`."""
 STOP_WRITE_TIMEOUT = 3.0
 """Seconds a stop gives the database, once everything pending is on disk."""
 CLOSE_TIMEOUT = 1.0
 """Seconds a stop waits for the pools' threads to let go (they never hold the exit)."""
-PRUNE_INTERVAL = 300.0
-"""Seconds between prunes of old readings (with --keep-readings)."""
-PRUNE_BATCH = 1000
-"""Readings deleted per statement when pruning."""
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached, or did not answer in time (HTTP 503)."""
-
-    code = "db_unavailable"
-
-
-class DatabaseRefused(DatabaseUnavailable):
-    """The database answered with an error other than a lost connection (HTTP 503)."""
-
-    code = "db_error"
 
 
 class Store(Service):
@@ -128,34 +116,25 @@ class Store(Service):
         self.rows_refused = 0
         self.batches = 0
         self.failures = 0
-        self.pruned = 0
         self.last_batch_seconds: float | None = None
-        self.last_error: str | None = "not connected yet"
-        self._failure_code = "db_unavailable"
-        self._reachable: bool | None = None
-        self._logged_state: tuple[str, str] | None = None
-        self._last_contact = self._clock.seconds()
-        self._waiting_since: float | None = None
-        self._in_flight: dict[object, float] = {}
+        self.db = Condition(self._clock, spec.describe(), lambda: len(self._queue))
         self._reasons_logged: set[str] = set()
         self._schema_ready = False
         self._pool: adbapi.ConnectionPool | None = None
         self._writing = DeferredLock()
-        self._pruning = False
         self._last_stable: tuple[Decimal | None, str, str, Decimal | None] | None = None
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self._clock
-        self._prune_loop = LoopingCall(self._prune_now)
-        self._prune_loop.clock = self._clock
         d = self.dialect
         self._insert_reading = d.insert("readings", READING_COLUMNS)
         self._insert_weighing = d.insert("weighings", WEIGHING_COLUMNS)
         self._weighing_fields = "id, " + ", ".join(WEIGHING_COLUMNS[1:])
-        self._prune = d.sql(
-            "DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE scale = ? AND"
-            " time < ? ORDER BY time LIMIT ?)"
-            if d.name == "sqlite"
-            else "DELETE FROM readings WHERE scale = ? AND time < ? ORDER BY time LIMIT ?"
+        self.pruner = (
+            None
+            if keep_days is None
+            else Pruner(
+                d, scale, keep_days, self._clock, self._interact, lambda: self._schema_ready
+            )
         )
 
     @property
@@ -175,33 +154,27 @@ class Store(Service):
 
     @property
     def state(self) -> Literal["ok", "degraded"]:
-        """`ok` while the database takes writes in time, else `degraded`."""
-        return self.condition()[0]
+        """`ok` while the database takes writes in time (see `condition`), else `degraded`."""
+        return self.db.current()[0]
 
-    def oldest(self) -> float | None:
-        """Seconds the oldest pending write has waited (None when nothing waits)."""
-        starts = list(self._in_flight.values())
-        if self.backlog and self._waiting_since is not None:
-            starts.append(self._waiting_since)
-        return self._clock.seconds() - min(starts) if starts else None
+    @property
+    def last_error(self) -> str | None:
+        """The database's latest error, None once it answers again."""
+        return self.db.last_error
 
     def condition(self) -> tuple[Literal["ok", "degraded"], str]:
-        """The state and its code: `ok`, `db_unavailable`, `db_error` or `db_slow`."""
-        if not self._reachable:
-            return "degraded", self._failure_code
-        oldest = self.oldest()
-        if oldest is not None and oldest >= SLOW_AFTER:
-            return "degraded", "db_slow"
-        return "ok", "ok"
+        """The state and its code: `ok`, `db_unavailable`, `db_error` or `db_slow` (the oldest
+        pending write has waited SLOW_AFTER seconds)."""
+        return self.db.current()
 
     def health(self) -> dict[str, Any]:
         """The store's state for `/api/health` (`db` is the state, as in 0.1)."""
-        state, code = self.condition()
+        state, code = self.db.current()
         return {
             "db": state,
             "state": state,
             "code": code,
-            "oldest": self.oldest(),
+            "oldest": self.db.oldest(),
             "database": self.spec.describe(),
             "backlog": self.backlog,
             "journal": self._queue.journaled,
@@ -232,8 +205,8 @@ class Store(Service):
         self._pool = connection_pool(self.spec, self._reactor)
         self._queue.open()
         self._loop.start(FLUSH_INTERVAL, now=True)
-        if self.keep_days is not None:
-            self._prune_loop.start(PRUNE_INTERVAL, now=False)
+        if self.pruner is not None:
+            self.pruner.start()
 
     def stopService(self) -> Deferred[None]:
         """Put everything pending on disk, then give the database a few seconds to take it.
@@ -244,9 +217,10 @@ class Store(Service):
         if self._pool is None:
             return succeed(None)
         super().stopService()
-        for loop in (self._loop, self._prune_loop):
-            if loop.running:
-                loop.stop()
+        if self._loop.running:
+            self._loop.stop()
+        if self.pruner is not None:
+            self.pruner.stop()
         return Deferred.fromCoroutine(self._stop())
 
     def reading(self, reading: Reading, payload: bytes) -> None:
@@ -259,8 +233,7 @@ class Store(Service):
             self.rows_refused += 1
             self.log.warn("reading {seq} not recorded: {error}", seq=reading.seq, error=error)
             return
-        if self._waiting_since is None:
-            self._waiting_since = self._clock.seconds()
+        self.db.queued()
         self._queue.add(row)
 
     def status(self, payload: bytes) -> None:
@@ -320,9 +293,9 @@ class Store(Service):
         return Deferred.fromCoroutine(self._select(sql, [*params, limit], reading_dict))
 
     def prune(self) -> Deferred[int]:
-        """Delete this scale's readings older than `keep_days`, PRUNE_BATCH per statement;
-        fires with how many went."""
-        return Deferred.fromCoroutine(self._prune_old())
+        """Delete this scale's readings older than `keep_days` now; fires with how many went."""
+        assert self.pruner is not None, "prune needs keep_days"
+        return Deferred.fromCoroutine(self.pruner.prune())
 
     def _wanted(self, reading: Reading) -> bool:
         # `stable`: a stable weight once, again after motion or another status came in between.
@@ -341,7 +314,7 @@ class Store(Service):
         self._queue.save()
         if not self._writing.locked:
             self._writing.run(self._drain)
-        self._log_state()
+        self.db.log_change()
 
     async def _drain(self) -> bool:
         """Write the backlog, oldest first, until it is empty; False if the database failed."""
@@ -351,13 +324,13 @@ class Store(Service):
             wrote = False
             while await self._queue.write_oldest(self._write):
                 wrote = True
-                self._waiting_since = self._clock.seconds() if self.backlog else None
-            if not wrote and self._clock.seconds() - self._last_contact >= PING_INTERVAL:
+                self.db.progressed()
+            if not wrote and self._clock.seconds() - self.db.last_contact >= PING_INTERVAL:
                 await self._interact(_fetch, "SELECT 1", ())
         except CancelledError:
             raise
         except Exception as error:  # whatever failed, the rows stay queued
-            self._degraded(error)
+            self.db.failed(error)
             return False
         return True
 
@@ -409,26 +382,25 @@ class Store(Service):
         pool = self._pool
         if pool is None:
             raise DatabaseUnavailable("the store is not running")
-        token = object()
-        self._in_flight[token] = self._clock.seconds()
+        token = self.db.call_started()
         try:
             try:
                 result: T = await pool.runInteraction(interaction, *args)
             except Exception as error:
                 if not lost_connection(error, pool.dbapi):
-                    raise _refusal(error, pool.dbapi) from error
-                if self._reachable:
+                    raise refusal(error, pool.dbapi) from error
+                if self.db.reachable:
                     self.log.info("database connection lost ({error}), trying again", error=error)
                 try:
                     result = await pool.runInteraction(interaction, *args)
                 except Exception as again:
                     if not lost_connection(again, pool.dbapi):
-                        raise _refusal(again, pool.dbapi) from again
-                    self._degraded(again)
+                        raise refusal(again, pool.dbapi) from again
+                    self.db.failed(again)
                     raise DatabaseUnavailable(self.last_error) from again
         finally:
-            del self._in_flight[token]
-        self._healthy()
+            self.db.call_ended(token)
+        self.db.answered()
         return result
 
     async def _bounded(self, deferred: Deferred[T], seconds: float, what: str) -> T:
@@ -461,10 +433,12 @@ class Store(Service):
 
     async def _flush(self) -> None:
         await self._queue.save()
-        if not await self._writing.run(self._drain):
+        drained = await self._writing.run(self._drain)
+        await self._queue.settled()
+        if not drained:
             failed = (
                 DatabaseRefused
-                if self._failure_code == DatabaseRefused.code
+                if self.db.current()[1] == DatabaseRefused.code
                 else DatabaseUnavailable
             )
             raise failed(self.last_error)
@@ -477,7 +451,7 @@ class Store(Service):
                     self._writing.run(self._drain), STOP_WRITE_TIMEOUT, "take the backlog"
                 )
             except DatabaseUnavailable as error:
-                self.last_error = str(error)
+                self.db.last_error = str(error)
             if self.backlog:
                 self.log.warn(
                     "database {database} unavailable at stop ({error}): {count} readings kept in"
@@ -498,95 +472,11 @@ class Store(Service):
                     except DatabaseUnavailable:
                         self.log.info("database threads still busy at stop: not waiting for them")
 
-    async def _prune_old(self) -> int:
-        assert self.keep_days is not None, "prune needs keep_days"
-        cutoff = datetime.fromtimestamp(self._clock.seconds() - self.keep_days * 86400, tz=UTC)
-        params = (self.scale, utc_text(cutoff), PRUNE_BATCH)
-        total = 0
-        while (count := await self._interact(_delete, self._prune, params)) > 0:
-            total += count
-            if count < PRUNE_BATCH:
-                break
-        self.pruned += total
-        if total:
-            self.log.info(
-                "pruned {count} readings older than {days:g} days", count=total, days=self.keep_days
-            )
-        return total
-
-    def _prune_now(self) -> None:
-        if self._pruning or not self._schema_ready:
-            return
-        self._pruning = True
-
-        def done(result: object) -> None:
-            self._pruning = False
-
-        self.prune().addErrback(
-            lambda failure: self.log.warn("pruning failed: {error}", error=failure.value)
-        ).addBoth(done)
-
-    def _degraded(self, error: BaseException) -> None:
-        self.last_error = describe(error)
-        self._failure_code = getattr(error, "code", "db_unavailable")
-        self._reachable = False
-        self._log_state()
-
-    def _healthy(self) -> None:
-        self._last_contact = self._clock.seconds()
-        self._reachable = True
-        self.last_error = None
-        self._log_state()
-
-    def _log_state(self) -> None:
-        """One line per change of the state or its code, starting `database state:`."""
-        state, code = self.condition()
-        if (state, code) == self._logged_state or (self._logged_state is None and state == "ok"):
-            self._logged_state = (state, code)
-            return
-        self._logged_state = (state, code)
-        if state == "ok":
-            why = f"{self.backlog} readings to write"
-        elif code == "db_slow":
-            why = f"the oldest write has waited {self.oldest() or 0:.1f} s"
-        else:
-            why = f"{self.last_error}; {self.backlog} readings waiting"
-        self.log.info(
-            "database state: {state} [{code}] {database}: {why}",
-            state=state, code=code, database=self.spec.describe(), why=why,
-        )  # fmt: skip
-
-
-LEGACY_JOURNAL = "balanca-journal.sqlite3"
-"""Where 0.1 kept the journal of any MySQL database, in the working directory."""
-
-
-def describe(error: BaseException) -> str:
-    """An error in one line: its type and message."""
-    if isinstance(error, DatabaseUnavailable):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
-
-
-def _refusal(error: Exception, dbapi: Any) -> Exception:
-    """A database's own error as DatabaseRefused; anything else (a bug) as it is."""
-    return DatabaseRefused(describe(error)) if isinstance(error, dbapi.Error) else error
-
 
 def new_run(seconds: float) -> str:
     """A name for one start of the service: its UTC time and a random suffix."""
     moment = datetime.fromtimestamp(seconds, tz=UTC)
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-
-
-def default_journal_path(spec: DatabaseSpec) -> str:
-    """The journal of `spec`: next to a SQLite database (`NAME-journal.sqlite3`), else in the
-    working directory, named after the MySQL database and a hash of its identity."""
-    if spec.dialect == "sqlite":
-        return os.path.splitext(spec.path)[0] + "-journal.sqlite3"
-    digest = hashlib.sha256(identity(spec).encode()).hexdigest()[:10]
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", spec.database)
-    return f"balanca-journal-{name}-{digest}.sqlite3"
 
 
 def _insert_many(txn: Any, sql: str, rows: list[Row]) -> int:
@@ -609,11 +499,6 @@ def _insert_each(
         else:
             inserted += int(txn.rowcount)
     return inserted, aside
-
-
-def _delete(txn: Any, sql: str, params: tuple[Any, ...]) -> int:
-    txn.execute(sql, params)
-    return int(txn.rowcount)
 
 
 def _fetch(txn: Any, sql: str, params: tuple[Any, ...]) -> list[Row]:
