@@ -11,6 +11,7 @@ import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import txaio
@@ -37,14 +38,18 @@ from balanca.endpoints import address_text, is_dual_stack
 from balanca.http.api import Api, api_tree
 from balanca.http.live import LiveFactory
 from balanca.http.metrics import BalancaCollector, MetricsResource
-from balanca.http.security import Access, RateLimiter, read_token_file
+from balanca.http.records import Records, WeighingsEndpoint
+from balanca.http.security import Access, RateLimiter, read_operators_file, read_token_file
 from balanca.http.site import site_tree, web_root
 from balanca.hub import Hub
+from balanca.records.key import load_or_create
 from balanca.scale.link import Opener, ScaleLink
 from balanca.scale.protocols import PROTOCOLS
 from balanca.scale.scale import Scale, ScaleProtocol
 from balanca.scale.simulator import SimulatedIndicator
 from balanca.scale.stability import StabilityFilter
+from balanca.store.idempotency import Idempotency
+from balanca.store.recordbook import RecordBook
 from balanca.store.store import Store
 
 LIST_OPTIONS = ("http", "ws", "allowed-origin")
@@ -83,6 +88,13 @@ class Options(usage.Options):
         ],
         ["token-file", None, None, "file holding the bearer token that writes need"],
         ["read-token-file", None, None, "file holding a token that reads and /ws need too"],
+        ["operators-file", None, None, "file of name:token lines: operators whose tokens write"],
+        [
+            "records-key",
+            None,
+            "balanca-records.key",
+            "the Ed25519 key that signs records (created 0600 when missing)",
+        ],
         ["ping-interval", None, "30", "seconds between WebSocket keepalive pings"],
         ["ping-timeout", None, "10", "seconds to wait for a pong before dropping a client"],
         [
@@ -181,6 +193,7 @@ class Settings:
     keep_readings: float | None
     stale_after: float
     access: Access
+    records_key: str
     ping_interval: float
     ping_timeout: float
     ws_max_queue: int
@@ -198,10 +211,12 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
     if options["token-file"]:
         write_token = read_token_file(options["token-file"])
     read_token = read_token_file(options["read-token-file"]) if options["read-token-file"] else None
-    if read_token is not None and write_token is None:
+    operators = read_operators_file(options["operators-file"]) if options["operators-file"] else ()
+    if read_token is not None and write_token is None and not operators:
         raise ValueError(
             "--read-token-file without --token-file would leave tare, zero and weighings "
-            "public while the weight is private: give --token-file (or BALANCA_TOKEN) too"
+            "public while the weight is private: give --token-file (or BALANCA_TOKEN) or"
+            " --operators-file too"
         )
     if not options["http"] and not options["ws"]:
         raise ValueError("nothing to listen on: give --http or --ws")
@@ -215,7 +230,8 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         record=options["record"],
         keep_readings=_positive(options, "keep-readings") if options["keep-readings"] else None,
         stale_after=stale_after,
-        access=Access(write_token, read_token, tuple(options["allowed-origin"])),
+        access=Access(write_token, read_token, tuple(options["allowed-origin"]), operators),
+        records_key=options["records-key"],
         ping_interval=_positive(options, "ping-interval"),
         ping_timeout=_positive(options, "ping-timeout"),
         ws_max_queue=_whole(options, "ws-max-queue"),
@@ -317,6 +333,24 @@ def opener(spec: ScaleSpec, scale: Scale, reactor: Any) -> Opener:
     return lambda protocol: connectProtocol(endpoint, protocol)
 
 
+def record_book(
+    key_path: str, store: Store, reactor: Any, min_weights: dict[str, Decimal]
+) -> RecordBook:
+    """The sealed records, signed with the key at `key_path` (made when missing)."""
+    try:
+        key, created = load_or_create(key_path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"balanca: --records-key {key_path}: {e}") from None
+    book = RecordBook(store.interact, store.dialect, key, reactor, store.run, min_weights)
+    if created:
+        Logger(namespace="balanca").info(
+            "records: created the signing key {path} ({fingerprint}); keep a copy of it safe",
+            path=os.path.abspath(key_path),
+            fingerprint=book.fingerprint,
+        )
+    return book
+
+
 def makeService(options: Options, reactor: Any = global_reactor) -> BalancaService:
     """Build the whole service from validated options."""
     settings = options.settings
@@ -369,9 +403,22 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     registry = CollectorRegistry()
     collector = BalancaCollector(hub, scale, link, live, store)
     registry.register(collector)
-    api = Api(reactor, hub, scale, store, lambda: len(live.clients), settings.access, limiter)
+    book = record_book(settings.records_key, store, reactor, {hub.scale: Decimal(0)})
+    hub.subscribe(book)
+    collector.book = book
+    api = Api(
+        reactor,
+        hub,
+        scale,
+        store,
+        lambda: len(live.clients),
+        settings.access,
+        limiter,
+        lambda: book.state,
+    )
+    records = Records(book, Idempotency(store.interact, store.dialect, reactor), book.min_weight)
     site = site_tree(
-        api_tree(api),
+        api_tree(api, (b"weighings", WeighingsEndpoint(api, records))),
         WebSocketResource(live),
         MetricsResource(registry),
         web_root(),
@@ -384,6 +431,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     # Services stop in reverse order: listeners, then the scale, then the store, which writes
     # everything the scale published before the process exits.
     store.setServiceParent(top)
+    book.setServiceParent(top)
     link.setServiceParent(top)
     for description, endpoint in settings.http:
         Listener(description, endpoint, site, "HTTP + WebSocket (/ws)").setServiceParent(top)

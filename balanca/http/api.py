@@ -24,7 +24,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from balanca.http.security import Access, RateLimiter, bearer
 from balanca.hub import Hub
-from balanca.reading import Reading, Reply, isotime, json_bytes, local_time
+from balanca.reading import Reply, isotime, json_bytes, local_time
 from balanca.scale.scale import CommandError
 from balanca.store.store import DatabaseUnavailable
 
@@ -84,16 +84,6 @@ class ScaleCommands(Protocol):
 class Records(Protocol):
     """The store, as the API uses it."""
 
-    def add_weighing(
-        self, reading: Reading, reference: str | None, note: str | None
-    ) -> defer.Deferred[dict[str, Any]]:
-        """Record a weighing of `reading`; fires with the stored row."""
-        ...
-
-    def weighings(self, limit: int, before: int | None) -> defer.Deferred[list[dict[str, Any]]]:
-        """Recorded weighings, newest first, ids below `before`."""
-        ...
-
     def readings(
         self, since: datetime | None, until: datetime | None, limit: int
     ) -> defer.Deferred[list[dict[str, Any]]]:
@@ -116,6 +106,8 @@ class Api:
     clients: Callable[[], int]
     access: Access
     limiter: RateLimiter
+    records: Callable[[], str] = lambda: "ok"
+    """The sealed records' state: `ok`, or `broken` once a check fails."""
 
 
 def error_body(error: str, detail: str = "", code: str = "internal_error") -> bytes:
@@ -307,12 +299,14 @@ class HealthEndpoint(Endpoint):
         scale = self.api.hub.status()
         database = dict(self.api.store.health())
         db = database.pop("db")
-        ok = scale["state"] not in ("disconnected", "stale") and db == "ok"
+        records = "broken" if self.api.records() == "broken" else "ok"
+        ok = scale["state"] not in ("disconnected", "stale") and db == "ok" and records == "ok"
         body = {
             "status": "ok" if ok else "degraded",
             "scale": scale,
             "db": db,
             "database": database,
+            "records": records,
             "clients": self.api.clients(),
             "time": isotime(local_time(self.api.clock.seconds())),
         }
@@ -362,40 +356,6 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-class WeighingsEndpoint(Endpoint):
-    """`POST /api/weighings` records the current stable weight; `GET` lists weighings."""
-
-    def get(self, request: Request) -> defer.Deferred[Answer]:
-        limit = query_int(request, "limit", 50, 1, MAX_LIMIT)
-        before = query_int(request, "before", None, 1, 2**63 - 1)
-        d = self.api.store.weighings(limit or 50, before)
-        return d.addCallback(lambda rows: (200, {"weighings": rows}))
-
-    def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
-        if not isinstance(body, dict):
-            raise ApiError(400, "malformed body", "expected a JSON object")
-        unknown = set(body) - {"reference", "note"}
-        if unknown:
-            raise ApiError(400, "unknown fields", ", ".join(sorted(unknown)))
-        reference = text_field(body, "reference", 100)
-        note = text_field(body, "note", 500)
-        hub = self.api.hub
-        reading = hub.latest
-        if not hub.is_live() or reading is None:
-            raise scale_unavailable(hub, 409)
-        if reading.status != "ok" or reading.weight is None:
-            raise ApiError(
-                409, f"scale {reading.status}", "a weighing needs a weight", "scale_status"
-            )
-        if not reading.stable:
-            raise ApiError(
-                409, "scale in motion", "a weighing needs a stable weight", "scale_in_motion"
-            )
-        self.limit(request)
-        d = self.api.store.add_weighing(reading, reference, note)
-        return d.addCallback(lambda row: (201, row))
-
-
 class ReadingsEndpoint(Endpoint):
     """`GET /api/readings?since=&until=&limit=`: recorded readings, newest first."""
 
@@ -406,8 +366,8 @@ class ReadingsEndpoint(Endpoint):
         return d.addCallback(lambda rows: (200, {"readings": rows}))
 
 
-def api_tree(api: Api) -> Resource:
-    """The `/api` resource with its children."""
+def api_tree(api: Api, *more: tuple[bytes, Resource]) -> Resource:
+    """The `/api` resource with its children (and `more` of other parts: the records)."""
     root = NotFound()
     for name, child in (
         (b"time", TimeEndpoint(api)),
@@ -416,8 +376,8 @@ def api_tree(api: Api) -> Resource:
         (b"tare", CommandEndpoint(api, "tare")),
         (b"zero", CommandEndpoint(api, "zero")),
         (b"clear-tare", CommandEndpoint(api, "clear-tare")),
-        (b"weighings", WeighingsEndpoint(api)),
         (b"readings", ReadingsEndpoint(api)),
+        *more,
     ):
         root.putChild(name, child)
     return root

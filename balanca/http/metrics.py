@@ -22,6 +22,7 @@ from balanca.http.site import BalancaSite
 from balanca.hub import Hub
 from balanca.scale.link import ScaleLink
 from balanca.scale.scale import Scale
+from balanca.store.recordbook import RecordBook
 
 SCALE_STATES = ("waiting", "live", "stale", "disconnected")
 
@@ -34,12 +35,29 @@ class BalancaCollector:
     ) -> None:
         self.hub, self.scale, self.link, self.live, self.store = hub, scale, link, live, store
         self.site: BalancaSite | None = None
+        self.book: RecordBook | None = None
 
     def collect(self) -> Iterator[Metric]:
         yield from self._scale()
         yield from self._websocket()
         yield from self._database()
+        yield from self._records()
         yield from self._http()
+
+    def _records(self) -> Iterator[Metric]:
+        if self.book is None:
+            return
+        verdict = self.book.verdict
+        yield _gauge(
+            "records_ok",
+            "1 while every sealed record checks (0: the chain is broken; see the log)",
+            self.book.state != "broken",
+        )
+        yield _gauge(
+            "records_checked",
+            "Records covered by the last check of the chain",
+            None if verdict is None else verdict.records,
+        )
 
     def _scale(self) -> Iterator[Metric]:
         c = self.scale.counters

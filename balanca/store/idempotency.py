@@ -26,6 +26,9 @@ KEEP = timedelta(hours=24)
 MAX_KEY = 255
 """Longest key accepted (characters)."""
 
+TRANSIENT = frozenset({408, 429})
+"""4xx answers that say "not now" rather than "no": never kept for a key."""
+
 Answer = tuple[int, Any]
 
 
@@ -87,7 +90,7 @@ class Idempotency:
         for waiter in waiters:
             waiter.callback(answer)
         status = answer[0]
-        if not kept and (status == 201 or 400 <= status < 500):
+        if not kept and (status == 201 or (400 <= status < 500 and status not in TRANSIENT)):
             await self.interact(
                 keep_answer, self.dialect, receipt, answer, now_text(self.clock), self._cutoff()
             )

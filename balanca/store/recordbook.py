@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
@@ -81,12 +81,23 @@ class RecordBook(Service):
         self._checking = DeferredLock()
         self._captured: dict[str, bool] = {}
         """Per scale: whether it has a capture (known once asked, then kept up to date)."""
+        self._retry: Deferred[None] | None = None
+        """The wait before the next try to check the chain while the database is away."""
         self._emptied: dict[str, bool] = {}
         """Per scale: an empty scale was seen since its last capture in this run."""
 
     def startService(self) -> None:
         super().startService()
-        self._checking.run(self._check_at_start)
+        self._checking.run(lambda: Deferred.fromCoroutine(self._check_at_start()))
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._retry is not None:
+            self._retry.cancel()
+
+    def min_weight(self, scale: str) -> Decimal:
+        """The capture minimum of `scale` (0 unless configured)."""
+        return self.min_weights.get(scale, Decimal(0))
 
     # Records in.
 
@@ -160,7 +171,7 @@ class RecordBook(Service):
 
     def reading(self, reading: Reading, payload: bytes) -> None:
         """Hub subscriber: note an empty scale for the same-load rule."""
-        if empties(reading, self.min_weights.get(reading.scale, Decimal(0))):
+        if empties(reading, self.min_weight(reading.scale)):
             self._emptied[reading.scale] = True
 
     def status(self, payload: bytes) -> None:
@@ -210,7 +221,13 @@ class RecordBook(Service):
                 verdict = await self._check_all()
             except Exception as error:  # the database is away: try again shortly
                 self.log.info("records: chain not checked yet ({error})", error=error)
-                await _sleep(self.clock, RETRY)
+                self._retry = deferLater(self.clock, RETRY, lambda: None)
+                try:
+                    await self._retry
+                except CancelledError:
+                    return
+                finally:
+                    self._retry = None
                 continue
             if verdict.ok:
                 self.log.info(
@@ -267,7 +284,3 @@ def _has_capture(txn: Any, dialect: Dialect, scale: str) -> bool:
         (scale,),
     )
     return txn.fetchone() is not None
-
-
-def _sleep(clock: IReactorTime, seconds: float) -> Deferred[None]:
-    return deferLater(clock, seconds, lambda: None)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,17 +45,14 @@ from balanca.store.prune import Pruner
 from balanca.store.schema import (
     DIALECTS,
     READING_COLUMNS,
-    WEIGHING_COLUMNS,
     Row,
     encode_reading,
-    encode_weighing,
     identity,
     lost_connection,
     migrate,
     reading_dict,
     refused,
     utc_text,
-    weighing_dict,
 )
 
 if TYPE_CHECKING:
@@ -127,8 +123,6 @@ class Store(Service):
         self._loop.clock = self._clock
         d = self.dialect
         self._insert_reading = d.insert("readings", READING_COLUMNS)
-        self._insert_weighing = d.insert("weighings", WEIGHING_COLUMNS)
-        self._weighing_fields = "id, " + ", ".join(WEIGHING_COLUMNS[1:])
         self.pruner = (
             None
             if keep_days is None
@@ -255,23 +249,6 @@ class Store(Service):
     def flush(self) -> Deferred[None]:
         """Write everything queued now; fails with DatabaseUnavailable if the database fails."""
         return Deferred.fromCoroutine(self._flush())
-
-    def add_weighing(
-        self, reading: Reading, reference: str | None, note: str | None
-    ) -> Deferred[dict[str, Any]]:
-        """Store a weighing of `reading` (which must have a weight); fires with the stored row,
-        or fails with DatabaseUnavailable within CAPTURE_TIMEOUT seconds."""
-        return Deferred.fromCoroutine(self._add_weighing(reading, reference, note))
-
-    def weighings(self, limit: int, before: int | None = None) -> Deferred[list[dict[str, Any]]]:
-        """Stored weighings, newest first: up to `limit` with an id below `before`."""
-        where, params = "scale = ?", list[object]([self.scale])
-        if before is not None:
-            where, params = where + " AND id < ?", [*params, before]
-        sql = (
-            f"SELECT {self._weighing_fields} FROM weighings WHERE {where} ORDER BY id DESC LIMIT ?"
-        )
-        return Deferred.fromCoroutine(self._select(sql, [*params, limit], weighing_dict))
 
     def readings(
         self, since: datetime | None = None, until: datetime | None = None, limit: int = 100
@@ -419,18 +396,6 @@ class Store(Service):
         rows = await self._interact(_fetch, self.dialect.sql(sql), tuple(params))
         return [shape(row) for row in rows]
 
-    async def _add_weighing(
-        self, reading: Reading, reference: str | None, note: str | None
-    ) -> dict[str, Any]:
-        if not self._schema_ready:
-            raise DatabaseUnavailable(self.last_error)
-        row = encode_weighing(uuid.uuid4().hex, reading, self.run, reference, note)
-        select = self.dialect.sql(f"SELECT {self._weighing_fields} FROM weighings WHERE uid = ?")
-        stored = Deferred.fromCoroutine(
-            self._interact(_insert_and_fetch, self._insert_weighing, row, select)
-        )
-        return weighing_dict(await self._bounded(stored, CAPTURE_TIMEOUT, "store the weighing"))
-
     async def _flush(self) -> None:
         await self._queue.save()
         drained = await self._writing.run(self._drain)
@@ -504,9 +469,3 @@ def _insert_each(
 def _fetch(txn: Any, sql: str, params: tuple[Any, ...]) -> list[Row]:
     txn.execute(sql, params)
     return list(txn.fetchall())
-
-
-def _insert_and_fetch(txn: Any, insert: str, row: Row, select: str) -> Row:
-    txn.execute(insert, row)
-    txn.execute(select, (row[0],))
-    return tuple(txn.fetchone())
