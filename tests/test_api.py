@@ -32,7 +32,9 @@ def sleep(seconds: float) -> defer.Deferred[None]:
     return task.deferLater(reactor, seconds, lambda: None)
 
 
-class Api(ServiceTestCase):
+class ApiCase(ServiceTestCase):
+    """A running service and the requests the API tests make of it."""
+
     @defer.inlineCallbacks
     def post(self, path: str, body: Any) -> Any:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -49,6 +51,8 @@ class Api(ServiceTestCase):
             yield sleep(0.05)
         self.fail("no stable load from the simulator")
 
+
+class Api(ApiCase):
     @defer.inlineCallbacks
     def test_a_weighing_stores_the_current_stable_weight_exactly(self) -> defer.Generator:
         yield self.start("--scale", "simulator:rate=20")
