@@ -341,7 +341,7 @@ def record_book(
         key, created = load_or_create(key_path)
     except (OSError, ValueError) as e:
         raise SystemExit(f"balanca: --records-key {key_path}: {e}") from None
-    book = RecordBook(store.interact, store.dialect, key, reactor, store.run, min_weights)
+    book = RecordBook(store.interact, store.spec, key, reactor, store.run, min_weights)
     if created:
         Logger(namespace="balanca").info(
             "records: created the signing key {path} ({fingerprint}); keep a copy of it safe",

@@ -12,6 +12,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 
 from balanca.records.seal import verify_chain
+from balanca.store import chaincheck
 from balanca.store.recordbook import RecordBook, RecordRefused
 from balanca.store.store import Store
 from tests.storebase import MariaDBCase, SQLiteCase, make_reading, wait_until
@@ -22,7 +23,7 @@ KEY = Ed25519PrivateKey.generate()
 async def start_book(case: Any, store: Store | None = None) -> RecordBook:
     """A started record book on `store` (default: a fresh store of `case`), its chain checked."""
     store = store or await case.start_store()
-    book = RecordBook(store.interact, store.dialect, KEY, reactor, store.run, {}, workers=2)
+    book = RecordBook(store.interact, store.spec, KEY, reactor, store.run, {}, workers=2)
     book.startService()
     case.addCleanup(book.stopService)
     await wait_until(lambda: book.state != "checking")
@@ -89,6 +90,34 @@ class RecordBookCases:
         case.assertTrue(await book.emptied("default"))
         restarted = await self.book(await self.start_store())
         case.assertFalse(await restarted.emptied("default"))
+
+    async def test_the_check_in_worker_ranges_finds_the_lowest_bad_record(self) -> None:
+        case: Any = self
+        case.patch(chaincheck, "RANGE", 7)  # many ranges, checked by two workers
+        book = await self.book()
+        for n in range(1, 31):
+            await book.capture(make_reading(n), {"kind": "weighing", "again": True})
+        case.assertEqual((await book.verify()).to_json()["records"], 30)
+        case.query("UPDATE records SET note = 'x' WHERE number = 23")
+        case.query("DELETE FROM records WHERE number = 15")  # the first of the third range
+        verdict = (await book.verify()).to_json()
+        case.assertEqual(verdict, {"ok": False, "records": 29, "first_bad": 15, "problem": "gap"})
+        case.query("DELETE FROM records WHERE number = 14")  # the last of the second range
+        verdict = (await book.verify()).to_json()
+        case.assertEqual(verdict, {"ok": False, "records": 28, "first_bad": 14, "problem": "gap"})
+        case.query("DELETE FROM records WHERE number >= 29")  # the newest, seen before
+        case.query("UPDATE records SET prev = hash WHERE number = 3")
+        verdict = (await book.verify()).to_json()
+        case.assertEqual(verdict, {"ok": False, "records": 26, "first_bad": 3, "problem": "prev"})
+
+    async def test_removing_the_newest_records_is_caught_by_the_running_service(self) -> None:
+        book = await self.book()
+        for n in range(1, 4):
+            await book.capture(make_reading(n), {"kind": "weighing", "again": True})
+        case: Any = self
+        case.query("DELETE FROM records WHERE number = 3")
+        verdict = (await book.verify()).to_json()
+        case.assertEqual(verdict, {"ok": False, "records": 2, "first_bad": 3, "problem": "gap"})
 
     async def test_a_row_edited_behind_the_services_back_is_caught_at_the_next_start(
         self,

@@ -9,16 +9,12 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import AsyncIterator
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from balanca.records.key import fingerprint, key_info, load_or_create, public_from_text
-from balanca.records.parallel import ParallelCheck
 from balanca.records.seal import (
     GENESIS,
     RECORD_KEYS,
@@ -179,30 +175,3 @@ class SigningKey(TestCase):
         with self.assertRaises(ValueError) as caught:
             load_or_create(path)
         self.assertIn(path, str(caught.exception))
-
-
-async def segments(records: list[dict[str, Any]], size: int) -> AsyncIterator[list[dict[str, Any]]]:
-    for start in range(0, len(records), size):
-        yield records[start : start + size]
-
-
-class ParallelChecking(TestCase):
-    async def verdict(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        check = ParallelCheck(KEY.public_key(), lambda f: deferToThread(f.result), workers=2)
-        return (await check.run(segments(records, 7))).to_json()
-
-    @inlineCallbacks
-    def test_segments_checked_in_worker_processes_agree_with_the_serial_check(self) -> Any:
-        records = chain(50)
-        verdict = yield Deferred.fromCoroutine(self.verdict(records))
-        self.assertEqual(verdict, verify_chain(records, KEY.public_key()).to_json())
-        self.assertTrue(verdict["ok"])
-        records[22]["weight"] = "1.00"  # record 23, in the middle of the fourth segment
-        del records[40]  # a later gap does not hide the first problem
-        verdict = yield Deferred.fromCoroutine(self.verdict(records))
-        self.assertEqual(verdict, {"ok": False, "records": 49, "first_bad": 23, "problem": "hash"})
-        relinked = chain(21)
-        relinked[14]["prev"] = relinked[12]["hash"]  # the first record of the third segment
-        verdict = yield Deferred.fromCoroutine(self.verdict(relinked))
-        self.assertEqual(verdict["first_bad"], 15)
-        self.assertEqual(verdict["problem"], "prev")

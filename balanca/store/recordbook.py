@@ -9,10 +9,10 @@ the reactor thread) and every record again as it is written; a broken chain turn
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twisted.application.service import Service
@@ -24,16 +24,19 @@ from twisted.logger import Logger
 
 from balanca.reading import Reading, isotime, local_time
 from balanca.records.guards import empties
-from balanca.records.key import fingerprint, key_info
-from balanca.records.parallel import ParallelCheck
+from balanca.records.key import fingerprint, key_info, raw_public
 from balanca.records.seal import ChainCheck, Record, Verdict
 from balanca.store import ledger
+from balanca.store.chaincheck import ChainChecker
 from balanca.store.idempotency import Receipt
-from balanca.store.schema import Dialect, utc_text
+from balanca.store.schema import DIALECTS, Dialect, utc_text
+
+if TYPE_CHECKING:
+    from balanca.config import DatabaseSpec
 
 CAPTURE_KINDS = ("weighing", "in", "out")
 SEGMENT = 5000
-"""Records read and checked together when the whole chain is checked."""
+"""Records read and checked together after a write."""
 RETRY = 2.0
 """Seconds between attempts to check the chain while the database is away at start."""
 
@@ -58,7 +61,7 @@ class RecordBook(Service):
     def __init__(
         self,
         interact: Interact,
-        dialect: Dialect,
+        spec: DatabaseSpec,
         key: Ed25519PrivateKey,
         clock: IReactorTime,
         run: str,
@@ -68,7 +71,8 @@ class RecordBook(Service):
         """`run` names this start of the service (kept in captures); `min_weights` maps each
         scale to its capture minimum."""
         self.run = run
-        self.interact, self.dialect, self.key, self.clock = interact, dialect, key, clock
+        self.interact, self.spec, self.key, self.clock = interact, spec, key, clock
+        self.dialect = DIALECTS[spec.dialect]
         self.min_weights = dict(min_weights)
         self.public = key_info(key.public_key())
         self.fingerprint = fingerprint(key.public_key())
@@ -237,20 +241,20 @@ class RecordBook(Service):
             return
 
     async def _check_all(self) -> Verdict:
-        check = ParallelCheck(
-            self.key.public_key(), lambda f: deferToThread(f.result), self.workers
+        newest, count = await self.interact(_extent)
+        checker = ChainChecker(
+            self.spec,
+            raw_public(self.key.public_key()),
+            lambda f: deferToThread(f.result),
+            self.workers,
         )
-        verdict = await check.run(self._segments())
+        verdict = await checker.run(newest, count)
+        if verdict.ok and self._verified is not None and newest < self._verified["number"]:
+            verdict = Verdict(count, None, newest + 1, "gap")  # the newest records were removed
         self._judge(verdict)
         if verdict.ok:
             self._verified = verdict.last
         return verdict
-
-    async def _segments(self) -> AsyncIterator[list[Record]]:
-        after = 0
-        while records := await self.interact(ledger.batch, self.dialect, after, SEGMENT):
-            yield records
-            after = records[-1]["number"]
 
     async def _check_new(self) -> None:
         if self.state == "broken" or self.verdict is None:
@@ -275,6 +279,12 @@ class RecordBook(Service):
         elif state == "ok" and self.state == "broken":
             self.log.info("records: chain whole again")
         self.state = state
+
+
+def _extent(txn: Any) -> tuple[int, int]:
+    txn.execute("SELECT MAX(number), COUNT(*) FROM records")
+    newest, count = txn.fetchone()
+    return int(newest or 0), int(count)
 
 
 def _has_capture(txn: Any, dialect: Dialect, scale: str) -> bool:
