@@ -8,6 +8,8 @@ import base64
 import hashlib
 import json
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -20,7 +22,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from tests.base import fetch
-from tests.child import running
+from tests.child import REPO, running
 from tests.test_api import ApiCase
 
 
@@ -169,6 +171,28 @@ class ChainEditedBehindTheServicesBack(TestCase):
             status, health = self.get(service.origin, "/api/health")
             self.assertEqual((status, health["records"]), (503, "broken"))
             self.assertIn("chain BROKEN at record 2: hash", service.log())
+
+    def test_balanca_verify_checks_a_live_service_and_an_export_with_the_key_alone(self) -> None:
+        with running("--scale", "simulator:rate=20") as service:
+            for _ in range(2):
+                self.capture(service.origin)
+            key = self.get(service.origin, "/api/weighings/key")[1]["public_key"]
+            export = service.workdir / "export.json"
+            export.write_text(json.dumps(self.get(service.origin, "/api/weighings")[1]))
+            for source in (service.origin, str(export)):
+                run = subprocess.run(
+                    [sys.executable, "-m", "balanca.verify", "--key", key, source],
+                    capture_output=True, text=True, timeout=60, cwd=REPO,
+                )  # fmt: skip
+                self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+                self.assertIn("ok: 2 records", run.stdout)
+            wrong = base64.b64encode(bytes(32)).decode()
+            run = subprocess.run(
+                [sys.executable, "-m", "balanca.verify", "--key", wrong, str(export)],
+                capture_output=True, text=True, timeout=60, cwd=REPO,
+            )  # fmt: skip
+            self.assertEqual(run.returncode, 1)
+            self.assertIn("BROKEN: record 1: signature", run.stdout)
 
     def test_a_deleted_row_is_a_gap_and_a_record_answered_201_survives_sigkill(self) -> None:
         with running("--scale", "simulator:rate=20") as service:
