@@ -285,7 +285,7 @@ def record_a_new_load(page: Page, fields: dict[str, str] | None = None) -> str:
         expect(page.locator("#record-why")).to_be_empty()
         for selector, text in (fields or {}).items():
             page.fill(selector, "")
-            page.press_sequentially(selector, text)  # typed, key by key
+            page.locator(selector).press_sequentially(text)  # typed, key by key
         fresh_answer(page)
         page.click("#record")
         answer = wait_for_answer(page)
@@ -300,7 +300,7 @@ def row(page: Page, number: int) -> Any:
 
 def test_a_weighing_recorded_with_the_button_appears_in_the_table(kiosk: Kiosk) -> None:
     page = kiosk.page
-    page.press_sequentially("#plate", "abc-1234")
+    page.locator("#plate").press_sequentially("abc-1234")
     expect(page.locator("#plate")).to_have_value("ABC-1234")  # upper-cased as typed
     answer = record_a_new_load(page, {"#plate": "abc-1234", "#reference": "Lote 7"})
     stored = kiosk.service.weighings()[0]
