@@ -115,6 +115,22 @@ class RecordsOverHttp(ApiCase):
         self.assertEqual(len(listed), 1)
 
     @defer.inlineCallbacks
+    def test_a_refusal_with_an_idempotency_key_is_answered_and_replayed(self) -> defer.Generator:
+        """The page sends a key with every capture: a refusal (an error body, already bytes)
+        is its final answer, kept like a 201."""
+        yield self.start("--scale", "simulator:rate=20")
+        yield self.until_stable_load()
+        first = yield self.keyed_post("/api/weighings", {}, {"Idempotency-Key": "page-1"})
+        self.assertEqual(first.code, 201, first.body)
+        for _ in range(2):
+            same = yield self.keyed_post("/api/weighings", {}, {"Idempotency-Key": "page-2"})
+            self.assertEqual((same.code, same.json()["code"]), (409, "same_load"), same.body)
+        again = yield self.keyed_post(
+            "/api/weighings", {"again": True}, {"Idempotency-Key": "page-3"}
+        )
+        self.assertEqual((again.code, again.json()["again"]), (201, True), again.body)
+
+    @defer.inlineCallbacks
     def test_each_record_names_the_operator_whose_token_wrote_it(self) -> defer.Generator:
         folder = Path(tempfile.mkdtemp())
         (folder / "operators").write_text("# gate\nana:tok-ana\nbruno : tok-bruno\n")

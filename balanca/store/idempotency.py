@@ -126,7 +126,8 @@ def keep_answer(
 ) -> None:
     """Keep `answer` for `receipt` (replacing an expired one), and forget expired answers."""
     txn.execute(dialect.sql("DELETE FROM idempotency WHERE created_utc < ?"), (cutoff,))
-    body = answer[1] if isinstance(answer[1], str) else json.dumps(answer[1], ensure_ascii=False)
+    raw = answer[1]  # an error answer's body comes already serialised
+    body = raw.decode("utf-8") if isinstance(raw, bytes) else json.dumps(raw, ensure_ascii=False)
     txn.execute(
         dialect.sql(
             "INSERT INTO idempotency (scope, body_hash, status, answer, created_utc)"
