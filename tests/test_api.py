@@ -42,10 +42,10 @@ class ApiCase(ServiceTestCase):
         return response
 
     @defer.inlineCallbacks
-    def until_stable_load(self) -> Any:
-        """Wait for the simulator's next stable, non-zero load."""
+    def until_stable_load(self, path: str = "/api/weight") -> Any:
+        """Wait for the simulator's next stable, non-zero load (at `path`)."""
         for _ in range(300):
-            reading = (yield fetch(self.url("/api/weight"))).json()
+            reading = (yield fetch(self.url(path))).json()
             if reading.get("stable") and reading.get("weight") not in (None, "0"):
                 return reading
             yield sleep(0.05)

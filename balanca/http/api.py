@@ -181,11 +181,17 @@ class Endpoint(Resource):
     def __init__(self, api: Api) -> None:
         super().__init__()
         self.api = api
-        own = type(self).__dict__
+        own = {
+            name
+            for cls in type(self).__mro__
+            if issubclass(cls, Endpoint) and cls is not Endpoint
+            for name in vars(cls)
+        }
         self.methods = [
             m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own
         ]
-        """The methods this endpoint answers: those whose handler its class defines."""
+        """The methods this endpoint answers: those whose handler its class (or a class it
+        extends) defines."""
 
     def get(self, request: Request) -> Answer | defer.Deferred[Answer]:
         """Answer a GET (endpoints that serve reads override this)."""
