@@ -127,7 +127,7 @@ function kindText(kind) {
 }
 
 function weightText(record) {
-  if (record.weight === null) return "—";
+  if (record.weight === null) return ""; // a void weighs nothing
   const net = record.mode === "net" ? ` (${t("net").toLowerCase()})` : "";
   return `${record.weight} ${record.unit}${net}`;
 }
