@@ -445,6 +445,8 @@ def test_the_same_load_is_refused_and_weigh_again_records_it_on_purpose(kiosk: K
     expect(page.locator("#answer")).to_have_text(
         f"Pesagem nº {number + 1} registrada: {again['weight']} {again['unit']}"
     )
+    expect(row(page, number + 1)).to_contain_text("mesma carga, pesada novamente")
+    expect(row(page, number)).not_to_contain_text("mesma carga")
 
 
 def test_a_double_click_on_record_makes_one_record_with_one_idempotency_key(

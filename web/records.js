@@ -138,6 +138,7 @@ function detailCell(record) {
   if (record.plate) lines.push(element("span", "plate", record.plate));
   if (record.reference) lines.push(element("span", "reference", record.reference));
   if (record.note) lines.push(element("span", "note", record.note));
+  if (record.again) lines.push(element("span", "again", t("weighedAgain")));
   if (record.kind === "void") lines.push(element("span", "voids", t("voidsRecord", { number: record.voids, reason: record.reason })));
   if (record.operator) lines.push(element("span", "operator", t("byOperator", { operator: record.operator })));
   if (record.voided_by !== null) lines.push(element("span", "voided-by", t("voidedBy", { number: record.voided_by })));
