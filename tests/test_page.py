@@ -19,6 +19,7 @@ import shutil
 import struct
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -263,9 +264,26 @@ def test_the_page_shows_the_simulated_weight_changing_live_with_its_badge(kiosk:
     expect(page.locator("#age")).to_have_text("Última leitura: agora")
 
 
-def get_json(service: Service, path: str) -> Any:
-    with urllib.request.urlopen(f"{service.origin}{path}", timeout=5) as response:
+def get_json(service: Service, path: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"{service.origin}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
+
+
+def post_json(service: Service, path: str, body: Any, token: str) -> tuple[int, Any]:
+    """POST `body` with the write `token`: (status, JSON answer), refusals included."""
+    request = urllib.request.Request(
+        f"{service.origin}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
 
 
 def newest_number(service: Service) -> int:
@@ -765,6 +783,61 @@ def test_a_locked_service_asks_for_the_token_once_and_the_tab_keeps_it(browser: 
                 fresh_answer(page)
                 page.click("#zero-button")
                 expect_service_answer(page)
+                expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(secrets, ignore_errors=True)
+
+
+def test_a_void_asks_for_the_write_token_and_a_record_voided_meanwhile_is_refused_in_words(
+    browser: Browser,
+) -> None:
+    """A locked service: the page reads with the read token, and its void asks for the write
+    token once. A record another station voids while this page's dialog is open is refused
+    (already_void) in the page's words."""
+    secrets = Path(tempfile.mkdtemp(prefix="balanca-tokens-"))
+    (secrets / "read").write_text("reader-secret\n")
+    (secrets / "write").write_text("writer-secret\n")
+    locked = ("--read-token-file", str(secrets / "read"), "--token-file", str(secrets / "write"))
+    try:
+        with running(*locked) as service:
+            deadline = time.monotonic() + CYCLE_MS / 1000
+            captured: list[Any] = []
+            while len(captured) < 2 and time.monotonic() < deadline:  # on a stable load
+                status, answer = post_json(
+                    service, "/api/weighings", {"again": True}, "writer-secret"
+                )
+                if status == 201:
+                    captured.append(answer)
+                else:
+                    assert status == 409, answer
+                    time.sleep(0.2)
+            first, second = (record["number"] for record in captured)
+            context = browser.new_context(viewport=DESKTOP)
+            try:
+                page = context.new_page()
+                page.goto(f"{service.origin}/")
+                sign_in(page, "reader-secret")
+                expect(row(page, second).locator("button")).to_have_text("Anular")
+                row(page, first).locator("button").click()
+                page.fill("#void-reason", "Pesagem de teste")
+                page.click("#void-dialog button[value=ok]")
+                sign_in(page, "writer-secret")  # the read token cannot write: asked once
+                expect(page.locator("#answer")).to_have_text(
+                    f"Pesagem nº {first} anulada (anulação nº {second + 1})."
+                )
+                expect(row(page, first)).to_contain_text(f"anulada por nº {second + 1}")
+
+                row(page, second).locator("button").click()
+                status, _ = post_json(
+                    service, f"/api/weighings/{second}/void", {"reason": "outro"}, "writer-secret"
+                )
+                assert status == 201
+                page.fill("#void-reason", "Pesagem de teste")
+                page.click("#void-dialog button[value=ok]")
+                shows_in_both_languages(page, {"#answer": refusal(409, "already_void")})
+                expect(row(page, second)).to_contain_text(f"anulada por nº {second + 2}")
                 expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
             finally:
                 context.close()
