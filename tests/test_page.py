@@ -588,6 +588,21 @@ def test_in_motion_recording_is_disabled_with_the_reason_and_the_service_refuses
     set_language(page, "pt-BR")
 
 
+def test_an_empty_scale_disables_recording_and_the_service_refuses_it_below_minimum(
+    kiosk: Kiosk,
+) -> None:
+    page = kiosk.page
+    for _ in range(3):
+        page.wait_for_function(STABLE_ZERO, timeout=CYCLE_MS)
+        expect(page.locator("#record")).to_be_disabled()
+        expect(page.locator("#record-why")).to_have_text("Nada sobre a balança para registrar.")
+        submit_weighing(page)  # a click racing the scale
+        answer = wait_for_answer(page)
+        if "em movimento" not in answer:  # the load may arrive between the check and the submit
+            break
+    shows_in_both_languages(page, {"#answer": refusal(409, "below_minimum")})
+
+
 def test_tare_zero_and_clear_tare_show_the_services_answer_in_the_pages_words(
     kiosk: Kiosk,
 ) -> None:

@@ -203,6 +203,7 @@ function recordBlocked(connection) {
   if (state.db !== null && state.db.state !== "ok") return "recordNoDatabase";
   if (state.reading.status !== "ok") return "recordOutOfRange";
   if (!state.reading.stable || state.reading.weight === null) return "recordInMotion";
+  if (Number(state.reading.weight) <= 0) return "recordEmpty"; // below any minimum
   return null;
 }
 

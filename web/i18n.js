@@ -95,6 +95,7 @@ const TEXT = {
     recordNoDatabase: "Banco de dados fora: a pesagem não seria gravada.",
     recordOutOfRange: "Peso fora da faixa da balança.",
     recordInMotion: "Aguarde o peso estabilizar.",
+    recordEmpty: "Nada sobre a balança para registrar.",
     codes: {
       tared: "Tara feita.",
       zeroed: "Balança zerada.",
@@ -238,6 +239,7 @@ const TEXT = {
     recordNoDatabase: "Database down: the weighing would not be stored.",
     recordOutOfRange: "Weight outside the scale's range.",
     recordInMotion: "Wait for the weight to settle.",
+    recordEmpty: "Nothing on the scale to record.",
     codes: {
       tared: "Tare done.",
       zeroed: "Scale zeroed.",
