@@ -825,8 +825,8 @@ def test_a_void_asks_for_the_write_token_and_a_record_voided_meanwhile_is_refuse
                 )
                 if status == 201:
                     captured.append(answer)
-                else:
-                    assert status == 409, answer
+                else:  # not a stable load yet, or the store still starting (503)
+                    assert status in (409, 503), answer
                     time.sleep(0.2)
             first, second = (record["number"] for record in captured)
             context = browser.new_context(viewport=DESKTOP)
