@@ -14,6 +14,7 @@ from typing import Any
 
 import txaio
 from autobahn.twisted.resource import WebSocketResource
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 from twisted.application import internet, service
 from twisted.internet import reactor as global_reactor
@@ -32,7 +33,7 @@ from balanca.http.security import RateLimiter
 from balanca.http.site import site_tree, web_root
 from balanca.hub import Hub
 from balanca.options import Options, Settings
-from balanca.records.key import load_or_create
+from balanca.records.key import fingerprint, load_or_create
 from balanca.scale.link import ScaleLink
 from balanca.scale.scale import Scale
 from balanca.scales import ScaleParts, build_scale
@@ -141,20 +142,26 @@ class Listener(internet.StreamServerEndpointService):
 def record_book(
     key_path: str, store: Store, reactor: Any, scales: dict[str, ScaleParts]
 ) -> RecordBook:
-    """The sealed records, signed with the key at `key_path` (made when missing)."""
-    try:
-        key, created = load_or_create(key_path)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"balanca: --records-key {key_path}: {e}") from None
+    """The sealed records, signed with the key at `key_path` (made when missing). The key is
+    read when the book starts, as the service's own user."""
+    log = Logger(namespace="balanca")
+
+    def load_key() -> Ed25519PrivateKey:
+        try:
+            key, created = load_or_create(key_path)
+        except (OSError, ValueError) as e:
+            log.critical("cannot use --records-key {path}: {error}", path=key_path, error=e)
+            raise SystemExit(1) from None
+        if created:
+            log.info(
+                "records: created the signing key {path} ({fingerprint}); keep a copy of it safe",
+                path=os.path.abspath(key_path),
+                fingerprint=fingerprint(key.public_key()),
+            )
+        return key
+
     min_weights = {scale_id: parts.min_weight for scale_id, parts in scales.items()}
-    book = RecordBook(store.interact, store.spec, key, reactor, store.run, min_weights)
-    if created:
-        Logger(namespace="balanca").info(
-            "records: created the signing key {path} ({fingerprint}); keep a copy of it safe",
-            path=os.path.abspath(key_path),
-            fingerprint=book.fingerprint,
-        )
-    return book
+    return RecordBook(store.interact, store.spec, load_key, reactor, store.run, min_weights)
 
 
 def makeService(options: Options, reactor: Any = global_reactor) -> BalancaService:

@@ -23,7 +23,7 @@ KEY = Ed25519PrivateKey.generate()
 async def start_book(case: Any, store: Store | None = None) -> RecordBook:
     """A started record book on `store` (default: a fresh store of `case`), its chain checked."""
     store = store or await case.start_store()
-    book = RecordBook(store.interact, store.spec, KEY, reactor, store.run, {}, workers=2)
+    book = RecordBook(store.interact, store.spec, lambda: KEY, reactor, store.run, {}, workers=2)
     book.startService()
     case.addCleanup(book.stopService)
     await wait_until(lambda: book.state != "checking")

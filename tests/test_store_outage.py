@@ -192,7 +192,9 @@ class SilentDatabaseTests(ProxiedMariaDBCase):
     async def test_a_capture_is_answered_within_five_seconds(self) -> None:
         store = await self.silent_store()
         key = Ed25519PrivateKey.generate()
-        book = RecordBook(store.interact, store.spec, key, reactor, store.run, {})
+        book = RecordBook(store.interact, store.spec, lambda: key, reactor, store.run, {})
+        book.startService()
+        self.addCleanup(book.stopService)
         started = time.monotonic()
         with self.assertRaises(DatabaseUnavailable) as raised:
             await book.capture(make_reading(1), {"kind": "weighing"})

@@ -62,20 +62,23 @@ class RecordBook(Service):
         self,
         interact: Interact,
         spec: DatabaseSpec,
-        key: Ed25519PrivateKey,
+        load_key: Callable[[], Ed25519PrivateKey],
         clock: IReactorTime,
         run: str,
         min_weights: Mapping[str, Decimal],
         workers: int | None = None,
     ) -> None:
-        """`run` names this start of the service (kept in captures); `min_weights` maps each
-        scale to its capture minimum."""
+        """`load_key` gives the signing key when the book starts (after twistd has dropped
+        privileges, so the key file is the service user's); `run` names this start of the
+        service (kept in captures); `min_weights` maps each scale to its capture minimum."""
         self.run = run
-        self.interact, self.spec, self.key, self.clock = interact, spec, key, clock
+        self.interact, self.spec, self.load_key, self.clock = interact, spec, load_key, clock
         self.dialect = DIALECTS[spec.dialect]
         self.min_weights = dict(min_weights)
-        self.public = key_info(key.public_key())
-        self.fingerprint = fingerprint(key.public_key())
+        self.key: Ed25519PrivateKey | None = None
+        self.public: dict[str, Any] = {}
+        """`GET /api/weighings/key`'s answer, once started."""
+        self.fingerprint = ""
         self.workers = workers
         self.state: State = "checking"
         self.verdict: Verdict | None = None
@@ -91,8 +94,17 @@ class RecordBook(Service):
         """Per scale: an empty scale was seen since its last capture in this run."""
 
     def startService(self) -> None:
+        self.key = self.load_key()
+        self.public = key_info(self.key.public_key())
+        self.fingerprint = fingerprint(self.key.public_key())
         super().startService()
         self._checking.run(lambda: Deferred.fromCoroutine(self._check_at_start()))
+
+    @property
+    def signer(self) -> Ed25519PrivateKey:
+        """The signing key (the book has started)."""
+        assert self.key is not None, "the record book signs once started"
+        return self.key
 
     def stopService(self) -> None:
         super().stopService()
@@ -207,7 +219,7 @@ class RecordBook(Service):
     async def _write(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
         captured_utc = utc_text(datetime.fromisoformat(draft["captured"]))
         record: Record = await self.interact(
-            ledger.append, self.dialect, draft, self.key, captured_utc, uuid.uuid4().hex, receipt
+            ledger.append, self.dialect, draft, self.signer, captured_utc, uuid.uuid4().hex, receipt
         )
         self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
         return record
@@ -215,7 +227,7 @@ class RecordBook(Service):
     async def _check_at_start(self) -> None:
         while self.running:
             try:
-                sealed = await self.interact(ledger.seal_legacy, self.dialect, self.key)
+                sealed = await self.interact(ledger.seal_legacy, self.dialect, self.signer)
                 if sealed:
                     self.log.info(
                         "records: sealed the {count} weighings recorded by 0.1 as records 1 to"
@@ -244,7 +256,7 @@ class RecordBook(Service):
         newest, count = await self.interact(_extent)
         checker = ChainChecker(
             self.spec,
-            raw_public(self.key.public_key()),
+            raw_public(self.signer.public_key()),
             lambda f: deferToThread(f.result),
             self.workers,
         )
@@ -261,7 +273,7 @@ class RecordBook(Service):
             return  # a broken chain stays broken until a whole check passes; none yet: at start
         after = 0 if self._verified is None else self._verified["number"]
         records = await self.interact(ledger.batch, self.dialect, after, SEGMENT)
-        check = ChainCheck(self.key.public_key(), head=self._verified)
+        check = ChainCheck(self.signer.public_key(), head=self._verified)
         check.add_all(records)
         verdict = check.verdict()
         self._judge(verdict)
