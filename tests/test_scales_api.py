@@ -107,6 +107,8 @@ class ScalesApi(ServiceTestCase):
         self.assertEqual((health.code, health.json()["scale"]["scale"]), (200, "c"))
         cleared = yield self.post("/api/scales/b/clear-tare")
         self.assertEqual((cleared.code, cleared.json()["code"]), (200, "tare_cleared"))
+        hub = self.service.parts.scales["a"].hub
+        yield wait_until(lambda: hub.latest is not None and hub.latest.stable)  # not in motion
         weighed = yield self.post("/api/scales/a/weighings", {"reference": "T-1"})
         self.assertEqual((weighed.code, weighed.json()["scale"]), (201, "a"), weighed.body)
         for path, method in (
