@@ -35,7 +35,7 @@ from balanca.config import (
     split_scale_id,
 )
 from balanca.config_file import OptionKind, Site, read_config
-from balanca.http.security import Access, read_token_file
+from balanca.http.security import Access, read_operators_file, read_token_file
 
 T = TypeVar("T")
 LIST_DEFAULTS = {
@@ -79,6 +79,13 @@ class Options(usage.Options):
         ["site-id", None, None, "the site's id (MQTT topics) [default: [site] id, or host name]"],
         ["token-file", None, None, "file holding the bearer token that writes need"],
         ["read-token-file", None, None, "file holding a token that reads and /ws need too"],
+        ["operators-file", None, None, "file of name:token lines: operators whose tokens write"],
+        [
+            "records-key",
+            None,
+            "balanca-records.key",
+            "the Ed25519 key that signs records (created 0600 when missing)",
+        ],
         ["ping-interval", None, "30", "seconds between WebSocket keepalive pings"],
         ["ping-timeout", None, "10", "seconds to wait for a pong before dropping a client"],
         [
@@ -200,6 +207,7 @@ class Settings:
     min_weight: Decimal
     site: Site
     access: Access
+    records_key: str
     ping_interval: float
     ping_timeout: float
     ws_max_queue: int
@@ -242,10 +250,14 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
     read_token = (
         checked(options, "read-token-file", read_token_file) if options["read-token-file"] else None
     )
-    if read_token is not None and write_token is None:
+    operators = (
+        checked(options, "operators-file", read_operators_file) if options["operators-file"] else ()
+    )
+    if read_token is not None and write_token is None and not operators:
         raise ValueError(
             "--read-token-file without --token-file would leave tare, zero and weighings "
-            "public while the weight is private: give --token-file (or BALANCA_TOKEN) too"
+            "public while the weight is private: give --token-file (or BALANCA_TOKEN) or"
+            " --operators-file too"
         )
     if not options["http"] and not options["ws"]:
         raise ValueError("nothing to listen on: give --http or --ws")
@@ -262,7 +274,8 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         stale_after=stale_after,
         min_weight=checked(options, "min-weight", lambda t: nonnegative_decimal(t, "--min-weight")),
         site=site_from(options),
-        access=Access(write_token, read_token, tuple(options["allowed-origin"])),
+        access=Access(write_token, read_token, tuple(options["allowed-origin"]), operators),
+        records_key=options["records-key"],
         ping_interval=_positive(options, "ping-interval"),
         ping_timeout=_positive(options, "ping-timeout"),
         ws_max_queue=_whole(options, "ws-max-queue"),

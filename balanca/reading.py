@@ -57,13 +57,24 @@ class Reading:
     mode: Mode
     tare: Decimal | None
     status: Status
+    frame: bytes = b""
+    """The bytes of the frame it was decoded from, exactly as received (kept in records)."""
 
     @classmethod
     def stamp(
-        cls, m: Measurement, *, scale: str, seq: int, time: datetime, source: Source
+        cls,
+        m: Measurement,
+        *,
+        scale: str,
+        seq: int,
+        time: datetime,
+        source: Source,
+        frame: bytes = b"",
     ) -> Reading:
-        """Make the reading for measurement `m`."""
-        return cls(scale, seq, time, source, m.weight, m.unit, m.stable, m.mode, m.tare, m.status)
+        """Make the reading for measurement `m`, decoded from `frame`."""
+        return cls(
+            scale, seq, time, source, m.weight, m.unit, m.stable, m.mode, m.tare, m.status, frame
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of DESIGN.md, weights as exact decimal strings."""

@@ -26,14 +26,18 @@ from balanca.endpoints import address_text, is_dual_stack
 from balanca.http.api import Api
 from balanca.http.live import LiveFactory
 from balanca.http.metrics import BalancaCollector, MetricsResource
+from balanca.http.records import Records
 from balanca.http.scales_api import api_tree
 from balanca.http.security import RateLimiter
 from balanca.http.site import site_tree, web_root
 from balanca.hub import Hub
 from balanca.options import Options, Settings
+from balanca.records.key import load_or_create
 from balanca.scale.link import ScaleLink
 from balanca.scale.scale import Scale
 from balanca.scales import ScaleParts, build_scale
+from balanca.store.idempotency import Idempotency
+from balanca.store.recordbook import RecordBook
 from balanca.store.store import Store
 
 __all__ = ["BalancaService", "Listener", "Options", "Parts", "Settings", "makeService"]
@@ -134,6 +138,25 @@ class Listener(internet.StreamServerEndpointService):
         return port
 
 
+def record_book(
+    key_path: str, store: Store, reactor: Any, scales: dict[str, ScaleParts]
+) -> RecordBook:
+    """The sealed records, signed with the key at `key_path` (made when missing)."""
+    try:
+        key, created = load_or_create(key_path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"balanca: --records-key {key_path}: {e}") from None
+    min_weights = {scale_id: parts.min_weight for scale_id, parts in scales.items()}
+    book = RecordBook(store.interact, store.spec, key, reactor, store.run, min_weights)
+    if created:
+        Logger(namespace="balanca").info(
+            "records: created the signing key {path} ({fingerprint}); keep a copy of it safe",
+            path=os.path.abspath(key_path),
+            fingerprint=book.fingerprint,
+        )
+    return book
+
+
 def makeService(options: Options, reactor: Any = global_reactor) -> BalancaService:
     """Build the whole service from validated options: for each configured scale its chain
     (hub, scale, link), then the store, WebSocket factory, API and listeners they share."""
@@ -173,9 +196,22 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     registry = CollectorRegistry()
     collector = BalancaCollector(list(scales.values()), live, store)
     registry.register(collector)
-    api = Api(reactor, scales, store, lambda: len(live.clients), settings.access, limiter)
+    book = record_book(settings.records_key, store, reactor, scales)
+    for parts in scales.values():
+        parts.hub.subscribe(book)
+    collector.book = book
+    api = Api(
+        reactor,
+        scales,
+        store,
+        lambda: len(live.clients),
+        settings.access,
+        limiter,
+        lambda: book.state,
+    )
+    records = Records(book, Idempotency(store.interact, store.dialect, reactor), book.min_weight)
     site = site_tree(
-        api_tree(api),
+        api_tree(api, records),
         WebSocketResource(live),
         MetricsResource(registry),
         web_root(),
@@ -188,6 +224,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     # Services stop in reverse order: listeners, then the scales, then the store, which writes
     # everything the scales published before the process exits.
     store.setServiceParent(top)
+    book.setServiceParent(top)
     for parts in scales.values():
         parts.link.setServiceParent(top)
     for description, endpoint in settings.http:

@@ -29,7 +29,8 @@ stdout; progress goes to stderr.
                         [--scales 4] [--scale-rate 10] [--no-wrk]
 
 `--crash-drill` runs bench/crash.py instead: `kill -9` during a 30 s database cut, and how
-many readings it cost.
+many readings it cost. `--records` runs bench/records.py instead: a chain of 1,000,000 sealed
+records checked while `GET /api/weight` is measured.
 """
 
 from __future__ import annotations
@@ -852,6 +853,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--crash-drill", action="store_true",
                    help="instead: kill -9 during a database cut (bench/crash.py; MariaDB)")  # fmt: skip
     p.add_argument("--crash-cut", type=float, default=30.0, help="seconds of database cut")
+    p.add_argument("--records", action="store_true",
+                   help="instead: check a chain of sealed records (bench/records.py)")  # fmt: skip
+    p.add_argument("--records-count", type=int, default=1_000_000, help="records in the chain")
     return p.parse_args(argv)
 
 
@@ -864,6 +868,13 @@ def main(argv: list[str] | None = None) -> int:
         outcome = crash_drill(args.crash_cut, int(args.rate))
         print(crash_line(outcome))
         return 1 if "error" in outcome else 0
+    if args.records:
+        from records import records_bench, records_line
+
+        figures = records_bench(args.records_count)
+        log(json.dumps(figures))
+        print(records_line(figures))
+        return 0 if figures["verdict"].get("ok") else 1
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     if args.wrk and shutil.which("wrk") is None:

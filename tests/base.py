@@ -72,6 +72,8 @@ class ServiceTestCase(TestCase):
         """Start `twistd balanca ARGS` in-process; fires when every listener listens."""
         self.workdir = tempfile.mkdtemp(prefix="balanca-test-")
         defaults = ["--db", f"sqlite:{self.workdir}/test.sqlite3"] if "--db" not in args else []
+        if "--records-key" not in args:
+            defaults += ["--records-key", f"{self.workdir}/records.key"]
         if "--http" not in args:
             defaults += ["--http", "dualstack:0:interface=\\:\\:"]
         options = Options(environ=env or {})

@@ -44,6 +44,7 @@ def make_reading(
     unit: str = "kg",
     scale: str = "default",
     time: datetime | None = None,
+    frame: bytes = b"",
 ) -> Reading:
     """A reading from the default scale, 0.1 s after the previous seq unless `time` is given."""
     return Reading(
@@ -57,6 +58,7 @@ def make_reading(
         mode=mode,
         tare=None if tare is None else Decimal(tare),
         status=status,
+        frame=frame,
     )
 
 
@@ -85,7 +87,7 @@ class StoreCase(TestCase):
         raise NotImplementedError
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Rows from the test's database, read directly (blocking; tests only)."""
+        """Run `sql` on the test's database directly and commit; its rows (blocking; tests only)."""
         raise NotImplementedError
 
     def db_url(self) -> str:
@@ -154,7 +156,9 @@ class SQLiteCase(StoreCase):
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         connection = sqlite3.connect(self.path)
         try:
-            return connection.execute(sql, params).fetchall()
+            rows = connection.execute(sql, params).fetchall()
+            connection.commit()
+            return rows
         finally:
             connection.close()
 
@@ -202,7 +206,9 @@ class MariaDBCase(StoreCase):
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql.replace("?", "%s"), params)
-                return list(cursor.fetchall())
+                rows = list(cursor.fetchall())
+            connection.commit()
+            return rows
         finally:
             connection.close()
 

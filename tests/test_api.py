@@ -32,7 +32,9 @@ def sleep(seconds: float) -> defer.Deferred[None]:
     return task.deferLater(reactor, seconds, lambda: None)
 
 
-class Api(ServiceTestCase):
+class ApiCase(ServiceTestCase):
+    """A running service and the requests the API tests make of it."""
+
     @defer.inlineCallbacks
     def post(self, path: str, body: Any) -> Any:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -40,15 +42,17 @@ class Api(ServiceTestCase):
         return response
 
     @defer.inlineCallbacks
-    def until_stable_load(self) -> Any:
-        """Wait for the simulator's next stable, non-zero load."""
+    def until_stable_load(self, path: str = "/api/weight") -> Any:
+        """Wait for the simulator's next stable, non-zero load (at `path`)."""
         for _ in range(300):
-            reading = (yield fetch(self.url("/api/weight"))).json()
+            reading = (yield fetch(self.url(path))).json()
             if reading.get("stable") and reading.get("weight") not in (None, "0"):
                 return reading
             yield sleep(0.05)
         self.fail("no stable load from the simulator")
 
+
+class Api(ApiCase):
     @defer.inlineCallbacks
     def test_a_weighing_stores_the_current_stable_weight_exactly(self) -> defer.Generator:
         yield self.start("--scale", "simulator:rate=20")
@@ -58,8 +62,9 @@ class Api(ServiceTestCase):
         row = response.json()
         self.assertEqual((row["weight"], row["unit"], row["reference"], row["note"]),
                          (reading["weight"], "kg", "ABC-1234", "soja"))  # fmt: skip
+        self.assertEqual((row["kind"], row["number"], row["source"]), ("weighing", 1, "simulator"))
         listed = (yield fetch(self.url("/api/weighings"))).json()["weighings"]
-        self.assertEqual(listed[0]["id"], row["id"])
+        self.assertEqual(listed[0], row)
         self.assertEqual(listed[0]["weight"], reading["weight"])
 
     @defer.inlineCallbacks
@@ -69,18 +74,28 @@ class Api(ServiceTestCase):
         parts = self.service.parts
         yield parts.link.stopService()  # the simulator stops: the test sets the readings
         hub = parts.hub
-        for measurement, code in (
-            (Measurement(Decimal("1230"), stable=False), "scale_in_motion"),
-            (Measurement(None, stable=False, status="overload"), "scale_status"),
-            (Measurement(Decimal("1230")), None),
+        for measurement, body, code in (
+            (Measurement(Decimal("0")), {}, None),  # an empty platform: no previous capture
+            (Measurement(Decimal("1230"), stable=False), {}, "scale_in_motion"),
+            (Measurement(None, stable=False, status="overload"), {}, "scale_in_motion"),
+            (Measurement(None, status="overload"), {}, "scale_status"),
+            (Measurement(Decimal("0")), {}, "below_minimum"),
+            (Measurement(Decimal("1230")), {}, 201),
+            (Measurement(Decimal("1230")), {}, "same_load"),
+            (Measurement(Decimal("1230")), {"again": True}, 201),
+            (Measurement(Decimal("0")), {}, "below_minimum"),  # and the scale counts as emptied
+            (Measurement(Decimal("1240")), {}, 201),
         ):
             hub.connected()
             seq = hub.latest.seq + 1
             hub.publish(Reading.stamp(measurement, scale="default", seq=seq, time=NOW, source="simulator"))  # fmt: skip
-            response = yield self.post("/api/weighings", {})
             if code is None:
+                continue
+            response = yield self.post("/api/weighings", body)
+            if code == 201:
                 self.assertEqual(response.code, 201, response.body)
-                self.assertEqual(response.json()["weight"], "1230")
+                self.assertEqual(response.json()["weight"], str(measurement.weight))
+                self.assertEqual(response.json()["again"], body.get("again", False))
             else:
                 self.assertEqual((response.code, response.json()["code"]), (409, code))
         hub.disconnected("device removed: /dev/ttyUSB0")
@@ -169,13 +184,14 @@ class Api(ServiceTestCase):
         yield self.until_stable_load()
         ids = []
         for n in range(5):
-            response = yield self.post("/api/weighings", {"reference": f"r{n}"})
+            response = yield self.post("/api/weighings", {"reference": f"r{n}", "again": True})
             self.assertEqual(response.code, 201, response.body)
-            ids.append(response.json()["id"])
+            ids.append(response.json()["number"])
         first = (yield fetch(self.url("/api/weighings?limit=2"))).json()["weighings"]
-        self.assertEqual([w["id"] for w in first], ids[::-1][:2])
-        page = (yield fetch(self.url(f"/api/weighings?limit=2&before={first[-1]['id']}"))).json()
-        self.assertEqual([w["id"] for w in page["weighings"]], ids[::-1][2:4])
+        self.assertEqual([w["number"] for w in first], ids[::-1][:2])
+        before = first[-1]["number"]
+        page = (yield fetch(self.url(f"/api/weighings?limit=2&before={before}"))).json()
+        self.assertEqual([w["number"] for w in page["weighings"]], ids[::-1][2:4])
 
     @defer.inlineCallbacks
     def test_recorded_readings_are_served_newest_first_and_parameters_are_checked(

@@ -218,7 +218,7 @@ class UnixListener(ServiceTestCase):
             yield task.deferLater(reactor, 0.05, lambda: None)
         codes = []
         for _ in range(22):
-            response = yield fetch(url, b"POST", b"{}", agent=agent)
+            response = yield fetch(url, b"POST", b'{"again": true}', agent=agent)
             codes.append(response.code)
             self.assertEqual(response.header("Content-Type"), "application/json")
         self.assertEqual(codes, [201] * 20 + [429] * 2, "one bucket for every peer")

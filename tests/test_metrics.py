@@ -209,6 +209,7 @@ class AlertRules(Scraping):
             "BalancaScaleDisconnected": "1m",
             "BalancaReadingStale": "1m",
             "BalancaDatabaseDegraded": "2m",
+            "BalancaRecordsBroken": "0s",  # not the old system's: a broken chain is news at once
         }
         self.assertEqual({r["alert"]: r["for"] for r in self.rules()}, wanted)
 

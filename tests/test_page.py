@@ -12,12 +12,15 @@ database are in and whatever the service refused (`shows_in_both_languages`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import struct
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,9 +72,10 @@ SERVICE_ANSWER = re.compile(
 LANGUAGES = ("pt-BR", "en")
 SUBMIT = """() => document.getElementById("weigh-form").requestSubmit()"""
 # Every text the operator can see or hear: visible text nodes (screen-reader-only ones too),
-# labels and the title; the weight, its unit and the weighings' rows are data, not words.
+# labels and the title; the weight, its unit, the weighings' rows and the key's fingerprint
+# are data, not words.
 ON_SCREEN = """() => {
-  const data = ["#weight", "#unit", "#weighings"];
+  const data = ["#weight", "#unit", "#weighings", "#fingerprint"];
   const texts = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
@@ -260,27 +264,304 @@ def test_the_page_shows_the_simulated_weight_changing_live_with_its_badge(kiosk:
     expect(page.locator("#age")).to_have_text("Última leitura: agora")
 
 
-def test_a_weighing_recorded_with_the_button_appears_in_the_table(kiosk: Kiosk) -> None:
-    page = kiosk.page
+def get_json(service: Service, path: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"{service.origin}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def post_json(service: Service, path: str, body: Any, token: str) -> tuple[int, Any]:
+    """POST `body` with the write `token`: (status, JSON answer), refusals included."""
+    request = urllib.request.Request(
+        f"{service.origin}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def newest_number(service: Service) -> int:
+    """The newest record's number (0 before the first)."""
+    weighings = service.weighings()
+    return int(weighings[0]["number"]) if weighings else 0
+
+
+def record_a_new_load(page: Page, fields: dict[str, str] | None = None) -> str:
+    """Click "Registrar pesagem" on a load the scale has shown no capture of (it was seen
+    empty first: the same-load rule), typing `fields` (selector: text) first; the answer.
+    Retried on the next load when the load moved between the page's check and the click."""
     for _ in range(3):
+        page.wait_for_function(STABLE_ZERO, timeout=CYCLE_MS)
         page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)
         expect(page.locator("#record")).to_be_enabled()
         expect(page.locator("#record-why")).to_be_empty()
-        page.fill("#reference", "ABC-1234")
+        for selector, text in (fields or {}).items():
+            page.fill(selector, "")
+            page.locator(selector).press_sequentially(text)  # typed, key by key
         fresh_answer(page)
         page.click("#record")
         answer = wait_for_answer(page)
-        if "409" not in answer:  # the load may start moving between the check and the click
-            break
-    assert answer.startswith("Pesagem nº "), answer
+        if "409" not in answer:
+            return answer
+    return answer
+
+
+def row(page: Page, number: int) -> Any:
+    return page.locator(f'#weighings tr[data-number="{number}"]')
+
+
+def test_a_weighing_recorded_with_the_button_appears_in_the_table(kiosk: Kiosk) -> None:
+    page = kiosk.page
+    page.locator("#plate").press_sequentially("abc-1234")
+    expect(page.locator("#plate")).to_have_value("ABC-1234")  # upper-cased as typed
+    answer = record_a_new_load(page, {"#plate": "abc-1234", "#reference": "Lote 7"})
     stored = kiosk.service.weighings()[0]
-    assert stored["reference"] == "ABC-1234"
-    assert answer == f"Pesagem nº {stored['id']} registrada: {stored['weight']} {stored['unit']}"
+    assert answer == (
+        f"Pesagem nº {stored['number']} registrada: {stored['weight']} {stored['unit']}"
+    )
+    assert (stored["kind"], stored["plate"], stored["reference"]) == (
+        "weighing",
+        "ABC1234",
+        "Lote 7",
+    )
     first_row = page.locator("#weighings tr").first
-    expect(first_row).to_contain_text("ABC-1234")
-    expect(first_row.locator("td").nth(3)).to_have_text(f"{stored['weight']} {stored['unit']}")
+    expect(first_row).to_have_attribute("data-number", str(stored["number"]))
+    cells = first_row.locator("td")
+    expect(cells.nth(0)).to_have_text(f"{stored['number']}pesagem")  # the number over its kind
+    expect(cells.nth(2)).to_have_text("ABC1234Lote 7")
+    expect(cells.nth(3)).to_have_text(f"{stored['weight']} {stored['unit']}")
+    # The seal: the hash's first characters, all of it in the title.
+    hash_code = cells.nth(4).locator("code")
+    expect(hash_code).to_have_text(stored["hash"][:10])
+    expect(hash_code).to_have_attribute("title", stored["hash"])
+    expect(cells.nth(5).locator("button")).to_have_text("Anular")
     expect(page.locator("#weighings-empty")).to_be_hidden()
     expect(page.locator("#reference")).to_have_value("")
+    expect(page.locator("#plate")).to_have_value("")
+    set_language(page, "en")
+    expect(cells.nth(0)).to_have_text(f"{stored['number']}weighing")
+    expect(page.locator("#answer")).to_have_text(
+        f"Weighing no. {stored['number']} recorded: {stored['weight']} {stored['unit']}"
+    )
+    set_language(page, "pt-BR")
+
+
+def test_a_plate_that_is_not_letters_and_digits_is_refused_before_it_is_sent(
+    kiosk: Kiosk,
+) -> None:
+    page = kiosk.page
+    posts: list[str] = []
+
+    def note(request: Any) -> None:
+        if request.method == "POST":
+            posts.append(request.url)
+
+    page.on("request", note)
+    try:
+        page.fill("#plate", "abc/12")
+        fresh_answer(page)
+        page.evaluate(SUBMIT)
+        expect(page.locator("#answer")).to_have_text("Placa: de 1 a 10 letras e números.")
+        expect(page.locator("#plate")).to_be_focused()
+    finally:
+        page.remove_listener("request", note)
+        page.fill("#plate", "")
+    assert posts == []
+
+
+def test_a_record_voided_with_a_reason_shows_as_voided_by_its_void(kiosk: Kiosk) -> None:
+    page = kiosk.page
+    answer = record_a_new_load(page)
+    assert answer.startswith("Pesagem nº "), answer
+    number = newest_number(kiosk.service)
+    fresh_answer(page)
+    row(page, number).locator("button", has_text="Anular").click()
+    dialog = page.locator("#void-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#void-heading")).to_have_text(f"Anular a pesagem nº {number}")
+    dialog.locator("button[value=ok]").click()  # no reason: the dialog stays and says why
+    expect(page.locator("#void-why")).to_have_text("Diga o motivo da anulação.")
+    expect(dialog).to_be_visible()
+    page.fill("#void-reason", "  Placa trocada  ")
+    dialog.locator("button[value=ok]").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#answer")).to_have_text(
+        f"Pesagem nº {number} anulada (anulação nº {number + 1})."
+    )
+    voided, void = get_json(kiosk.service, f"/api/weighings/{number}"), kiosk.service.weighings()[0]
+    assert voided["voided_by"] == number + 1, voided
+    assert (void["number"], void["kind"], void["voids"], void["reason"]) == (
+        number + 1, "void", number, "Placa trocada"
+    )  # fmt: skip
+    voided_row = row(page, number)
+    expect(voided_row).to_have_class(re.compile(r"\bvoided\b"))
+    expect(voided_row).to_contain_text(f"anulada por nº {number + 1}")
+    expect(voided_row.locator("button")).to_have_count(0)  # a voided record is not voided twice
+    struck = voided_row.locator(".record-number").evaluate(
+        "el => getComputedStyle(el).textDecorationLine"
+    )
+    assert "line-through" in struck, struck
+    void_row = row(page, number + 1)
+    expect(void_row.locator("td").nth(0)).to_have_text(f"{number + 1}anulação")
+    expect(void_row).to_contain_text(f"anula nº {number}: Placa trocada")
+    expect(void_row.locator("button")).to_have_count(0)  # nor is a void
+    set_language(page, "en")
+    expect(voided_row).to_contain_text(f"voided by no. {number + 1}")
+    expect(page.locator("#answer")).to_have_text(
+        f"Weighing no. {number} voided (void no. {number + 1})."
+    )
+    set_language(page, "pt-BR")
+
+
+def test_the_footer_shows_the_fingerprint_of_the_key_that_signs_the_records(kiosk: Kiosk) -> None:
+    page = kiosk.page
+    key = get_json(kiosk.service, "/api/weighings/key")
+    fingerprint = key["fingerprint"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", fingerprint), key
+    summary = page.locator("footer #key-short")
+    expect(summary).to_have_text(f"Chave de assinatura: {fingerprint[:23]}…")
+    expect(summary).to_have_attribute("title", fingerprint)
+    full = page.locator("footer #fingerprint")
+    expect(full).to_be_hidden()
+    summary.click()  # the whole of it, to compare with the one you were given
+    expect(full).to_be_visible()
+    expect(full).to_have_text(fingerprint)
+    set_language(page, "en")
+    expect(summary).to_have_text(f"Signing key: {fingerprint[:23]}…")
+    set_language(page, "pt-BR")
+    summary.click()
+    expect(full).to_be_hidden()
+
+
+def test_the_same_load_is_refused_and_weigh_again_records_it_on_purpose(kiosk: Kiosk) -> None:
+    page = kiosk.page
+    for _ in range(3):  # all three clicks on one load: a load that moves first is tried again
+        first = record_a_new_load(page)
+        assert first.startswith("Pesagem nº "), first
+        number = newest_number(kiosk.service)
+        fresh_answer(page)
+        page.evaluate(SUBMIT)
+        if wait_for_answer(page) != "Recusado (409): Esta carga já foi registrada.":
+            continue
+        shows_in_both_languages(
+            page, {"#answer": refusal(409, "same_load"), "#again": "weighAgain"}
+        )
+        fresh_answer(page)
+        page.click("#again")
+        expect(page.locator("#again")).to_be_hidden()
+        if "409" not in wait_for_answer(page):
+            break
+    again = kiosk.service.weighings()[0]
+    assert again["number"] == number + 1 and again["again"] is True, again
+    assert get_json(kiosk.service, f"/api/weighings/{number}")["again"] is False
+    expect(page.locator("#answer")).to_have_text(
+        f"Pesagem nº {number + 1} registrada: {again['weight']} {again['unit']}"
+    )
+    expect(row(page, number + 1)).to_contain_text("mesma carga, pesada novamente")
+    expect(row(page, number)).not_to_contain_text("mesma carga")
+
+
+def test_a_double_click_on_record_makes_one_record_with_one_idempotency_key(
+    kiosk: Kiosk,
+) -> None:
+    page = kiosk.page
+    sent: list[Any] = []
+
+    def note(request: Any) -> None:
+        if request.method == "POST" and request.url.endswith("/api/weighings"):
+            sent.append(request)
+
+    for _ in range(3):
+        page.wait_for_function(STABLE_ZERO, timeout=CYCLE_MS)
+        page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)
+        before = newest_number(kiosk.service)
+        fresh_answer(page)
+        page.on("request", note)
+        try:
+            page.dblclick("#record")
+            answer = wait_for_answer(page)
+            for request in sent:  # every one of them answered
+                assert request.response() is not None, request.failure
+        finally:
+            page.remove_listener("request", note)
+        if "409" not in answer:
+            break
+        sent.clear()
+    assert answer.startswith(f"Pesagem nº {before + 1} "), answer
+    assert [w["number"] for w in kiosk.service.weighings() if w["number"] > before] == [before + 1]
+    keys = {request.headers.get("idempotency-key") for request in sent}
+    assert len(keys) == 1 and None not in keys, keys
+
+
+def test_a_capture_retried_after_a_network_error_is_one_record(
+    browser: Browser, kiosk: Kiosk
+) -> None:
+    """The first answer is lost on its way back (the service made the record): the page says
+    the service was out of reach, and sending again gets the first answer, not a second
+    record, because it carries the same Idempotency-Key."""
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        page.goto(f"{kiosk.service.origin}/")
+        keys: list[str | None] = []
+
+        def lose_the_answer(route: Any) -> None:
+            keys.append(route.request.headers.get("idempotency-key"))
+            route.fetch()  # the service gets it and answers...
+            route.abort("connectionreset")  # ...and the page never hears
+
+        for attempt in range(3):  # each its own body: a refusal is a final answer to its key
+            page.wait_for_function(STABLE_ZERO, timeout=CYCLE_MS)
+            page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)
+            before = newest_number(kiosk.service)
+            page.fill("#reference", f"tentativa {attempt}")
+            page.route("**/api/weighings", lose_the_answer, times=1)
+            fresh_answer(page)
+            page.click("#record")
+            expect(page.locator("#answer")).to_have_text("Serviço inalcançável: verifique a rede.")
+            if newest_number(kiosk.service) == before + 1:
+                break  # made (a load that moved first was refused: try the next)
+            keys.clear()
+        record = kiosk.service.weighings()[0]
+        assert record["reference"] == f"tentativa {attempt}", record
+
+        def note(request: Any) -> None:
+            if request.method == "POST" and request.url.endswith("/api/weighings"):
+                keys.append(request.headers.get("idempotency-key"))
+
+        page.on("request", note)
+        submit_weighing(page)  # again, whatever the scale shows now
+        expect(page.locator("#answer")).to_have_text(
+            f"Pesagem nº {record['number']} registrada: {record['weight']} {record['unit']}"
+        )
+        assert newest_number(kiosk.service) == record["number"]
+        assert len(keys) >= 2 and keys[0] is not None and set(keys) == {keys[0]}, keys
+    finally:
+        context.close()
+
+
+def test_a_fresh_idempotency_key_is_made_without_crypto_random_uuid(kiosk: Kiosk) -> None:
+    """Plain http on the LAN is not a secure context: no crypto.randomUUID there."""
+    keys = kiosk.page.evaluate(
+        """() => {
+        const randomUUID = Crypto.prototype.randomUUID;
+        delete Crypto.prototype.randomUUID;
+        try {
+          return [typeof crypto.randomUUID, newKey(), newKey()];
+        } finally {
+          Crypto.prototype.randomUUID = randomUUID;
+        }
+      }"""
+    )
+    uuid4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+    assert keys[0] == "undefined" and keys[1] != keys[2], keys
+    assert all(uuid4.fullmatch(key) for key in keys[1:]), keys
 
 
 def test_in_motion_recording_is_disabled_with_the_reason_and_the_service_refuses_it(
@@ -305,6 +586,21 @@ def test_in_motion_recording_is_disabled_with_the_reason_and_the_service_refuses
         "Refused (409): Scale in motion: a weighing needs a stable weight."
     )
     set_language(page, "pt-BR")
+
+
+def test_an_empty_scale_disables_recording_and_the_service_refuses_it_below_minimum(
+    kiosk: Kiosk,
+) -> None:
+    page = kiosk.page
+    for _ in range(3):
+        page.wait_for_function(STABLE_ZERO, timeout=CYCLE_MS)
+        expect(page.locator("#record")).to_be_disabled()
+        expect(page.locator("#record-why")).to_have_text("Nada sobre a balança para registrar.")
+        submit_weighing(page)  # a click racing the scale
+        answer = wait_for_answer(page)
+        if "em movimento" not in answer:  # the load may arrive between the check and the submit
+            break
+    shows_in_both_languages(page, {"#answer": refusal(409, "below_minimum")})
 
 
 def test_tare_zero_and_clear_tare_show_the_services_answer_in_the_pages_words(
@@ -380,18 +676,24 @@ def test_screenshots_of_the_live_view_at_desktop_and_phone_sizes(
 def test_every_control_is_reachable_with_the_keyboard(kiosk: Kiosk) -> None:
     page = kiosk.page
     page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)  # "Registrar pesagem" is enabled
-    page.evaluate("document.activeElement && document.activeElement.blur()")
-    focused = []
-    for _ in range(8):
+    focus = """() => {
+      const el = document.activeElement;
+      return el.dataset.void ? `void ${el.dataset.void}` : el.id || el.tagName;
+    }"""
+    page.keyboard.press("Tab")
+    focused = [page.evaluate(focus)]
+    for _ in range(60):  # once round the page, back where it started
         page.keyboard.press("Tab")
-        focused.append(page.evaluate("document.activeElement.id"))
+        focused.append(page.evaluate(focus))
+        if focused[-1] == focused[0]:
+            break
     controls = {
-        "language",
-        "reference",
-        "record",
-        "tare-button",
-        "zero-button",
-        "clear-tare-button",
+        *("language", "plate", "reference", "record", "tare-button", "zero-button"),
+        *("clear-tare-button", "key-short"),
+        *(
+            f"void {n}"
+            for n in page.eval_on_selector_all("[data-void]", "b => b.map(x => x.dataset.void)")
+        ),
     }
     assert controls <= set(focused), focused
 
@@ -470,37 +772,90 @@ def test_a_silent_connection_is_dropped_and_replaced_without_showing_an_old_weig
             context.close()
 
 
-def test_a_locked_service_asks_for_the_token_once_and_the_tab_keeps_it(browser: Browser) -> None:
+@contextmanager
+def locked_service() -> Iterator[Service]:
+    """A service that reads with `reader-secret` and writes with `writer-secret`."""
     secrets = Path(tempfile.mkdtemp(prefix="balanca-tokens-"))
     (secrets / "read").write_text("reader-secret\n")
     (secrets / "write").write_text("writer-secret\n")
     locked = ("--read-token-file", str(secrets / "read"), "--token-file", str(secrets / "write"))
     try:
         with running(*locked) as service:
-            context = browser.new_context(viewport=DESKTOP)
-            try:
-                page = context.new_page()
-                watch = PageWatch(page)
-                page.goto(f"{service.origin}/")
-                # Reads need the token: the worker finds out (401) and the page asks.
-                sign_in(page, "reader-secret")
-                expect(body(page)).to_have_attribute("data-connection", "live", timeout=15_000)
-                assert any(u.endswith("/ws?token=reader-secret") for u in watch.urls), watch.urls
-                # The read token cannot write: a 401 asks once more, then the write goes through.
-                fresh_answer(page)
-                page.click("#tare-button")
-                sign_in(page, "writer-secret")
-                expect_service_answer(page)
-                assert page.evaluate('sessionStorage.getItem("balanca.token")') == "writer-secret"
-                # Kept for this tab: no more asking.
-                fresh_answer(page)
-                page.click("#zero-button")
-                expect_service_answer(page)
-                expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
-            finally:
-                context.close()
+            yield service
     finally:
         shutil.rmtree(secrets, ignore_errors=True)
+
+
+def test_a_locked_service_asks_for_the_token_once_and_the_tab_keeps_it(browser: Browser) -> None:
+    with locked_service() as service:
+        context = browser.new_context(viewport=DESKTOP)
+        try:
+            page = context.new_page()
+            watch = PageWatch(page)
+            page.goto(f"{service.origin}/")
+            # Reads need the token: the worker finds out (401) and the page asks.
+            sign_in(page, "reader-secret")
+            expect(body(page)).to_have_attribute("data-connection", "live", timeout=15_000)
+            assert any(u.endswith("/ws?token=reader-secret") for u in watch.urls), watch.urls
+            # The read token cannot write: a 401 asks once more, then the write goes through.
+            fresh_answer(page)
+            page.click("#tare-button")
+            sign_in(page, "writer-secret")
+            expect_service_answer(page)
+            assert page.evaluate('sessionStorage.getItem("balanca.token")') == "writer-secret"
+            # Kept for this tab: no more asking.
+            fresh_answer(page)
+            page.click("#zero-button")
+            expect_service_answer(page)
+            expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
+        finally:
+            context.close()
+
+
+def test_a_void_asks_for_the_write_token_and_a_record_voided_meanwhile_is_refused_in_words(
+    browser: Browser,
+) -> None:
+    """A locked service: the page reads with the read token, and its void asks for the write
+    token once. A record another station voids while this page's dialog is open is refused
+    (already_void) in the page's words."""
+    with locked_service() as service:
+        deadline = time.monotonic() + CYCLE_MS / 1000
+        captured: list[Any] = []
+        while len(captured) < 2 and time.monotonic() < deadline:  # on a stable load
+            status, answer = post_json(service, "/api/weighings", {"again": True}, "writer-secret")
+            if status == 201:
+                captured.append(answer)
+            else:  # not a stable load yet, or the store still starting (503)
+                assert status in (409, 503), answer
+                time.sleep(0.2)
+        first, second = (record["number"] for record in captured)
+        context = browser.new_context(viewport=DESKTOP)
+        try:
+            page = context.new_page()
+            page.goto(f"{service.origin}/")
+            sign_in(page, "reader-secret")
+            expect(row(page, second).locator("button")).to_have_text("Anular")
+            row(page, first).locator("button").click()
+            page.fill("#void-reason", "Pesagem de teste")
+            page.click("#void-dialog button[value=ok]")
+            sign_in(page, "writer-secret")  # the read token cannot write: asked once
+            expect(page.locator("#answer")).to_have_text(
+                f"Pesagem nº {first} anulada (anulação nº {second + 1})."
+            )
+            expect(row(page, first)).to_contain_text(f"anulada por nº {second + 1}")
+
+            row(page, second).locator("button").click()
+            status, _ = post_json(
+                service, f"/api/weighings/{second}/void", {"reason": "outro"}, "writer-secret"
+            )
+            assert status == 201
+            page.fill("#void-reason", "Pesagem de teste")
+            page.click("#void-dialog button[value=ok]")
+            shows_in_both_languages(page, {"#answer": refusal(409, "already_void")})
+            expect(row(page, second)).to_contain_text(f"anulada por nº {second + 2}")
+            expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
+        finally:
+            context.close()
 
 
 def sign_in(page: Page, token: str) -> None:
@@ -518,6 +873,7 @@ API_CODES = {
     *("scale_stale", "scale_disconnected", "scale_not_live", "scale_in_motion", "scale_status"),
     *("same_load", "below_minimum", "command_unsupported", "command_timeout", "scale_busy"),
     *("scale_refused", "zero_out_of_range", "db_unavailable", "db_error", "internal_error"),
+    *("already_void", "part_of_transaction", "idempotency_key_reused"),
 }
 REPLY_CODES = {"tared", "zeroed", "tare_cleared"}
 STATE_CODES = {
@@ -525,6 +881,7 @@ STATE_CODES = {
     *("device_busy", "connection_lost", "connection_refused", "open_failed"),
 }
 DB_CODES = {"ok", "db_unavailable", "db_slow"}
+KINDS = {"weighing", "in", "out", "tare", "void"}
 
 
 def test_both_languages_have_a_text_for_every_code_and_the_same_keys(kiosk: Kiosk) -> None:
@@ -544,8 +901,21 @@ def test_both_languages_have_a_text_for_every_code_and_the_same_keys(kiosk: Kios
         assert set(text[lang]["codes"]) == API_CODES | REPLY_CODES, lang
         assert set(text[lang]["states"]) == STATE_CODES, lang
         assert set(text[lang]["db"]) == DB_CODES, lang
+        assert set(text[lang]["kinds"]) == KINDS, lang
+        assert set(text[lang]["voidCodes"]) <= API_CODES, lang
         for words in templates(text[lang]):  # no foreign word in the tables themselves
             assert not FOREIGN_WORDS[lang].search(words.pattern), (lang, words.pattern)
+    # A capture while the database is away says so plainly (issue 15).
+    assert (
+        text["pt-BR"]["codes"]["db_unavailable"]
+        .lower()
+        .startswith("banco de dados fora do ar: pesagem não registrada")
+    )
+    assert (
+        text["en"]["codes"]["db_unavailable"]
+        .lower()
+        .startswith("database down: weighing not recorded")
+    )
 
 
 def test_a_zero_refused_by_the_indicator_reads_in_either_language(kiosk: Kiosk) -> None:
@@ -623,13 +993,13 @@ def test_every_scale_state_and_refusal_reads_in_either_language(browser: Browser
                     expect(page.locator(button)).to_be_hidden()
                 expect(page.locator("#zero-button")).to_be_visible()
 
-                # In motion a Prix shows no weight at all (IIIII): the service's refusal is
-                # scale_status (the simulator's scale_in_motion is the kiosk tests').
+                # In motion a Prix shows no weight at all (IIIII): the guards look at the
+                # motion before the status, so the refusal is scale_in_motion.
                 scale.measurement = Measurement(Decimal("1.300"), "kg", False)
                 shows_in_both_languages(page, {"#record-why": "recordInMotion"})
                 expect(page.locator("#record")).to_be_disabled()
                 submit_weighing(page)
-                shows_in_both_languages(page, {"#answer": refusal(409, "scale_status")})
+                shows_in_both_languages(page, {"#answer": refusal(409, "scale_in_motion")})
 
                 scale.measurement = None  # the scale stops answering polls
                 shows_in_both_languages(

@@ -13,7 +13,7 @@ from twisted.internet.protocol import Protocol
 
 import balanca.http.live
 from tests.base import ServiceTestCase, fetch
-from tests.test_api import closed_port
+from tests.test_api import ApiCase, closed_port
 from tests.test_scales import wait_until
 from tests.wsclient import connect, handshake
 
@@ -50,7 +50,7 @@ def opening_answer(port: int, path: str) -> Any:
     return answer
 
 
-class ScalesApi(ServiceTestCase):
+class ScalesApi(ApiCase):
     @defer.inlineCallbacks
     def get(self, path: str) -> Any:
         response = yield fetch(self.url(path))
@@ -107,8 +107,7 @@ class ScalesApi(ServiceTestCase):
         self.assertEqual((health.code, health.json()["scale"]["scale"]), (200, "c"))
         cleared = yield self.post("/api/scales/b/clear-tare")
         self.assertEqual((cleared.code, cleared.json()["code"]), (200, "tare_cleared"))
-        hub = self.service.parts.scales["a"].hub
-        yield wait_until(lambda: hub.latest is not None and hub.latest.stable)  # not in motion
+        yield self.until_stable_load("/api/scales/a/weight")
         weighed = yield self.post("/api/scales/a/weighings", {"reference": "T-1"})
         self.assertEqual((weighed.code, weighed.json()["scale"]), (201, "a"), weighed.body)
         for path, method in (

@@ -22,7 +22,7 @@ from balanca.config import DatabaseSpec
 from balanca.http.metrics import BalancaCollector
 from balanca.hub import Hub
 from balanca.reading import Reading, Status
-from balanca.store import deadletters, prune, schema
+from balanca.store import deadletters, ledger, prune, schema
 from balanca.store import store as store_module
 from balanca.store.backlog import BATCH
 from balanca.store.journal import dump, open_file
@@ -114,12 +114,10 @@ class StoreTests(Base):
             store.reading(make_reading(seq, None if seq == 3 else "1.0", stable=seq > 2), b"")
         self.assertEqual(await self.recorded(store), [1, 2, 3, 4, 5])
 
-    async def test_none_policy_records_no_reading_but_keeps_weighings(self) -> None:
+    async def test_none_policy_records_no_reading(self) -> None:
         store = await self.start_store(record="none")
         store.reading(make_reading(1), b"")
-        await store.add_weighing(make_reading(1), "truck 1", None)
         self.assertEqual(await self.recorded(store), [])
-        self.assertEqual(len(await store.weighings(10)), 1)
 
     async def test_only_the_stores_own_scale_is_recorded_and_served(self) -> None:
         store = await self.start_store(record="all", scales=("silo",))
@@ -193,33 +191,6 @@ class StoreTests(Base):
         utc = at[9].astimezone(UTC)
         self.assertEqual(seqs(await store.readings(since=utc)), [10, 9])
 
-    async def test_a_weighing_is_stored_and_returned_with_exact_weights(self) -> None:
-        store = await self.start_store(run="run-1")
-        reading = make_reading(42, "1234.50", tare="100.00", mode="net")
-        weighing = await store.add_weighing(reading, "NF 123", "first load")
-        self.assertEqual(weighing, {
-            "id": weighing["id"], "scale": "default", "run": "run-1", "seq": 42,
-            "time": reading.to_dict()["time"], "weight": "1234.50", "unit": "kg", "mode": "net",
-            "tare": "100.00", "reference": "NF 123", "note": "first load",
-        })  # fmt: skip
-        self.assertEqual(await store.weighings(10), [weighing])
-
-    async def test_a_weighing_needs_a_weight(self) -> None:
-        store = await self.start_store()
-        with self.assertRaises(ValueError):
-            await store.add_weighing(make_reading(1, None, status="overload"), None, None)
-
-    async def test_weighings_are_paged_newest_first_by_id(self) -> None:
-        store = await self.start_store()
-        ids = [
-            (await store.add_weighing(make_reading(n), f"ref {n}", None))["id"] for n in range(5)
-        ]
-        page = await store.weighings(2)
-        self.assertEqual([w["id"] for w in page], ids[:-3:-1])
-        page = await store.weighings(2, before=page[-1]["id"])
-        self.assertEqual([w["id"] for w in page], ids[-3:-5:-1])
-        self.assertEqual([w["reference"] for w in page], ["ref 2", "ref 1"])
-
     async def test_a_stop_writes_what_is_queued(self) -> None:
         store = await self.start_store(record="all")
         for seq in range(1, 6):
@@ -227,10 +198,9 @@ class StoreTests(Base):
         await store.stopService()
         self.assertEqual(self.query("SELECT COUNT(*) FROM readings"), [(5,)])
 
-    async def test_readings_and_weighings_survive_a_restart_and_migrations_run_once(self) -> None:
+    async def test_readings_survive_a_restart_and_migrations_run_once(self) -> None:
         first = await self.start_store(record="all")
         first.reading(make_reading(1, "1.50"), b"")
-        await first.add_weighing(make_reading(1, "1.50"), "before", None)
         await first.stopService()
         second = await self.start_store(record="all")
         self.assertNotEqual(first.run, second.run)
@@ -239,7 +209,6 @@ class StoreTests(Base):
         rows = await second.readings()
         self.assertEqual([(r["run"], r["weight"]) for r in rows],
                          [(second.run, "2.50"), (first.run, "1.50")])  # fmt: skip
-        self.assertEqual([w["reference"] for w in await second.weighings(10)], ["before"])
         versions = self.query("SELECT version, name FROM schema_version ORDER BY version")
         self.assertEqual(versions, [(n, name) for n, name, _ in migrations(self.dialect)])
 
@@ -419,22 +388,22 @@ class StoreRobustnessTests(Base):
         self.assertEqual(self.query("SELECT seq FROM readings ORDER BY seq"), [(1,), (2,)])
         self.assertEqual(self.dead_letters(), [])
 
-    async def test_a_weighing_the_database_refuses_fails_as_db_error(self) -> None:
+    async def test_a_query_the_database_refuses_fails_as_db_error(self) -> None:
         store = await self.start_store()
-        self.query("DROP TABLE weighings")
+        self.query("DROP TABLE records")
         with self.assertRaises(DatabaseRefused) as raised:
-            await store.add_weighing(make_reading(1), "truck", None)
+            await store.interact(ledger.count)
         self.assertEqual(raised.exception.code, "db_error")
-        self.assertIn("weighings", str(raised.exception))
+        self.assertIn("records", str(raised.exception))
         self.assertIsInstance(raised.exception, DatabaseUnavailable, "api.py answers it 503")
 
     def use_migrations(self, extra: str) -> Path:
-        """Serve the real migrations plus `002_extra.sql` holding `extra`, from a copy."""
+        """Serve the real migrations plus `900_extra.sql` holding `extra`, from a copy."""
         folder = Path(self.directory) / "migrations"
         shutil.copytree(schema.MIGRATIONS, folder)
-        (folder / self.dialect / "002_extra.sql").write_text(extra)
+        (folder / self.dialect / "900_extra.sql").write_text(extra)
         self.patch(schema, "MIGRATIONS", folder)
-        return folder / self.dialect / "002_extra.sql"
+        return folder / self.dialect / "900_extra.sql"
 
     async def test_a_migration_failing_half_way_lets_the_next_start_finish_it(self) -> None:
         migration = self.use_migrations(
@@ -451,8 +420,10 @@ class StoreRobustnessTests(Base):
         migration.write_text("CREATE TABLE IF NOT EXISTS extra (id INTEGER);\n")
         await self.start_store()
         self.assertEqual(
-            self.query("SELECT version FROM schema_version ORDER BY version"), [(1,), (2,)]
+            self.query("SELECT version FROM schema_version ORDER BY version"),
+            [(n,) for n, _, _ in schema.migrations(self.dialect)],
         )
+        self.assertEqual(self.query("SELECT MAX(version) FROM schema_version"), [(900,)])
 
     async def test_a_migration_retried_after_a_lost_connection_completes(self) -> None:
         real, cut = store_module.migrate, []
@@ -466,7 +437,10 @@ class StoreRobustnessTests(Base):
         self.patch(store_module, "migrate", cut_once)
         store = await self.start_store()
         self.assertEqual((cut, store.state), ([True], "ok"))
-        self.assertEqual(self.query("SELECT version FROM schema_version"), [(1,)])
+        self.assertEqual(
+            self.query("SELECT version FROM schema_version ORDER BY version"),
+            [(n,) for n, _, _ in schema.migrations(self.dialect)],
+        )
         store.reading(make_reading(1), b"")
         await store.flush()
 

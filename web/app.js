@@ -1,7 +1,8 @@
-// balanca live view: shows what dataWorker.js hears on the WebSocket, records weighings and
-// sends tare/zero/clear-tare through the HTTP API. No framework and no build step: the page
-// must run from the service itself on LANs without internet, under a strict
-// Content-Security-Policy (no inline script or style), on a kiosk left on for weeks.
+// balanca live view: shows what dataWorker.js hears on the WebSocket and sends tare/zero/
+// clear-tare through the HTTP API; records.js captures, lists and voids the sealed records
+// with this file's HTTP helpers. No framework and no build step: the page must run from the
+// service itself on LANs without internet, under a strict Content-Security-Policy (no inline
+// script or style), on a kiosk left on for weeks.
 // Every text on screen comes from TEXT (i18n.js), by key or by the server's machine `code`;
 // the server's English `detail` and `reason` go to the console only.
 "use strict";
@@ -14,8 +15,7 @@ const CHART_GAP_MS = 1500; // a longer pause between points breaks the line
 const CHART_REDRAW_MS = 200;
 const FRESH_GRACE_S = 2; // slack on top of stale_after before the page itself calls it stale
 const TICK_MS = 500;
-const WEIGHINGS_SHOWN = 10;
-const WEIGHINGS_REFRESH_MS = 30000; // other stations record weighings too
+const RETRY_WINDOW_MS = 60000; // an action sent again within this is a retry of the same one
 
 const $ = (id) => document.getElementById(id);
 
@@ -41,7 +41,6 @@ const state = {
   chart: [], // {t: performance.now(), v: number}, oldest first
   chartUnit: null,
   chartDrawnAt: 0,
-  weighings: [],
   renderQueued: false,
   worker: null,
 };
@@ -204,6 +203,7 @@ function recordBlocked(connection) {
   if (state.db !== null && state.db.state !== "ok") return "recordNoDatabase";
   if (state.reading.status !== "ok") return "recordOutOfRange";
   if (!state.reading.stable || state.reading.weight === null) return "recordInMotion";
+  if (Number(state.reading.weight) <= 0) return "recordEmpty"; // below any minimum
   return null;
 }
 
@@ -418,10 +418,11 @@ function tick() {
 
 // ---- HTTP API ----
 
-async function send(method, path, body) {
+async function send(method, path, body, key) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (key) headers["Idempotency-Key"] = key;
   try {
     const response = await fetch(path, {
       method,
@@ -438,15 +439,60 @@ async function send(method, path, body) {
 
 // One request; on a 401 ask for the token once, keep it for this tab, and retry once.
 // `interactive` is true for what the operator just pressed; background refreshes do not
-// reopen a dialog the operator has cancelled.
-async function api(method, path, body, interactive = true) {
+// reopen a dialog the operator has cancelled. `key` is a write's Idempotency-Key (the 401
+// comes before the service looks at it, so the retry carries the same one).
+async function api(method, path, body, { interactive = true, key = null } = {}) {
   const used = state.token;
-  let answer = await send(method, path, body);
+  let answer = await send(method, path, body, key);
   if (answer.status !== 401) return answer;
   // A token given meanwhile (another request asked) is tried before asking again.
   if (state.token === used && !(await askToken(interactive, Boolean(used)))) return answer;
-  answer = await send(method, path, body);
+  answer = await send(method, path, body, key);
   if (answer.status === 401) forgetToken();
+  return answer;
+}
+
+// Every write the operator asks for carries an Idempotency-Key (docs/records.md "Retries and
+// double clicks"): a fresh one per action, and the same one when the same action (same name,
+// same body) is sent again shortly after it got no final answer (no answer at all, a timeout,
+// a 5xx): if the first did reach the service, the retry gets the first answer instead of a
+// second record. The service keeps a 2xx or a 4xx other than 408/429, and so does the page.
+const unanswered = new Map(); // action name -> {body: JSON text, key, at: performance.now()}
+
+function actionKey(action, body) {
+  const text = JSON.stringify(body);
+  const now = performance.now();
+  const last = unanswered.get(action);
+  if (last && last.body === text && now - last.at < RETRY_WINDOW_MS) {
+    last.at = now;
+    return last.key;
+  }
+  const key = newKey();
+  unanswered.set(action, { body: text, key, at: now });
+  return key;
+}
+
+// crypto.randomUUID exists only in secure contexts (https, localhost); a kiosk on the LAN
+// reaches the service over plain http, where getRandomValues still works.
+function newKey() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+  bytes[8] = (bytes[8] & 0x3f) | 0x80; // variant 10
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function finalAnswer(status) {
+  return (status >= 200 && status < 300) || (status >= 400 && status < 500 && status !== 408 && status !== 429);
+}
+
+// POST `body` to `path` as the operator's action `action` ("capture", "void 12", "tare").
+async function write(action, path, body) {
+  const key = actionKey(action, body);
+  const answer = await api("POST", path, body, { key });
+  const pending = unanswered.get(action);
+  if (finalAnswer(answer.status) && pending && pending.key === key) unanswered.delete(action);
   return answer;
 }
 
@@ -505,19 +551,22 @@ function takeTokenFromAddress() {
 
 // The answer line, kept as how to say it (`text`, a function) rather than the words, so that
 // switching language re-renders it. `status` (a refusal's HTTP status) adds the
-// "Refused (409):" lead.
-function showAnswer(tone, text, status = null) {
-  state.answer = { tone, text, status };
+// "Refused (409):" lead; `again`, a function, offers "Pesar novamente" beside it.
+function showAnswer(tone, text, status = null, again = null) {
+  state.answer = { tone, text, status, again };
   renderAnswer();
 }
 
-function showCode(tone, code, status = null) {
-  showAnswer(tone, () => codeText("codes", code, "unknownCode"), status);
+// The text of `code`, from `table` when it has its own words for it (a void's), else `codes`.
+function showCode(tone, code, status = null, { table = "codes", again = null } = {}) {
+  const from = typeof lookup("pt-BR", `${table}.${code}`) === "string" ? table : "codes";
+  showAnswer(tone, () => codeText(from, code, "unknownCode"), status, again);
 }
 
 function renderAnswer() {
   const el = $("answer");
   const answer = state.answer;
+  $("again").hidden = !(answer && answer.again);
   if (!answer) return;
   const message = document.createElement("span");
   message.textContent = answer.text();
@@ -532,7 +581,8 @@ function renderAnswer() {
 }
 
 // A refusal, by its code; the server's English words go to the console for whoever debugs.
-function showFailure(answer, command = null) {
+// `command` names a command the service may lack; `table` and `again` as showCode's.
+function showFailure(answer, { command = null, table = "codes", again = null } = {}) {
   if (answer.status === 0) {
     showAnswer("error", () => t("unreachable"));
     return;
@@ -547,7 +597,7 @@ function showFailure(answer, command = null) {
     state.unsupported.add(command);
     scheduleRender();
   }
-  showCode("error", body.code, answer.status);
+  showCode("error", body.code, answer.status, { table, again: body.code === "same_load" ? again : null });
 }
 
 async function withButton(button, work) {
@@ -562,29 +612,22 @@ async function withButton(button, work) {
   }
 }
 
-function recordWeighing(event) {
-  event.preventDefault();
-  withButton($("record"), async () => {
-    const reference = $("reference").value.trim();
-    const answer = await api("POST", "/api/weighings", reference ? { reference } : {});
-    if (answer.status !== 201 || !answer.body) {
-      showFailure(answer);
-      return;
-    }
-    const row = answer.body;
-    showAnswer("ok", () => t("recorded", { id: row.id, weight: row.weight, unit: row.unit }));
-    $("reference").value = "";
-    await loadWeighings();
-  });
+// "Pesar novamente": the refused capture once more, saying it is the same load on purpose.
+function weighAgain() {
+  const again = state.answer && state.answer.again;
+  if (!again) return;
+  state.answer.again = null;
+  renderAnswer();
+  again();
 }
 
 function sendCommand(name, button) {
   withButton(button, async () => {
-    const answer = await api("POST", `/api/${name}`, {});
+    const answer = await write(name, `/api/${name}`, {});
     if (answer.status === 200 && answer.body && answer.body.ok === true) {
       showCode("ok", answer.body.code);
     } else {
-      showFailure(answer, name);
+      showFailure(answer, { command: name });
     }
   });
 }
@@ -595,51 +638,6 @@ function renderCommands() {
   for (const button of document.querySelectorAll("[data-command]")) {
     button.hidden = state.unsupported.has(button.dataset.command);
   }
-}
-
-// ---- weighings ----
-
-async function loadWeighings() {
-  const answer = await api("GET", `/api/weighings?limit=${WEIGHINGS_SHOWN}`, undefined, false);
-  if (answer.status === 200 && answer.body && Array.isArray(answer.body.weighings)) {
-    state.weighings = answer.body.weighings;
-    renderWeighings();
-  }
-}
-
-// The service's own local time, from its ISO 8601 text: the scale's site is what counts,
-// not the time zone of whoever looks at the page.
-function weighingTime(iso) {
-  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}:\d{2}:\d{2})/.exec(iso || "");
-  if (!match) return iso || "";
-  const [, year, month, day, clock] = match;
-  return state.lang === "en" ? `${year}-${month}-${day} ${clock}` : `${day}/${month}/${year} ${clock}`;
-}
-
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
-
-function renderWeighings() {
-  const rows = state.weighings;
-  const body = $("weighings");
-  body.replaceChildren(
-    ...rows.map((row) => {
-      const tr = document.createElement("tr");
-      const net = row.mode === "net" ? ` (${t("net").toLowerCase()})` : "";
-      tr.append(
-        cell(String(row.id), "num"),
-        cell(weighingTime(row.time)),
-        cell(row.reference || "—"),
-        cell(`${row.weight} ${row.unit}${net}`, "num"),
-      );
-      return tr;
-    }),
-  );
-  $("weighings-empty").hidden = rows.length > 0;
 }
 
 // ---- language ----
@@ -655,7 +653,7 @@ function applyLanguage() {
   document.title = t("title");
   announce(""); // what was said in the other language is not repeated in this one
   state.announced = null;
-  renderWeighings();
+  renderRecords();
   renderAnswer();
   render();
 }
@@ -671,7 +669,7 @@ function toggleLanguage() {
 function start() {
   takeTokenFromAddress();
   $("language").addEventListener("click", toggleLanguage);
-  $("weigh-form").addEventListener("submit", recordWeighing);
+  $("again").addEventListener("click", weighAgain);
   for (const button of document.querySelectorAll("[data-command]")) {
     button.addEventListener("click", () => sendCommand(button.dataset.command, button));
   }
@@ -680,9 +678,8 @@ function start() {
   window.addEventListener("resize", drawChart);
   applyLanguage();
   startWorker();
-  loadWeighings();
+  startRecords();
   setInterval(tick, TICK_MS);
-  setInterval(loadWeighings, WEIGHINGS_REFRESH_MS);
 }
 
 start();

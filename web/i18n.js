@@ -1,9 +1,10 @@
 // balanca live view: every text the page shows, in Portuguese (the default) and English.
 // Loaded before app.js by its own script tag (the Content-Security-Policy allows no inline
 // script). The server speaks in machine codes (CONTRACT/README "Errors"): `codes` holds API
-// errors and command replies, `states` the scale's state codes, `db` the database's. The
-// server's English `detail`/`reason` words never reach the screen; a code missing here shows
-// `unknownCode` with the code itself, so nothing untranslated ever appears.
+// errors and command replies (`voidCodes` those a void words otherwise), `states` the scale's
+// state codes, `db` the database's, `kinds` the records' kinds. The server's English
+// `detail`/`reason` words never reach the screen; a code missing here shows `unknownCode` with
+// the code itself, so nothing untranslated ever appears.
 "use strict";
 
 const TEXT = {
@@ -38,8 +39,10 @@ const TEXT = {
     chartLabel: "Gráfico do peso nos últimos 2 minutos",
     now: "agora",
     weighings: "Pesagens",
-    reference: "Referência (placa, lote, pedido)",
-    referenceShort: "Referência",
+    plate: "Placa",
+    plateInvalid: "Placa: de 1 a 10 letras e números.",
+    reference: "Referência (lote, pedido)",
+    referenceShort: "Placa e referência",
     record: "Registrar pesagem",
     tare: "Tarar",
     zero: "Zerar",
@@ -53,7 +56,29 @@ const TEXT = {
     token: "Token",
     cancel: "Cancelar",
     ok: "Entrar",
-    recorded: "Pesagem nº {id} registrada: {weight} {unit}",
+    recorded: "Pesagem nº {number} registrada: {weight} {unit}",
+    weighAgain: "Pesar novamente",
+    weighedAgain: "mesma carga, pesada novamente",
+    seal: "Selo",
+    actions: "Ações",
+    byOperator: "por {operator}",
+    voidedBy: "anulada por nº {number}",
+    voidsRecord: "anula nº {number}: {reason}",
+    voidButton: "Anular",
+    voidLabel: "Anular a pesagem nº {number}",
+    voidHelp: "A pesagem continua no registro, marcada como anulada, com o motivo.",
+    voidReason: "Motivo",
+    reasonRequired: "Diga o motivo da anulação.",
+    voided: "Pesagem nº {number} anulada (anulação nº {void}).",
+    signingKey: "Chave de assinatura: {fingerprint}",
+    signingKeyHelp: "Compare com a impressão digital que você recebeu, não só com esta:",
+    kinds: {
+      weighing: "pesagem",
+      in: "entrada",
+      out: "saída",
+      tare: "tara",
+      void: "anulação",
+    },
     refused: "Recusado ({status}):",
     unreachable: "Serviço inalcançável: verifique a rede.",
     tokenRequired: "É preciso um token para isso.",
@@ -70,6 +95,7 @@ const TEXT = {
     recordNoDatabase: "Banco de dados fora: a pesagem não seria gravada.",
     recordOutOfRange: "Peso fora da faixa da balança.",
     recordInMotion: "Aguarde o peso estabilizar.",
+    recordEmpty: "Nada sobre a balança para registrar.",
     codes: {
       tared: "Tara feita.",
       zeroed: "Balança zerada.",
@@ -96,9 +122,18 @@ const TEXT = {
       scale_busy: "A balança ainda está executando outro comando.",
       scale_refused: "A balança recusou o comando.",
       zero_out_of_range: "Zero recusado: a carga está fora da faixa de zero.",
-      db_unavailable: "Banco de dados inacessível: a pesagem não foi gravada.",
-      db_error: "O banco de dados recusou a gravação.",
+      db_unavailable: "Banco de dados fora do ar: pesagem não registrada.",
+      db_error: "O banco de dados recusou a gravação: pesagem não registrada.",
       internal_error: "Erro interno do serviço (detalhes no log).",
+      already_void: "Já anulada (ou é ela mesma uma anulação).",
+      part_of_transaction: "Faz parte de uma passagem de caminhão: anule a passagem inteira.",
+      idempotency_key_reused: "Pedido repetido com outro conteúdo: tente de novo.",
+    },
+    // A void's refusals, where they differ from a capture's.
+    voidCodes: {
+      not_found: "Pesagem não encontrada.",
+      db_unavailable: "Banco de dados fora do ar: anulação não registrada.",
+      db_error: "O banco de dados recusou a gravação: anulação não registrada.",
     },
     states: {
       connecting: "Conectando à balança.",
@@ -149,8 +184,10 @@ const TEXT = {
     chartLabel: "Chart of the weight over the last 2 minutes",
     now: "now",
     weighings: "Weighings",
-    reference: "Reference (plate, lot, order)",
-    referenceShort: "Reference",
+    plate: "Plate",
+    plateInvalid: "Plate: 1 to 10 letters and digits.",
+    reference: "Reference (lot, order)",
+    referenceShort: "Plate and reference",
     record: "Record weighing",
     tare: "Tare",
     zero: "Zero",
@@ -164,7 +201,29 @@ const TEXT = {
     token: "Token",
     cancel: "Cancel",
     ok: "Sign in",
-    recorded: "Weighing no. {id} recorded: {weight} {unit}",
+    recorded: "Weighing no. {number} recorded: {weight} {unit}",
+    weighAgain: "Weigh again",
+    weighedAgain: "same load, weighed again",
+    seal: "Seal",
+    actions: "Actions",
+    byOperator: "by {operator}",
+    voidedBy: "voided by no. {number}",
+    voidsRecord: "voids no. {number}: {reason}",
+    voidButton: "Void",
+    voidLabel: "Void weighing no. {number}",
+    voidHelp: "The weighing stays on record, marked void, with the reason.",
+    voidReason: "Reason",
+    reasonRequired: "Give the reason for the void.",
+    voided: "Weighing no. {number} voided (void no. {void}).",
+    signingKey: "Signing key: {fingerprint}",
+    signingKeyHelp: "Compare it with the fingerprint you were given, not only with this one:",
+    kinds: {
+      weighing: "weighing",
+      in: "in",
+      out: "out",
+      tare: "tare",
+      void: "void",
+    },
     refused: "Refused ({status}):",
     unreachable: "Service unreachable: check the network.",
     tokenRequired: "A token is required for this.",
@@ -180,6 +239,7 @@ const TEXT = {
     recordNoDatabase: "Database down: the weighing would not be stored.",
     recordOutOfRange: "Weight outside the scale's range.",
     recordInMotion: "Wait for the weight to settle.",
+    recordEmpty: "Nothing on the scale to record.",
     codes: {
       tared: "Tare done.",
       zeroed: "Scale zeroed.",
@@ -206,9 +266,17 @@ const TEXT = {
       scale_busy: "The scale is still carrying out another command.",
       scale_refused: "The scale refused the command.",
       zero_out_of_range: "Zero refused: the load is outside the zero range.",
-      db_unavailable: "Database unavailable: the weighing was not stored.",
-      db_error: "The database refused the write.",
+      db_unavailable: "Database down: weighing not recorded.",
+      db_error: "The database refused the write: weighing not recorded.",
       internal_error: "Internal service error (details in the log).",
+      already_void: "Already void (or itself a void).",
+      part_of_transaction: "Part of a truck transaction: void the whole transaction.",
+      idempotency_key_reused: "Repeated request with different content: try again.",
+    },
+    voidCodes: {
+      not_found: "No such weighing.",
+      db_unavailable: "Database down: void not recorded.",
+      db_error: "The database refused the write: void not recorded.",
     },
     states: {
       connecting: "Connecting to the scale.",

@@ -26,7 +26,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from balanca.http.security import Access, RateLimiter, bearer
 from balanca.hub import Hub
-from balanca.reading import Reading, isotime, json_bytes, local_time
+from balanca.reading import isotime, json_bytes, local_time
 from balanca.scale.scale import CommandError
 from balanca.store.store import DatabaseUnavailable
 
@@ -78,20 +78,8 @@ class ApiError(Exception):
         return self.status, error_body(self.error, self.detail, self.code)
 
 
-class Records(Protocol):
+class StoreQueries(Protocol):
     """The store, as the API uses it."""
-
-    def add_weighing(
-        self, reading: Reading, reference: str | None, note: str | None
-    ) -> defer.Deferred[dict[str, Any]]:
-        """Record a weighing of `reading`; fires with the stored row."""
-        ...
-
-    def weighings(
-        self, limit: int, before: int | None, scale: str | None
-    ) -> defer.Deferred[list[dict[str, Any]]]:
-        """Recorded weighings of `scale` (None: of all), newest first, ids below `before`."""
-        ...
 
     def readings(
         self, since: datetime | None, until: datetime | None, limit: int, scale: str | None
@@ -112,10 +100,12 @@ class Api:
     clock: IReactorTime
     scales: Mapping[str, ScaleParts]
     """Each scale's objects by id, in the order configured."""
-    store: Records
+    store: StoreQueries
     clients: Callable[[], int]
     access: Access
     limiter: RateLimiter
+    records: Callable[[], str] = lambda: "ok"
+    """The sealed records' state: `ok`, or `broken` once a check fails."""
 
     def lone(self, request: Request) -> ScaleParts:
         """The only scale, for a 0.1 path; with several, 400 `scale_required` naming the ids
@@ -191,11 +181,17 @@ class Endpoint(Resource):
     def __init__(self, api: Api) -> None:
         super().__init__()
         self.api = api
-        own = type(self).__dict__
+        own = {
+            name
+            for cls in type(self).__mro__
+            if issubclass(cls, Endpoint) and cls is not Endpoint
+            for name in vars(cls)
+        }
         self.methods = [
             m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own
         ]
-        """The methods this endpoint answers: those whose handler its class defines."""
+        """The methods this endpoint answers: those whose handler its class (or a class it
+        extends) defines."""
 
     def get(self, request: Request) -> Answer | defer.Deferred[Answer]:
         """Answer a GET (endpoints that serve reads override this)."""

@@ -20,6 +20,7 @@ from twisted.web.server import Request
 from balanca.http.live import LiveFactory
 from balanca.http.site import BalancaSite
 from balanca.scales import ScaleParts
+from balanca.store.recordbook import RecordBook
 
 SCALE_STATES = ("waiting", "live", "stale", "disconnected")
 PER_SCALE: list[tuple[str, type[CounterMetricFamily] | type[GaugeMetricFamily], str]] = [
@@ -41,12 +42,29 @@ class BalancaCollector:
     def __init__(self, scales: Sequence[ScaleParts], live: LiveFactory, store: Any) -> None:
         self.scales, self.live, self.store = scales, live, store
         self.site: BalancaSite | None = None
+        self.book: RecordBook | None = None
 
     def collect(self) -> Iterator[Metric]:
         yield from self._scales()
         yield from self._websocket()
         yield from self._database()
+        yield from self._records()
         yield from self._http()
+
+    def _records(self) -> Iterator[Metric]:
+        if self.book is None:
+            return
+        verdict = self.book.verdict
+        yield _gauge(
+            "records_ok",
+            "1 while every sealed record checks (0: the chain is broken; see the log)",
+            self.book.state != "broken",
+        )
+        yield _gauge(
+            "records_checked",
+            "Records covered by the last check of the chain",
+            None if verdict is None else verdict.records,
+        )
 
     def _scales(self) -> Iterator[Metric]:
         series = {

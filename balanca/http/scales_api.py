@@ -25,8 +25,8 @@ from balanca.http.api import (
     query_int,
     query_time,
     scale_unavailable,
-    text_field,
 )
+from balanca.http.records import Records, RecordsRoot, WeighingsEndpoint
 from balanca.reading import Reply, isotime, local_time
 from balanca.scales import ScaleParts
 
@@ -108,7 +108,7 @@ def one_scale_health(api: Api, parts: ScaleParts) -> Answer:
     (state, code, backlog, oldest, ...) instead of 0.1's state word."""
     database = dict(api.store.health())
     db = database.pop("db")
-    ok = not is_down(parts) and db == "ok"
+    ok = not is_down(parts) and db == "ok" and api.records() != "broken"
     scale = parts.hub.status()
     scale["protocol"] = parts.scale.protocol_info  # with protocol=auto: what detection chose
     body = {
@@ -125,7 +125,7 @@ def one_scale_health(api: Api, parts: ScaleParts) -> Answer:
 class HealthEndpoint(Endpoint):
     """`GET /api/health` (DESIGN.md's 0.2 shape): every scale, the database, records, MQTT and
     clients; with a lone scale also 0.1's fields. 503 while any scale is disconnected or
-    stale or the database is degraded."""
+    stale, the database is degraded or the records are broken."""
 
     def get(self, request: Request) -> Answer:
         scales = list(self.api.scales.values())
@@ -135,6 +135,7 @@ class HealthEndpoint(Endpoint):
         else:
             database = dict(self.api.store.health())
             ok = database.pop("db") == "ok" and not any(is_down(p) for p in scales)
+            ok = ok and self.api.records() != "broken"
             status = 200 if ok else 503
             body = {
                 "status": "ok" if ok else "degraded",
@@ -142,7 +143,8 @@ class HealthEndpoint(Endpoint):
                 "clients": self.api.clients(),
                 "time": isotime(local_time(self.api.clock.seconds())),
             }
-        body.update(scales=[scale_health(p) for p in scales], records="ok", mqtt=dict(OFF_MQTT))
+        records = "broken" if self.api.records() == "broken" else "ok"
+        body.update(scales=[scale_health(p) for p in scales], records=records, mqtt=dict(OFF_MQTT))
         return status, body
 
 
@@ -171,42 +173,6 @@ class CommandEndpoint(ScaleEndpoint):
         return 409, {**body, "error": "command refused", "detail": reply.text}
 
 
-class WeighingsEndpoint(ScaleEndpoint):
-    """`POST /api/weighings` records the current stable weight; `GET` lists weighings (of
-    every scale, or of `scale=`; under `/api/scales/ID/` of that scale)."""
-
-    def get(self, request: Request) -> defer.Deferred[Answer]:
-        limit = query_int(request, "limit", 50, 1, MAX_LIMIT)
-        before = query_int(request, "before", None, 1, 2**63 - 1)
-        scale_id = self.scale_id or self.api.scale_query(request)
-        d = self.api.store.weighings(limit or 50, before, scale_id)
-        return d.addCallback(lambda rows: (200, {"weighings": rows}))
-
-    def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
-        if not isinstance(body, dict):
-            raise ApiError(400, "malformed body", "expected a JSON object")
-        unknown = set(body) - {"reference", "note"}
-        if unknown:
-            raise ApiError(400, "unknown fields", ", ".join(sorted(unknown)))
-        reference = text_field(body, "reference", 100)
-        note = text_field(body, "note", 500)
-        hub = self.target(request).hub
-        reading = hub.latest
-        if not hub.is_live() or reading is None:
-            raise scale_unavailable(hub, 409)
-        if reading.status != "ok" or reading.weight is None:
-            raise ApiError(
-                409, f"scale {reading.status}", "a weighing needs a weight", "scale_status"
-            )
-        if not reading.stable:
-            raise ApiError(
-                409, "scale in motion", "a weighing needs a stable weight", "scale_in_motion"
-            )
-        self.limit(request)
-        d = self.api.store.add_weighing(reading, reference, note)
-        return d.addCallback(lambda row: (201, row))
-
-
 class ReadingsEndpoint(Endpoint):
     """`GET /api/readings?since=&until=&limit=&scale=`: recorded readings, newest first."""
 
@@ -224,7 +190,6 @@ def scale_children(api: Api, scale_id: str | None) -> dict[bytes, Resource]:
         b"tare": CommandEndpoint(api, "tare", scale_id),
         b"zero": CommandEndpoint(api, "zero", scale_id),
         b"clear-tare": CommandEndpoint(api, "clear-tare", scale_id),
-        b"weighings": WeighingsEndpoint(api, scale_id),
     }
 
 
@@ -232,7 +197,7 @@ class ScalesRoot(Resource):
     """`/api/scales`: the list, and under it each scale's endpoints (a JSON 404 for an
     unknown id or path)."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, records: Records) -> None:
         super().__init__()
         self.listing = ScalesEndpoint(api)
         for scale_id in api.scales:
@@ -240,6 +205,7 @@ class ScalesRoot(Resource):
             for name, child in scale_children(api, scale_id).items():
                 one.putChild(name, child)
             one.putChild(b"health", ScaleHealthEndpoint(api, scale_id))
+            one.putChild(b"weighings", WeighingsEndpoint(api, records, scale_id))
             self.putChild(scale_id.encode(), one)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
@@ -249,14 +215,15 @@ class ScalesRoot(Resource):
         return self.listing.render(request)
 
 
-def api_tree(api: Api) -> Resource:
+def api_tree(api: Api, records: Records) -> Resource:
     """The `/api` resource with its children."""
     root = NotFound()
     children: dict[bytes, Resource] = {
         b"time": TimeEndpoint(api),
         b"health": HealthEndpoint(api),
         b"readings": ReadingsEndpoint(api),
-        b"scales": ScalesRoot(api),
+        b"scales": ScalesRoot(api, records),
+        b"weighings": RecordsRoot(api, records),
         **scale_children(api, None),
     }
     for name, child in children.items():

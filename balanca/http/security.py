@@ -38,6 +38,31 @@ def read_token_file(path: str) -> str:
     return token
 
 
+def read_operators_file(path: str) -> tuple[tuple[str, str], ...]:
+    """The operators in `path`: one `name:token` a line, `#` comments and blank lines
+    skipped; ValueError naming the line when one is unusable."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read operators file {path}: {e}") from None
+    operators: list[tuple[str, str]] = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name, sep, token = (part.strip() for part in text.partition(":"))
+        if not sep or not name or not token:
+            raise ValueError(f"{path}, line {number}: expected name:token")
+        if len(name) > 64:
+            raise ValueError(f"{path}, line {number}: a name has at most 64 characters")
+        if any(name == n or token_matches(token, t) for n, t in operators):
+            raise ValueError(f"{path}, line {number}: {name!r} or its token is given twice")
+        operators.append((name, token))
+    if not operators:
+        raise ValueError(f"operators file {path} names no operator")
+    return tuple(operators)
+
+
 def token_matches(expected: str | None, presented: str | None) -> bool:
     """`presented` equals `expected`; anything goes without one. The digests are compared, in
     constant time, so that neither the content nor the length of the token leaks."""
@@ -189,16 +214,37 @@ class Access:
     write_token: str | None = None
     read_token: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    operators: tuple[tuple[str, str], ...] = ()
+    """(name, token) of each `--operators-file` line: their tokens write like the write token,
+    and what they write carries their name."""
+
+    @property
+    def writes_need_token(self) -> bool:
+        """A write token or an operator's token is configured."""
+        return self.write_token is not None or bool(self.operators)
 
     def may_write(self, token: str | None) -> bool:
         """A write presenting `token` (None: no token) is allowed."""
-        return token_matches(self.write_token, token)
+        if not self.writes_need_token:
+            return True
+        by_write_token = self.write_token is not None and token_matches(self.write_token, token)
+        return by_write_token or self.operator(token) is not None
+
+    def operator(self, token: str | None) -> str | None:
+        """The name of the operator whose token `token` is, or None. Every operator's token
+        is compared, so the time taken does not say which one matched."""
+        found = None
+        for name, expected in self.operators:
+            if token is not None and token_matches(expected, token):
+                found = name
+        return found
 
     def may_read(self, token: str | None) -> bool:
-        """A read presenting `token` is allowed: the read token or the write token will do."""
+        """A read presenting `token` is allowed: the read token, the write token or an
+        operator's will do."""
         if self.read_token is None or token_matches(self.read_token, token):
             return True
-        return self.write_token is not None and token_matches(self.write_token, token)
+        return self.writes_need_token and self.may_write(token)
 
     def origin_allowed(self, origin: str | None, host: str | None, secure: bool) -> bool:
         """A WebSocket handshake's `Origin` is acceptable: absent (not a browser), the page's

@@ -127,10 +127,10 @@ class Scale:
             return
         if self.connection is not None:
             self.connection.answered()
-        self.publish(value)
+        self.publish(value, frame)
 
-    def publish(self, m: Measurement) -> None:
-        """Stamp a measurement and hand the reading to the hub."""
+    def publish(self, m: Measurement, frame: bytes = b"") -> None:
+        """Stamp a measurement decoded from `frame` and hand the reading to the hub."""
         if self.stability is not None:
             m = self.stability.update(m)
         self._seq += 1
@@ -141,6 +141,7 @@ class Scale:
             seq=self._seq,
             time=local_time(self.clock.seconds()),
             source=self.source,
+            frame=frame,
         )
         self.hub.publish(reading)
 

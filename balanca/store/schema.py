@@ -178,27 +178,6 @@ def decode_reading(row: Row) -> Reading:
     )
 
 
-def encode_weighing(
-    uid: str, reading: Reading, run: str, reference: str | None, note: str | None
-) -> Row:
-    """The row for a weighing of `reading`, in WEIGHING_COLUMNS order."""
-    if reading.weight is None:
-        raise ValueError("a weighing needs a reading with a weight")
-    return (
-        uid,
-        _text("scale", reading.scale),
-        _text("run", run),
-        reading.seq,
-        *encode_time(reading.time),
-        *encode_decimal(reading.weight),
-        _text("unit", reading.unit),
-        reading.mode,
-        *encode_decimal(reading.tare),
-        reference,
-        note,
-    )
-
-
 def encode_time(moment: datetime) -> tuple[str, int]:
     """An aware datetime as (UTC text that sorts, offset in seconds east of UTC)."""
     return utc_text(moment), int(_offset(moment).total_seconds())

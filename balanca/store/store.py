@@ -1,23 +1,24 @@
-"""The store: records readings and weighings in SQLite or MySQL/MariaDB, off the reactor thread.
+"""The store: records readings in SQLite or MySQL/MariaDB, off the reactor thread, and runs the
+record book's interactions on the same pools.
 
 A hub subscriber. Readings chosen by the record policy go to the journal on disk every second
 (backlog.py), and from there to the database in batches (one `executemany` interaction each),
 in order, once each, however long it is away. A row the database refuses (a constraint, a
 value it cannot store) is set aside in the journal's dead letters and the rest go on. A stop
 puts what is pending on disk first, then gives the database STOP_WRITE_TIMEOUT seconds.
-Queries for the HTTP API return Deferreds of JSON-ready dicts; a weighing is answered within
-CAPTURE_TIMEOUT seconds whatever the database does.
+Queries for the HTTP API return Deferreds of JSON-ready dicts; another part's interaction
+(`interact`: a sealed record) is answered within CAPTURE_TIMEOUT seconds whatever the database
+does.
 
 adbapi retries nothing by itself: every interaction is sent once more after a lost connection
 (the pools reconnect), which is harmless because readings are unique on (scale, run, seq) and
-weighings on a uid the store gives them before the first try.
+a record's capture carries a uid it is found by (ledger.py).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,17 +47,14 @@ from balanca.store.prune import Pruner
 from balanca.store.schema import (
     DIALECTS,
     READING_COLUMNS,
-    WEIGHING_COLUMNS,
     Row,
     encode_reading,
-    encode_weighing,
     identity,
     lost_connection,
     migrate,
     reading_dict,
     refused,
     utc_text,
-    weighing_dict,
 )
 
 if TYPE_CHECKING:
@@ -69,7 +67,7 @@ FLUSH_INTERVAL = 1.0
 PING_INTERVAL = 5.0
 """Seconds without a write after which the store checks that the database still answers."""
 CAPTURE_TIMEOUT = 4.5
-"""Seconds a weighing waits for the database before it is answered 503 `db_unavailable`."""
+"""Seconds a record waits for the database before it is answered 503 `db_unavailable`."""
 STOP_WRITE_TIMEOUT = 3.0
 """Seconds a stop gives the database, once everything pending is on disk."""
 CLOSE_TIMEOUT = 1.0
@@ -77,7 +75,7 @@ CLOSE_TIMEOUT = 1.0
 
 
 class Store(Service):
-    """Records the hub's readings and serves stored readings and weighings."""
+    """Records the hubs' readings and serves stored readings."""
 
     log = Logger()
 
@@ -129,8 +127,6 @@ class Store(Service):
         self._loop.clock = self._clock
         d = self.dialect
         self._insert_reading = d.insert("readings", READING_COLUMNS)
-        self._insert_weighing = d.insert("weighings", WEIGHING_COLUMNS)
-        self._weighing_fields = "id, " + ", ".join(WEIGHING_COLUMNS[1:])
         self.pruner = (
             None
             if keep_days is None
@@ -242,29 +238,22 @@ class Store(Service):
     def status(self, payload: bytes) -> None:
         """Hub subscriber: the scale's state is not recorded."""
 
+    def interact(self, interaction: Callable[..., T], *args: Any) -> Deferred[T]:
+        """Run `interaction(txn, *args)` in a database thread for another part of the store
+        (the record book), once the schema is ready; DatabaseUnavailable when it is not, or
+        when the database does not answer within CAPTURE_TIMEOUT seconds."""
+
+        async def bounded() -> T:
+            if not self._schema_ready:
+                raise DatabaseUnavailable(self.last_error)
+            done = Deferred.fromCoroutine(self._interact(interaction, *args))
+            return await self._bounded(done, CAPTURE_TIMEOUT, "answer")
+
+        return Deferred.fromCoroutine(bounded())
+
     def flush(self) -> Deferred[None]:
         """Write everything queued now; fails with DatabaseUnavailable if the database fails."""
         return Deferred.fromCoroutine(self._flush())
-
-    def add_weighing(
-        self, reading: Reading, reference: str | None, note: str | None
-    ) -> Deferred[dict[str, Any]]:
-        """Store a weighing of `reading` (which must have a weight); fires with the stored row,
-        or fails with DatabaseUnavailable within CAPTURE_TIMEOUT seconds."""
-        return Deferred.fromCoroutine(self._add_weighing(reading, reference, note))
-
-    def weighings(
-        self, limit: int, before: int | None = None, scale: str | None = None
-    ) -> Deferred[list[dict[str, Any]]]:
-        """Stored weighings, newest first: up to `limit` with an id below `before`, of `scale`
-        (None: of every scale this store records)."""
-        where, params = self._of_scales(scale)
-        if before is not None:
-            where, params = where + " AND id < ?", [*params, before]
-        sql = (
-            f"SELECT {self._weighing_fields} FROM weighings WHERE {where} ORDER BY id DESC LIMIT ?"
-        )
-        return Deferred.fromCoroutine(self._select(sql, [*params, limit], weighing_dict))
 
     def readings(
         self,
@@ -423,18 +412,6 @@ class Store(Service):
         rows = await self._interact(_fetch, self.dialect.sql(sql), tuple(params))
         return [shape(row) for row in rows]
 
-    async def _add_weighing(
-        self, reading: Reading, reference: str | None, note: str | None
-    ) -> dict[str, Any]:
-        if not self._schema_ready:
-            raise DatabaseUnavailable(self.last_error)
-        row = encode_weighing(uuid.uuid4().hex, reading, self.run, reference, note)
-        select = self.dialect.sql(f"SELECT {self._weighing_fields} FROM weighings WHERE uid = ?")
-        stored = Deferred.fromCoroutine(
-            self._interact(_insert_and_fetch, self._insert_weighing, row, select)
-        )
-        return weighing_dict(await self._bounded(stored, CAPTURE_TIMEOUT, "store the weighing"))
-
     async def _flush(self) -> None:
         await self._queue.save()
         drained = await self._writing.run(self._drain)
@@ -508,9 +485,3 @@ def _insert_each(
 def _fetch(txn: Any, sql: str, params: tuple[Any, ...]) -> list[Row]:
     txn.execute(sql, params)
     return list(txn.fetchall())
-
-
-def _insert_and_fetch(txn: Any, insert: str, row: Row, select: str) -> Row:
-    txn.execute(insert, row)
-    txn.execute(select, (row[0],))
-    return tuple(txn.fetchone())

@@ -1,0 +1,1 @@
+"""Sealed records: pure rules for numbering, hashing, signing and checking weighings."""
