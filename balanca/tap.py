@@ -215,8 +215,9 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         settings.access,
         limiter,
         lambda: book.state,
+        Idempotency(store.interact, store.dialect, reactor),
     )
-    records = Records(book, Idempotency(store.interact, store.dialect, reactor), book.min_weight)
+    records = Records(book, book.min_weight)
     site = site_tree(
         api_tree(api, records),
         WebSocketResource(live),

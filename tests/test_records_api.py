@@ -223,3 +223,20 @@ class ChainEditedBehindTheServicesBack(TestCase):
             service.start()
             verdict = self.get(service.origin, "/api/weighings/verify")[1]
             self.assertEqual(verdict, {"ok": False, "records": 2, "first_bad": 2, "problem": "gap"})
+
+
+class KeyedCommands(ApiCase):
+    @defer.inlineCallbacks
+    def test_a_tare_retried_with_its_key_is_sent_to_the_scale_once(self) -> defer.Generator:
+        yield self.start("--scale", "simulator:rate=20")
+        yield self.until_stable_load()
+        scale = self.service.parts.scale
+        sent = []
+        real = scale.command
+        self.patch(scale, "command", lambda name: sent.append(name) or real(name))
+        headers = {"Content-Type": "application/json", "Idempotency-Key": "tare-1"}
+        first = yield fetch(self.url("/api/tare"), b"POST", b"{}", headers)
+        again = yield fetch(self.url("/api/tare"), b"POST", b"{}", headers)
+        self.assertEqual((first.code, again.code), (200, 200), first.body)
+        self.assertEqual(first.json(), again.json())
+        self.assertEqual(sent, ["tare"])

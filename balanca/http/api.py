@@ -28,6 +28,7 @@ from balanca.http.security import Access, RateLimiter, bearer
 from balanca.hub import Hub
 from balanca.reading import isotime, json_bytes, local_time
 from balanca.scale.scale import CommandError
+from balanca.store.idempotency import Idempotency
 from balanca.store.store import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -106,6 +107,8 @@ class Api:
     limiter: RateLimiter
     records: Callable[[], str] = lambda: "ok"
     """The sealed records' state: `ok`, or `broken` once a check fails."""
+    keys: Idempotency | None = None
+    """Where writes' `Idempotency-Key` answers are kept (None: keys are not honoured)."""
 
     def lone(self, request: Request) -> ScaleParts:
         """The only scale, for a 0.1 path; with several, 400 `scale_required` naming the ids

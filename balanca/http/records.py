@@ -16,12 +16,11 @@ guards (409), then the rate limit (429).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer
-from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -38,12 +37,11 @@ from balanca.http.api import (
     scale_unavailable,
     text_field,
 )
-from balanca.http.security import bearer
+from balanca.http.keyed import KeyedEndpoint
 from balanca.hub import Hub
 from balanca.records.guards import Capture, refusal
 from balanca.store import ledger
-from balanca.store.idempotency import MAX_KEY as MAX_IDEMPOTENCY_KEY
-from balanca.store.idempotency import Idempotency, KeyReused, Receipt
+from balanca.store.idempotency import Receipt
 from balanca.store.recordbook import RecordBook, RecordRefused
 from balanca.store.schema import utc_text
 
@@ -51,8 +49,6 @@ CAPTURE_FIELDS = {"reference": 100, "note": 500, "plate": 10, "product": 100, "p
 """Text fields a capture takes, with their longest length."""
 KINDS = ("weighing", "in", "out", "tare", "void")
 PLATE = re.compile(r"[A-Z0-9]{1,10}")
-Act = Callable[["Receipt | None"], Coroutine[Any, Any, Answer]]
-"""A write's action, given the receipt of its Idempotency-Key (or None)."""
 
 
 @dataclass
@@ -60,7 +56,6 @@ class Records:
     """What the records endpoints act on."""
 
     book: RecordBook
-    keys: Idempotency
     min_weight: Callable[[str], Any]
     """The capture minimum of a scale (by id)."""
 
@@ -91,51 +86,12 @@ def capture_fields(body: Any) -> dict[str, Any]:
     return fields
 
 
-class KeyedWrite(Endpoint):
-    """A write that honours `Idempotency-Key`: its first final answer is kept and replayed."""
+class KeyedWrite(KeyedEndpoint):
+    """A records endpoint: keyed writes on the record book."""
 
     def __init__(self, api: Api, records: Records) -> None:
         super().__init__(api)
         self.records = records
-
-    def keyed(self, request: Request, act: Act) -> defer.Deferred[Answer]:
-        """Run `act` once per key: the same key again gets the first answer."""
-        raw_key = request.getHeader(b"Idempotency-Key")
-        if raw_key is None:
-            return defer.Deferred.fromCoroutine(act(None))
-        key = raw_key.decode("utf-8", "replace")
-        if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise ApiError(400, "bad Idempotency-Key", "1 to 255 characters")
-        assert request.content is not None
-        request.content.seek(0)
-        receipt = Receipt.of(key, request.path.decode("utf-8", "replace"), request.content.read())
-        return defer.Deferred.fromCoroutine(self._once(receipt, act))
-
-    async def _once(self, receipt: Receipt, act: Act) -> Answer:
-        keys = self.records.keys
-        try:
-            first = await keys.begin(receipt)
-        except KeyReused:
-            raise ApiError(
-                422,
-                "Idempotency-Key reused",
-                "this key was used with another body",
-                "idempotency_key_reused",
-            ) from None
-        if first is not None:
-            return first
-        try:
-            answer = await act(receipt)
-        except Exception as error:
-            failed = self._failed(Failure(error))
-            await keys.end(receipt, failed, kept=False)
-            return failed
-        await keys.end(receipt, answer, kept=answer[0] == 201)
-        return answer
-
-    def operator(self, request: Request) -> str | None:
-        """The operator whose token the request carries, if any."""
-        return self.api.access.operator(bearer(request.getHeader(b"Authorization")))
 
 
 class WeighingsEndpoint(KeyedWrite):

@@ -26,9 +26,11 @@ from balanca.http.api import (
     query_time,
     scale_unavailable,
 )
+from balanca.http.keyed import KeyedEndpoint
 from balanca.http.records import Records, RecordsRoot, WeighingsEndpoint
 from balanca.reading import Reply, isotime, local_time
 from balanca.scales import ScaleParts
+from balanca.store.idempotency import Receipt
 
 COMMAND_CODES = {"tare": "tared", "zero": "zeroed", "clear-tare": "tare_cleared"}
 """The `code` of a command's success reply."""
@@ -38,7 +40,7 @@ OFF_MQTT = {"state": "off", "outbox": 0, "oldest": None}
 """`/api/health`'s `mqtt` until fleet publishing exists."""
 
 
-class ScaleEndpoint(Endpoint):
+class ScaleEndpoint(KeyedEndpoint):
     """An endpoint of one scale: `scale_id`'s, or (None) the only one."""
 
     def __init__(self, api: Api, scale_id: str | None = None) -> None:
@@ -158,11 +160,15 @@ class CommandEndpoint(ScaleEndpoint):
 
     def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
         parts = self.target(request)
-        hub = parts.hub
-        if hub.link != "connected":
-            raise ApiError(503, f"scale {hub.link}", hub.reason, "scale_disconnected")
-        self.limit(request)
-        return parts.scale.command(self.name).addCallback(self._answer)
+
+        async def act(receipt: Receipt | None) -> Answer:
+            hub = parts.hub
+            if hub.link != "connected":
+                raise ApiError(503, f"scale {hub.link}", hub.reason, "scale_disconnected")
+            self.limit(request)
+            return self._answer(await parts.scale.command(self.name))
+
+        return self.keyed(request, act)
 
     def _answer(self, reply: Reply) -> Answer:
         default = COMMAND_CODES.get(self.name, "done") if reply.ok else "scale_refused"

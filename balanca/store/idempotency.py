@@ -2,7 +2,7 @@
 
 DESIGN.md: a write's `Idempotency-Key` is scoped to the key and the path and kept in the
 database for 24 hours, restarts included. The same key with the same body gets the first
-final answer (201 or 4xx, status and body); with another body it is 422; while the first is
+final answer (2xx or 4xx, status and body); with another body it is 422; while the first is
 still being answered, the second waits for that answer. A record's answer is written in the
 same transaction as the record (see `ledger.append`), so a crash can never leave a record
 without its answer, or an answer without its record.
@@ -90,7 +90,7 @@ class Idempotency:
         for waiter in waiters:
             waiter.callback(answer)
         status = answer[0]
-        if not kept and (status == 201 or (400 <= status < 500 and status not in TRANSIENT)):
+        if not kept and (200 <= status < 300 or (400 <= status < 500 and status not in TRANSIENT)):
             await self.interact(
                 keep_answer, self.dialect, receipt, answer, now_text(self.clock), self._cutoff()
             )
