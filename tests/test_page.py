@@ -71,10 +71,10 @@ SERVICE_ANSWER = re.compile(
 LANGUAGES = ("pt-BR", "en")
 SUBMIT = """() => document.getElementById("weigh-form").requestSubmit()"""
 # Every text the operator can see or hear: visible text nodes (screen-reader-only ones too),
-# labels and the title; the weight, its unit, the weighings' rows and the key's fingerprint
-# are data, not words.
+# labels and the title; the weight, its unit, the weighings' rows, the key's fingerprint and
+# what the page marks translate="no" (a scale's id, a card's weight) are data, not words.
 ON_SCREEN = """() => {
-  const data = ["#weight", "#unit", "#weighings", "#fingerprint"];
+  const data = ["#weight", "#unit", "#weighings", "#fingerprint", '[translate="no"]'];
   const texts = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
