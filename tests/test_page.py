@@ -19,6 +19,7 @@ import shutil
 import struct
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -263,9 +264,26 @@ def test_the_page_shows_the_simulated_weight_changing_live_with_its_badge(kiosk:
     expect(page.locator("#age")).to_have_text("Última leitura: agora")
 
 
-def get_json(service: Service, path: str) -> Any:
-    with urllib.request.urlopen(f"{service.origin}{path}", timeout=5) as response:
+def get_json(service: Service, path: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"{service.origin}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
+
+
+def post_json(service: Service, path: str, body: Any, token: str) -> tuple[int, Any]:
+    """POST `body` with the write `token`: (status, JSON answer), refusals included."""
+    request = urllib.request.Request(
+        f"{service.origin}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
 
 
 def newest_number(service: Service) -> int:
@@ -445,6 +463,8 @@ def test_the_same_load_is_refused_and_weigh_again_records_it_on_purpose(kiosk: K
     expect(page.locator("#answer")).to_have_text(
         f"Pesagem nº {number + 1} registrada: {again['weight']} {again['unit']}"
     )
+    expect(row(page, number + 1)).to_contain_text("mesma carga, pesada novamente")
+    expect(row(page, number)).not_to_contain_text("mesma carga")
 
 
 def test_a_double_click_on_record_makes_one_record_with_one_idempotency_key(
@@ -568,6 +588,21 @@ def test_in_motion_recording_is_disabled_with_the_reason_and_the_service_refuses
     set_language(page, "pt-BR")
 
 
+def test_an_empty_scale_disables_recording_and_the_service_refuses_it_below_minimum(
+    kiosk: Kiosk,
+) -> None:
+    page = kiosk.page
+    for _ in range(3):
+        page.wait_for_function(STABLE_ZERO, timeout=CYCLE_MS)
+        expect(page.locator("#record")).to_be_disabled()
+        expect(page.locator("#record-why")).to_have_text("Nada sobre a balança para registrar.")
+        submit_weighing(page)  # a click racing the scale
+        answer = wait_for_answer(page)
+        if "em movimento" not in answer:  # the load may arrive between the check and the submit
+            break
+    shows_in_both_languages(page, {"#answer": refusal(409, "below_minimum")})
+
+
 def test_tare_zero_and_clear_tare_show_the_services_answer_in_the_pages_words(
     kiosk: Kiosk,
 ) -> None:
@@ -641,19 +676,24 @@ def test_screenshots_of_the_live_view_at_desktop_and_phone_sizes(
 def test_every_control_is_reachable_with_the_keyboard(kiosk: Kiosk) -> None:
     page = kiosk.page
     page.wait_for_function(STABLE_LOAD, timeout=CYCLE_MS)  # "Registrar pesagem" is enabled
-    page.evaluate("document.activeElement && document.activeElement.blur()")
-    focused = []
-    for _ in range(8):
+    focus = """() => {
+      const el = document.activeElement;
+      return el.dataset.void ? `void ${el.dataset.void}` : el.id || el.tagName;
+    }"""
+    page.keyboard.press("Tab")
+    focused = [page.evaluate(focus)]
+    for _ in range(60):  # once round the page, back where it started
         page.keyboard.press("Tab")
-        focused.append(page.evaluate("document.activeElement.id"))
+        focused.append(page.evaluate(focus))
+        if focused[-1] == focused[0]:
+            break
     controls = {
-        "language",
-        "plate",
-        "reference",
-        "record",
-        "tare-button",
-        "zero-button",
-        "clear-tare-button",
+        *("language", "plate", "reference", "record", "tare-button", "zero-button"),
+        *("clear-tare-button", "key-short"),
+        *(
+            f"void {n}"
+            for n in page.eval_on_selector_all("[data-void]", "b => b.map(x => x.dataset.void)")
+        ),
     }
     assert controls <= set(focused), focused
 
@@ -765,6 +805,61 @@ def test_a_locked_service_asks_for_the_token_once_and_the_tab_keeps_it(browser: 
         shutil.rmtree(secrets, ignore_errors=True)
 
 
+def test_a_void_asks_for_the_write_token_and_a_record_voided_meanwhile_is_refused_in_words(
+    browser: Browser,
+) -> None:
+    """A locked service: the page reads with the read token, and its void asks for the write
+    token once. A record another station voids while this page's dialog is open is refused
+    (already_void) in the page's words."""
+    secrets = Path(tempfile.mkdtemp(prefix="balanca-tokens-"))
+    (secrets / "read").write_text("reader-secret\n")
+    (secrets / "write").write_text("writer-secret\n")
+    locked = ("--read-token-file", str(secrets / "read"), "--token-file", str(secrets / "write"))
+    try:
+        with running(*locked) as service:
+            deadline = time.monotonic() + CYCLE_MS / 1000
+            captured: list[Any] = []
+            while len(captured) < 2 and time.monotonic() < deadline:  # on a stable load
+                status, answer = post_json(
+                    service, "/api/weighings", {"again": True}, "writer-secret"
+                )
+                if status == 201:
+                    captured.append(answer)
+                else:  # not a stable load yet, or the store still starting (503)
+                    assert status in (409, 503), answer
+                    time.sleep(0.2)
+            first, second = (record["number"] for record in captured)
+            context = browser.new_context(viewport=DESKTOP)
+            try:
+                page = context.new_page()
+                page.goto(f"{service.origin}/")
+                sign_in(page, "reader-secret")
+                expect(row(page, second).locator("button")).to_have_text("Anular")
+                row(page, first).locator("button").click()
+                page.fill("#void-reason", "Pesagem de teste")
+                page.click("#void-dialog button[value=ok]")
+                sign_in(page, "writer-secret")  # the read token cannot write: asked once
+                expect(page.locator("#answer")).to_have_text(
+                    f"Pesagem nº {first} anulada (anulação nº {second + 1})."
+                )
+                expect(row(page, first)).to_contain_text(f"anulada por nº {second + 1}")
+
+                row(page, second).locator("button").click()
+                status, _ = post_json(
+                    service, f"/api/weighings/{second}/void", {"reason": "outro"}, "writer-secret"
+                )
+                assert status == 201
+                page.fill("#void-reason", "Pesagem de teste")
+                page.click("#void-dialog button[value=ok]")
+                shows_in_both_languages(page, {"#answer": refusal(409, "already_void")})
+                expect(row(page, second)).to_contain_text(f"anulada por nº {second + 2}")
+                expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(secrets, ignore_errors=True)
+
+
 def sign_in(page: Page, token: str) -> None:
     dialog = page.locator("#token-dialog")
     expect(dialog).to_be_visible(timeout=10_000)
@@ -812,6 +907,17 @@ def test_both_languages_have_a_text_for_every_code_and_the_same_keys(kiosk: Kios
         assert set(text[lang]["voidCodes"]) <= API_CODES, lang
         for words in templates(text[lang]):  # no foreign word in the tables themselves
             assert not FOREIGN_WORDS[lang].search(words.pattern), (lang, words.pattern)
+    # A capture while the database is away says so plainly (issue 15).
+    assert (
+        text["pt-BR"]["codes"]["db_unavailable"]
+        .lower()
+        .startswith("banco de dados fora do ar: pesagem não registrada")
+    )
+    assert (
+        text["en"]["codes"]["db_unavailable"]
+        .lower()
+        .startswith("database down: weighing not recorded")
+    )
 
 
 def test_a_zero_refused_by_the_indicator_reads_in_either_language(kiosk: Kiosk) -> None:

@@ -1,8 +1,8 @@
 // balanca live view: shows what dataWorker.js hears on the WebSocket and sends tare/zero/
 // clear-tare through the HTTP API; records.js captures, lists and voids the sealed records
 // with this file's HTTP helpers; grid.js keeps what is heard per scale and chooses what is
-// shown: one scale's full view, or with several the grid of cards. No framework and no build step: the page
-// must run from the service itself on LANs without internet, under a strict
+// shown: one scale's full view, or with several the grid of cards. No framework and no build
+// step: the page must run from the service itself on LANs without internet, under a strict
 // Content-Security-Policy (no inline script or style), on a kiosk left on for weeks.
 // Every text on screen comes from TEXT (i18n.js), by key or by the server's machine `code`;
 // the server's English `detail` and `reason` go to the console only.
@@ -208,6 +208,7 @@ function recordBlocked(connection, scale) {
   if (state.db !== null && state.db.state !== "ok") return "recordNoDatabase";
   if (reading.status !== "ok") return "recordOutOfRange";
   if (!reading.stable || reading.weight === null) return "recordInMotion";
+  if (Number(reading.weight) <= 0) return "recordEmpty"; // below any minimum
   return null;
 }
 

@@ -62,6 +62,7 @@ const TEXT = {
     ok: "Entrar",
     recorded: "Pesagem nº {number} registrada: {weight} {unit}",
     weighAgain: "Pesar novamente",
+    weighedAgain: "mesma carga, pesada novamente",
     seal: "Selo",
     actions: "Ações",
     byOperator: "por {operator}",
@@ -98,6 +99,7 @@ const TEXT = {
     recordNoDatabase: "Banco de dados fora: a pesagem não seria gravada.",
     recordOutOfRange: "Peso fora da faixa da balança.",
     recordInMotion: "Aguarde o peso estabilizar.",
+    recordEmpty: "Nada sobre a balança para registrar.",
     codes: {
       tared: "Tara feita.",
       zeroed: "Balança zerada.",
@@ -210,6 +212,7 @@ const TEXT = {
     ok: "Sign in",
     recorded: "Weighing no. {number} recorded: {weight} {unit}",
     weighAgain: "Weigh again",
+    weighedAgain: "same load, weighed again",
     seal: "Seal",
     actions: "Actions",
     byOperator: "by {operator}",
@@ -245,6 +248,7 @@ const TEXT = {
     recordNoDatabase: "Database down: the weighing would not be stored.",
     recordOutOfRange: "Weight outside the scale's range.",
     recordInMotion: "Wait for the weight to settle.",
+    recordEmpty: "Nothing on the scale to record.",
     codes: {
       tared: "Tare done.",
       zeroed: "Scale zeroed.",

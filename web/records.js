@@ -88,12 +88,20 @@ function weighingTime(iso) {
   return state.lang === "en" ? `${year}-${month}-${day} ${clock}` : `${day}/${month}/${year} ${clock}`;
 }
 
-// An element with `text` and a class; `children` (elements or strings) after the text.
+// An element with a class, `text` and `children` (elements) after it.
 function element(tag, className, text = "", ...children) {
   const el = document.createElement(tag);
   if (className) el.className = className;
-  el.append(text, ...children);
+  if (text) el.append(text);
+  el.append(...children);
   return el;
+}
+
+// A cell of the list; the roles keep it a table for screen readers whatever CSS makes of it.
+function cell(className, text = "", ...children) {
+  const td = element("td", className, text, ...children);
+  td.setAttribute("role", "cell");
+  return td;
 }
 
 function renderWeighings() {
@@ -103,14 +111,15 @@ function renderWeighings() {
 
 function weighingRow(record) {
   const tr = document.createElement("tr");
+  tr.setAttribute("role", "row");
   tr.dataset.number = String(record.number);
   tr.dataset.kind = record.kind;
   tr.classList.toggle("voided", record.voided_by !== null);
   tr.append(
-    element("td", "num", "", element("span", "record-number", String(record.number)), element("span", "kind", kindText(record.kind))),
-    element("td", "time", weighingTime(record.captured || record.time)),
+    cell("number", "", element("span", "record-number", String(record.number)), element("span", "kind", kindText(record.kind))),
+    cell("time", weighingTime(record.captured || record.time)),
     detailCell(record),
-    element("td", "num record-weight", weightText(record)),
+    cell("record-weight", weightText(record)),
     sealCell(record),
     actionCell(record),
   );
@@ -122,7 +131,7 @@ function kindText(kind) {
 }
 
 function weightText(record) {
-  if (record.weight === null) return "—";
+  if (record.weight === null) return ""; // a void weighs nothing
   const net = record.mode === "net" ? ` (${t("net").toLowerCase()})` : "";
   return `${record.weight} ${record.unit}${net}`;
 }
@@ -133,10 +142,11 @@ function detailCell(record) {
   if (record.plate) lines.push(element("span", "plate", record.plate));
   if (record.reference) lines.push(element("span", "reference", record.reference));
   if (record.note) lines.push(element("span", "note", record.note));
+  if (record.again) lines.push(element("span", "again", t("weighedAgain")));
   if (record.kind === "void") lines.push(element("span", "voids", t("voidsRecord", { number: record.voids, reason: record.reason })));
   if (record.operator) lines.push(element("span", "operator", t("byOperator", { operator: record.operator })));
   if (record.voided_by !== null) lines.push(element("span", "voided-by", t("voidedBy", { number: record.voided_by })));
-  return element("td", "detail", lines.length ? "" : "—", ...lines);
+  return cell("detail", "", ...lines);
 }
 
 // The hash's first characters; all of it in the title.
@@ -144,13 +154,13 @@ function sealCell(record) {
   const hash = record.hash || "";
   const code = element("code", "hash", hash.slice(0, SHORT_HASH));
   code.title = hash;
-  return element("td", "seal", "", code);
+  return cell("seal", "", code);
 }
 
 // "Anular" for a record that can be voided here: not a void, not voided, not part of a
 // truck transaction (those are voided whole).
 function actionCell(record) {
-  const td = element("td", "action");
+  const td = cell("action");
   if (record.kind === "void" || record.voided_by !== null || record.transaction !== null) return td;
   const button = element("button", "button button-small", t("voidButton"));
   button.type = "button";
