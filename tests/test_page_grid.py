@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests import test_page
 from tests.pagebase import ARTIFACTS, REPO, Browser, Page, PageWatch, Service, expect, running
 from tests.test_page import (
     CYCLE_MS,
@@ -44,6 +45,7 @@ FOUR = (
     *("--scale", "a=simulator", "--scale", "b=simulator:protocol=ad"),
     *("--scale", "c=simulator:protocol=sics", "--scale", "d=simulator:protocol=prix"),
 )
+browser = test_page.browser  # the module's Chromium (a fixture)
 CARD = '#cards .card[data-scale="{}"]'
 # Each card's box, its weight's font size, and whether the page scrolls sideways.
 CARD_BOXES = """() => {
@@ -85,7 +87,8 @@ def card_weights(page: Page, seconds: float) -> dict[str, set[str]]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and any(len(values) < 2 for values in seen.values()):
         shown = page.eval_on_selector_all(
-            "#cards .card", "cards => cards.map((c) => [c.dataset.scale, c.querySelector('.card-value').textContent])"
+            "#cards .card",
+            "cards => cards.map((c) => [c.dataset.scale, c.querySelector('.card-value').textContent])",
         )
         for scale, weight in shown:
             seen[scale].add(weight)
@@ -129,7 +132,10 @@ def test_four_scales_are_a_grid_of_live_cards_filling_a_kiosk_screen(
         # 2×2, the four cards sharing the screen below the header, nothing scrolling.
         assert len({round(c["x"]) for c in cards}) == 2, cards
         assert len({round(c["y"]) for c in cards}) == 2, cards
-        assert all(c["x"] + c["w"] <= layout["width"] and c["y"] + c["h"] <= layout["height"] for c in cards)
+        assert all(
+            c["x"] + c["w"] <= layout["width"] and c["y"] + c["h"] <= layout["height"]
+            for c in cards
+        )
         assert sum(c["h"] for c in cards) / 2 >= 0.7 * layout["height"], cards
         assert min(c["w"] for c in cards) >= 0.45 * layout["width"], cards
         assert min(c["size"] for c in cards) >= 120, cards  # px: read from a few metres
@@ -139,7 +145,9 @@ def test_four_scales_are_a_grid_of_live_cards_filling_a_kiosk_screen(
             assert_header_is_one_row(page)
         expect(card(page, "a").locator(".card-badge")).to_have_text("SIMULADO")
         # One WebSocket carries the four scales: the page opened one, the service has one.
-        assert len(sockets.opened) == 1 and sockets.open() == [f"{site.origin.replace('http', 'ws')}/ws"]
+        assert len(sockets.opened) == 1 and sockets.open() == [
+            f"{site.origin.replace('http', 'ws')}/ws"
+        ]
         assert get_json(site, "/api/health")["clients"] == 1
         assert watch.errors == [] and watch.csp_violations() == []
     finally:
