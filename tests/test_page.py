@@ -875,7 +875,7 @@ API_CODES = {
     *("scale_stale", "scale_disconnected", "scale_not_live", "scale_in_motion", "scale_status"),
     *("same_load", "below_minimum", "command_unsupported", "command_timeout", "scale_busy"),
     *("scale_refused", "zero_out_of_range", "db_unavailable", "db_error", "internal_error"),
-    *("already_void", "part_of_transaction", "idempotency_key_reused"),
+    *("already_void", "part_of_transaction", "idempotency_key_reused", "scale_required"),
 }
 REPLY_CODES = {"tared", "zeroed", "tare_cleared"}
 STATE_CODES = {

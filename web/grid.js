@@ -163,7 +163,7 @@ function newCard(scale) {
     name: element("span", "card-name", scale.id),
     badge: element("span", "badge badge-simulated card-badge"),
     value: element("span", "card-value", "----"),
-    unit: element("span", "card-unit"),
+    unit: element("span", "weight-unit card-unit"),
     stability: element("span", "pill card-stability"),
     mode: element("span", "pill card-mode"),
     range: element("span", "pill pill-alarm card-range"),
@@ -176,7 +176,7 @@ function newCard(scale) {
     "card",
     "",
     element("span", "card-head", "", parts.name, parts.badge),
-    element("span", "card-weight", "", parts.value, parts.unit),
+    element("span", "weight card-weight", "", parts.value, parts.unit),
     element(
       "span",
       "card-foot",
