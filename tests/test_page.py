@@ -772,37 +772,44 @@ def test_a_silent_connection_is_dropped_and_replaced_without_showing_an_old_weig
             context.close()
 
 
-def test_a_locked_service_asks_for_the_token_once_and_the_tab_keeps_it(browser: Browser) -> None:
+@contextmanager
+def locked_service() -> Iterator[Service]:
+    """A service that reads with `reader-secret` and writes with `writer-secret`."""
     secrets = Path(tempfile.mkdtemp(prefix="balanca-tokens-"))
     (secrets / "read").write_text("reader-secret\n")
     (secrets / "write").write_text("writer-secret\n")
     locked = ("--read-token-file", str(secrets / "read"), "--token-file", str(secrets / "write"))
     try:
         with running(*locked) as service:
-            context = browser.new_context(viewport=DESKTOP)
-            try:
-                page = context.new_page()
-                watch = PageWatch(page)
-                page.goto(f"{service.origin}/")
-                # Reads need the token: the worker finds out (401) and the page asks.
-                sign_in(page, "reader-secret")
-                expect(body(page)).to_have_attribute("data-connection", "live", timeout=15_000)
-                assert any(u.endswith("/ws?token=reader-secret") for u in watch.urls), watch.urls
-                # The read token cannot write: a 401 asks once more, then the write goes through.
-                fresh_answer(page)
-                page.click("#tare-button")
-                sign_in(page, "writer-secret")
-                expect_service_answer(page)
-                assert page.evaluate('sessionStorage.getItem("balanca.token")') == "writer-secret"
-                # Kept for this tab: no more asking.
-                fresh_answer(page)
-                page.click("#zero-button")
-                expect_service_answer(page)
-                expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
-            finally:
-                context.close()
+            yield service
     finally:
         shutil.rmtree(secrets, ignore_errors=True)
+
+
+def test_a_locked_service_asks_for_the_token_once_and_the_tab_keeps_it(browser: Browser) -> None:
+    with locked_service() as service:
+        context = browser.new_context(viewport=DESKTOP)
+        try:
+            page = context.new_page()
+            watch = PageWatch(page)
+            page.goto(f"{service.origin}/")
+            # Reads need the token: the worker finds out (401) and the page asks.
+            sign_in(page, "reader-secret")
+            expect(body(page)).to_have_attribute("data-connection", "live", timeout=15_000)
+            assert any(u.endswith("/ws?token=reader-secret") for u in watch.urls), watch.urls
+            # The read token cannot write: a 401 asks once more, then the write goes through.
+            fresh_answer(page)
+            page.click("#tare-button")
+            sign_in(page, "writer-secret")
+            expect_service_answer(page)
+            assert page.evaluate('sessionStorage.getItem("balanca.token")') == "writer-secret"
+            # Kept for this tab: no more asking.
+            fresh_answer(page)
+            page.click("#zero-button")
+            expect_service_answer(page)
+            expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
+        finally:
+            context.close()
 
 
 def test_a_void_asks_for_the_write_token_and_a_record_voided_meanwhile_is_refused_in_words(
@@ -811,53 +818,44 @@ def test_a_void_asks_for_the_write_token_and_a_record_voided_meanwhile_is_refuse
     """A locked service: the page reads with the read token, and its void asks for the write
     token once. A record another station voids while this page's dialog is open is refused
     (already_void) in the page's words."""
-    secrets = Path(tempfile.mkdtemp(prefix="balanca-tokens-"))
-    (secrets / "read").write_text("reader-secret\n")
-    (secrets / "write").write_text("writer-secret\n")
-    locked = ("--read-token-file", str(secrets / "read"), "--token-file", str(secrets / "write"))
-    try:
-        with running(*locked) as service:
-            deadline = time.monotonic() + CYCLE_MS / 1000
-            captured: list[Any] = []
-            while len(captured) < 2 and time.monotonic() < deadline:  # on a stable load
-                status, answer = post_json(
-                    service, "/api/weighings", {"again": True}, "writer-secret"
-                )
-                if status == 201:
-                    captured.append(answer)
-                else:  # not a stable load yet, or the store still starting (503)
-                    assert status in (409, 503), answer
-                    time.sleep(0.2)
-            first, second = (record["number"] for record in captured)
-            context = browser.new_context(viewport=DESKTOP)
-            try:
-                page = context.new_page()
-                page.goto(f"{service.origin}/")
-                sign_in(page, "reader-secret")
-                expect(row(page, second).locator("button")).to_have_text("Anular")
-                row(page, first).locator("button").click()
-                page.fill("#void-reason", "Pesagem de teste")
-                page.click("#void-dialog button[value=ok]")
-                sign_in(page, "writer-secret")  # the read token cannot write: asked once
-                expect(page.locator("#answer")).to_have_text(
-                    f"Pesagem nº {first} anulada (anulação nº {second + 1})."
-                )
-                expect(row(page, first)).to_contain_text(f"anulada por nº {second + 1}")
+    with locked_service() as service:
+        deadline = time.monotonic() + CYCLE_MS / 1000
+        captured: list[Any] = []
+        while len(captured) < 2 and time.monotonic() < deadline:  # on a stable load
+            status, answer = post_json(service, "/api/weighings", {"again": True}, "writer-secret")
+            if status == 201:
+                captured.append(answer)
+            else:  # not a stable load yet, or the store still starting (503)
+                assert status in (409, 503), answer
+                time.sleep(0.2)
+        first, second = (record["number"] for record in captured)
+        context = browser.new_context(viewport=DESKTOP)
+        try:
+            page = context.new_page()
+            page.goto(f"{service.origin}/")
+            sign_in(page, "reader-secret")
+            expect(row(page, second).locator("button")).to_have_text("Anular")
+            row(page, first).locator("button").click()
+            page.fill("#void-reason", "Pesagem de teste")
+            page.click("#void-dialog button[value=ok]")
+            sign_in(page, "writer-secret")  # the read token cannot write: asked once
+            expect(page.locator("#answer")).to_have_text(
+                f"Pesagem nº {first} anulada (anulação nº {second + 1})."
+            )
+            expect(row(page, first)).to_contain_text(f"anulada por nº {second + 1}")
 
-                row(page, second).locator("button").click()
-                status, _ = post_json(
-                    service, f"/api/weighings/{second}/void", {"reason": "outro"}, "writer-secret"
-                )
-                assert status == 201
-                page.fill("#void-reason", "Pesagem de teste")
-                page.click("#void-dialog button[value=ok]")
-                shows_in_both_languages(page, {"#answer": refusal(409, "already_void")})
-                expect(row(page, second)).to_contain_text(f"anulada por nº {second + 2}")
-                expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
-            finally:
-                context.close()
-    finally:
-        shutil.rmtree(secrets, ignore_errors=True)
+            row(page, second).locator("button").click()
+            status, _ = post_json(
+                service, f"/api/weighings/{second}/void", {"reason": "outro"}, "writer-secret"
+            )
+            assert status == 201
+            page.fill("#void-reason", "Pesagem de teste")
+            page.click("#void-dialog button[value=ok]")
+            shows_in_both_languages(page, {"#answer": refusal(409, "already_void")})
+            expect(row(page, second)).to_contain_text(f"anulada por nº {second + 2}")
+            expect(page.locator("#token-dialog")).not_to_have_attribute("open", "")
+        finally:
+            context.close()
 
 
 def sign_in(page: Page, token: str) -> None:
