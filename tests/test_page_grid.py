@@ -16,12 +16,15 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from balanca.reading import Measurement
 from tests import test_page
 from tests.pagebase import ARTIFACTS, REPO, Browser, Page, PageWatch, Service, expect, running
+from tests.ptyscale import PtyScale
 from tests.test_page import (
     CYCLE_MS,
     DESKTOP,
@@ -261,6 +264,45 @@ def test_a_card_opens_its_scale_whose_tare_and_captures_go_to_that_scale(
         expect(body(page)).to_have_attribute("data-view", "grid")
     finally:
         page.context.close()
+
+
+def test_a_card_says_why_its_scale_is_not_live_while_the_others_stay_live(
+    browser: Browser,
+) -> None:
+    """A Prix on a pty beside a simulated scale: missing at start, then plugged and unplugged;
+    its card names the state by its code, in both languages, and the other card stays live."""
+    scale = PtyScale("prix")  # not plugged: the device is missing when the service starts
+    try:
+        with running("--scale", "sim=simulator", "--scale", f"pty={scale.spec()}") as service:
+            page = open_grid(browser, service, PHONE)
+            try:
+                expect(body(page)).to_have_attribute("data-view", "grid", timeout=15_000)
+                pty, sim = card(page, "pty"), card(page, "sim")
+                expect(pty).to_have_attribute("data-connection", "scale-disconnected")
+                expect(pty.locator(".card-badge")).to_be_hidden()  # a real scale: no badge
+                for code in ("device_not_found", "device_removed"):
+                    for lang in LANGUAGES:
+                        set_language(page, lang)
+                        text = page.evaluate("TEXT")[lang]
+                        expect(pty.locator(".card-connection")).to_have_text(
+                            text["scale-disconnected"]
+                        )
+                        expect(pty.locator(".card-reason")).to_have_text(text["states"][code])
+                        expect(sim).to_have_attribute("data-connection", "live")
+                        assert_in_language(page, lang)
+                    set_language(page, "pt-BR")
+                    if code == "device_not_found":  # plugged, and live...
+                        scale.plug()
+                        scale.measurement = Measurement(Decimal("1.250"), "kg", True)
+                        expect(pty).to_have_attribute("data-connection", "live", timeout=15_000)
+                        expect(pty.locator(".card-value")).to_have_text("1.250")
+                        scale.unplug()  # ...then pulled out
+                        expect(pty).to_have_attribute("data-connection", "scale-disconnected")
+            finally:
+                page.context.close()
+    finally:
+        scale.unplug()
+        shutil.rmtree(scale.link.parent, ignore_errors=True)
 
 
 def test_an_unknown_scale_in_the_address_is_named_over_the_grid(

@@ -168,6 +168,7 @@ function newCard(scale) {
     mode: element("span", "pill card-mode"),
     range: element("span", "pill pill-alarm card-range"),
     connection: element("span", "card-connection"),
+    age: element("span", "card-age"),
     reason: element("span", "card-reason"),
   };
   for (const data of [parts.name, parts.value, parts.unit]) data.translate = false; // not words
@@ -184,7 +185,7 @@ function newCard(scale) {
       element("span", "card-state", "", element("span", "state-dot"), parts.connection),
       element("span", "card-pills", "", parts.stability, parts.mode, parts.range),
     ),
-    parts.reason,
+    element("span", "card-why", "", parts.age, parts.reason),
   );
   link.href = `#scale=${encodeURIComponent(scale.id)}`;
   link.dataset.scale = scale.id;
@@ -203,15 +204,17 @@ function renderCard(parts, record, scale) {
   parts.badge.hidden = scale.source !== "simulator";
   parts.value.textContent = reading ? reading.weight ?? "----" : "----";
   parts.unit.textContent = reading ? reading.unit || "" : "";
-  parts.stability.textContent = reading ? t(reading.stable ? "stable" : "motion") : "—";
+  parts.stability.hidden = !reading;
+  parts.stability.textContent = reading ? t(reading.stable ? "stable" : "motion") : "";
   parts.mode.hidden = !reading || reading.mode !== "net";
   parts.mode.textContent = t("net");
   parts.range.hidden = !reading || reading.status === "ok";
   parts.range.textContent = parts.range.hidden ? "" : t(reading.status);
   parts.connection.textContent = connectionText(connection, record);
   // Not live: how old the weight is, and why (from the state's code).
-  const why = record.status && connection !== "live" && connection !== "reconnecting" ? codeText("states", record.status.code, "unknownState") : "";
-  parts.reason.textContent = connection === "live" ? "" : [ageText(record), why].filter(Boolean).join(" · ");
+  const why = record.status && connection !== "live" && connection !== "reconnecting";
+  parts.age.textContent = connection === "live" ? "" : ageText(record);
+  parts.reason.textContent = why ? codeText("states", record.status.code, "unknownState") : "";
 }
 
 // ---- moving between the grid and a scale ----
