@@ -72,10 +72,10 @@ SERVICE_ANSWER = re.compile(
 LANGUAGES = ("pt-BR", "en")
 SUBMIT = """() => document.getElementById("weigh-form").requestSubmit()"""
 # Every text the operator can see or hear: visible text nodes (screen-reader-only ones too),
-# labels and the title; the weight, its unit, the weighings' rows and the key's fingerprint
-# are data, not words.
+# labels and the title; the weight, its unit, the weighings' rows, the key's fingerprint and
+# what the page marks translate="no" (a scale's id, a card's weight) are data, not words.
 ON_SCREEN = """() => {
-  const data = ["#weight", "#unit", "#weighings", "#fingerprint"];
+  const data = ["#weight", "#unit", "#weighings", "#fingerprint", '[translate="no"]'];
   const texts = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
@@ -873,7 +873,7 @@ API_CODES = {
     *("scale_stale", "scale_disconnected", "scale_not_live", "scale_in_motion", "scale_status"),
     *("same_load", "below_minimum", "command_unsupported", "command_timeout", "scale_busy"),
     *("scale_refused", "zero_out_of_range", "db_unavailable", "db_error", "internal_error"),
-    *("already_void", "part_of_transaction", "idempotency_key_reused"),
+    *("already_void", "part_of_transaction", "idempotency_key_reused", "scale_required"),
 }
 REPLY_CODES = {"tared", "zeroed", "tare_cleared"}
 STATE_CODES = {

@@ -1,8 +1,9 @@
 // balanca live view: shows what dataWorker.js hears on the WebSocket and sends tare/zero/
 // clear-tare through the HTTP API; records.js captures, lists and voids the sealed records
-// with this file's HTTP helpers. No framework and no build step: the page must run from the
-// service itself on LANs without internet, under a strict Content-Security-Policy (no inline
-// script or style), on a kiosk left on for weeks.
+// with this file's HTTP helpers; grid.js keeps what is heard per scale and chooses what is
+// shown: one scale's full view, or with several the grid of cards. No framework and no build
+// step: the page must run from the service itself on LANs without internet, under a strict
+// Content-Security-Policy (no inline script or style), on a kiosk left on for weeks.
 // Every text on screen comes from TEXT (i18n.js), by key or by the server's machine `code`;
 // the server's English `detail` and `reason` go to the console only.
 "use strict";
@@ -26,20 +27,13 @@ const state = {
   tokenPrompt: null, // the open token dialog's promise, shared by everyone waiting on it
   socket: "connecting", // connecting | open | closed (the worker's WebSocket)
   retryAt: null, // performance.now() of the next connection attempt
-  scale: null, // the latest status message: {state, link, code, reason, age, stale_after}
   db: null, // /api/health's database part: {state, code, backlog, oldest}
-  unsupported: new Set(), // commands the service answered 501 to on this connection
   answer: null, // the answer line: {tone, text(), status}, re-rendered on a language switch
-  reading: null,
-  readingAt: 0, // performance.now() when the reading arrived
-  readingAge: 0, // its age in seconds when it arrived (0 while live)
   everOpened: false,
   everLive: false,
   needsToken: false, // the live stream refused us for want of a token
   connection: null, // what body[data-connection] says
   announced: null,
-  chart: [], // {t: performance.now(), v: number}, oldest first
-  chartUnit: null,
   chartDrawnAt: 0,
   renderQueued: false,
   worker: null,
@@ -79,10 +73,11 @@ function startWorker() {
 
 function workerSaid(message) {
   if (message.type === "reading") {
-    readingArrived(message.reading);
+    readingArrived(scaleRecord(message.reading.scale), message.reading);
   } else if (message.type === "status") {
-    state.scale = message.status;
-    console.info("balanca: scale", message.status.state, message.status.code, message.status.reason);
+    const { status } = message;
+    scaleRecord(status.scale).status = status;
+    console.info("balanca: scale", status.scale, status.state, status.code, status.reason);
   } else if (message.type === "health") {
     healthArrived(message);
   } else if (message.type === "connection") {
@@ -90,12 +85,14 @@ function workerSaid(message) {
     state.everOpened = state.everOpened || message.state === "open";
     if (message.state === "open") {
       state.needsToken = false;
-      state.unsupported.clear(); // the service may have restarted with another scale
+      // The service may have restarted with other scales.
+      for (const scale of scales.seen.values()) scale.unsupported.clear();
+      loadScales();
     }
     state.retryAt = message.state === "closed" ? performance.now() + message.retryIn : null;
-    // What the last connection said about the scale is unknown on the next one until the
-    // server's first status message arrives.
-    if (message.state !== "open") state.scale = null;
+    // What the last connection said about the scales is unknown on the next one until the
+    // server's first status messages arrive.
+    if (message.state !== "open") for (const scale of scales.seen.values()) scale.status = null;
   } else if (message.type === "auth-required" && (message.token || null) === state.token) {
     state.needsToken = true;
     askToken(false); // unless the token that failed is one we have replaced already
@@ -103,81 +100,88 @@ function workerSaid(message) {
   scheduleRender();
 }
 
-function readingArrived(reading) {
-  state.reading = reading;
-  state.readingAt = performance.now();
+// `scale`: grid.js's record of the scale the reading is from.
+function readingArrived(scale, reading) {
+  scale.reading = reading;
+  scale.readingAt = performance.now();
   // On connect the server replays its latest reading, which is old unless the scale is live;
   // the status's age is a lower bound until the worker's health probe says exactly.
-  const live = state.scale && state.scale.state === "live";
-  state.readingAge = live ? 0 : (state.scale && state.scale.age) || 0;
-  if (live) addChartPoint(reading); // a replayed old reading does not belong at "now"
+  const live = scale.status && scale.status.state === "live";
+  scale.readingAge = live ? 0 : (scale.status && scale.status.age) || 0;
+  if (live) addChartPoint(scale, reading); // a replayed old reading does not belong at "now"
 }
 
-// The worker polls /api/health: the database's state always, the scale's part only while the
+// The worker polls /api/health: the database's state always, the scales' part only while the
 // WebSocket is not due to tell us more (see dataWorker.js).
-function healthArrived({ scale, db }) {
+function healthArrived({ scales: fresh, db }) {
   if (db) {
     if (state.db === null || db.code !== state.db.code) console.info("balanca: database", db.state, db.code);
     state.db = db;
   }
-  if (!scale) return;
-  state.scale = { ...state.scale, ...scale };
-  if (state.reading && typeof scale.age === "number" && scale.state !== "live") {
-    state.readingAt = performance.now();
-    state.readingAge = scale.age;
+  for (const health of fresh || []) {
+    const scale = scaleRecord(health.id);
+    scale.status = { ...scale.status, ...health };
+    if (scale.reading && typeof health.age === "number" && health.state !== "live") {
+      scale.readingAt = performance.now();
+      scale.readingAge = health.age;
+    }
   }
 }
 
 // ---- connection state ----
 
-function staleAfter() {
-  return (state.scale && state.scale.stale_after) || 3;
+function staleAfter(scale) {
+  return (scale.status && scale.status.stale_after) || 3;
 }
 
-function readingAge() {
-  return state.readingAge + (performance.now() - state.readingAt) / 1000;
+function readingAge(scale) {
+  return scale.readingAge + (performance.now() - scale.readingAt) / 1000;
 }
 
 // The page's own judgement on top of the worker's: even if every other safeguard failed, a
-// reading older than the server's stale_after never shows as live.
-function connectionState() {
+// reading older than the server's stale_after never shows as live. `scale` is null for the
+// grid, where the header speaks of the service and each card of its scale.
+function connectionState(scale) {
   if (!navigator.onLine) return "offline";
   if (state.socket !== "open") return "reconnecting";
-  const scale = state.scale ? state.scale.state : "waiting";
-  if (scale === "disconnected") return "scale-disconnected";
-  if (scale === "live" && state.reading && readingAge() <= staleAfter() + FRESH_GRACE_S) return "live";
+  if (scale === null) return "live";
+  const known = scale.status ? scale.status.state : "waiting";
+  if (known === "disconnected") return "scale-disconnected";
+  if (known === "live" && scale.reading && readingAge(scale) <= staleAfter(scale) + FRESH_GRACE_S) return "live";
   return "stale";
 }
 
-function connectionText(connection) {
+function connectionText(connection, scale) {
   if (connection === "reconnecting") {
     if (!state.everOpened) return t("connecting");
     if (state.socket === "connecting" || state.retryAt === null) return t("reconnecting");
     const seconds = Math.max(0, Math.ceil((state.retryAt - performance.now()) / 1000));
     return seconds > 0 ? t("reconnectingIn", { s: seconds }) : t("reconnecting");
   }
-  if (connection === "stale" && state.scale && state.scale.state === "waiting") return t("waiting");
+  if (connection === "stale" && scale.status && scale.status.state === "waiting") return t("waiting");
+  if (connection === "live" && scale === null) return t("connected");
   return t(connection);
 }
 
 function renderConnection() {
-  const connection = connectionState();
+  const scale = shownScale();
+  const connection = connectionState(scale);
   if (connection !== state.connection) {
     document.body.dataset.connection = connection;
     // Announced once per change: the countdown would flood a screen reader.
-    if (state.connection !== null) announce(connection === "reconnecting" ? t("reconnecting") : connectionText(connection));
+    if (state.connection !== null) announce(connection === "reconnecting" ? t("reconnecting") : connectionText(connection, scale));
     // Back after an outage: other stations may have recorded weighings meanwhile.
     if (connection === "live" && state.everLive) loadWeighings();
     state.everLive = state.everLive || connection === "live";
     state.connection = connection;
   }
-  document.body.dataset.scale = state.scale ? state.scale.state : "waiting";
-  $("connection-text").textContent = connectionText(connection);
+  document.body.dataset.scale = scale && scale.status ? scale.status.state : "waiting";
+  $("connection-text").textContent = connectionText(connection, scale);
   // Why the scale is not live, from its state code (the English reason is for the log).
-  const reason = connection === "live" || !state.scale ? "" : codeText("states", state.scale.code, "unknownState");
+  const reason = connection === "live" || !scale || !scale.status ? "" : codeText("states", scale.status.code, "unknownState");
   $("reason").textContent = state.needsToken ? t("tokenNeeded") : reason;
   renderDatabase(connection);
-  renderRecordButton(connection);
+  renderRecordButton(connection, scale);
 }
 
 // The database's state beside the connection's: a weighing needs both. Unknown (hidden) until
@@ -197,18 +201,19 @@ function renderDatabase(connection) {
 
 // "Registrar pesagem" is offered only when it can succeed, and says why when it cannot. The
 // service checks again: a load that moves between this check and the click is refused there.
-function recordBlocked(connection) {
+function recordBlocked(connection, scale) {
   if (connection === "offline" || connection === "reconnecting") return "recordNoService";
-  if (connection !== "live" || !state.reading) return "recordNotLive";
+  const reading = scale && scale.reading;
+  if (connection !== "live" || !reading) return "recordNotLive";
   if (state.db !== null && state.db.state !== "ok") return "recordNoDatabase";
-  if (state.reading.status !== "ok") return "recordOutOfRange";
-  if (!state.reading.stable || state.reading.weight === null) return "recordInMotion";
-  if (Number(state.reading.weight) <= 0) return "recordEmpty"; // below any minimum
+  if (reading.status !== "ok") return "recordOutOfRange";
+  if (!reading.stable || reading.weight === null) return "recordInMotion";
+  if (Number(reading.weight) <= 0) return "recordEmpty"; // below any minimum
   return null;
 }
 
-function renderRecordButton(connection) {
-  const blocked = recordBlocked(connection);
+function renderRecordButton(connection, scale) {
+  const blocked = recordBlocked(connection, scale);
   const button = $("record");
   button.disabled = button.dataset.busy === "true" || blocked !== null;
   $("record-why").textContent = blocked ? t(blocked) : "";
@@ -216,8 +221,8 @@ function renderRecordButton(connection) {
 
 // ---- the reading ----
 
-function renderReading() {
-  const reading = state.reading;
+function renderReading(scale) {
+  const reading = scale && scale.reading;
   if (!reading) return;
   // The weight is the scale's own decimal string, shown exactly as sent.
   $("weight").textContent = reading.weight ?? "----";
@@ -236,17 +241,17 @@ function renderReading() {
   announceStableWeight(reading);
 }
 
-function renderAge() {
-  const el = $("age");
-  if (!state.reading) {
-    el.textContent = t("noReading");
-    return;
-  }
-  const age = readingAge();
-  if (age < 1) el.textContent = t("ageNow");
-  else if (age < 120) el.textContent = t("ageSeconds", { n: Math.floor(age) });
-  else if (age < 7200) el.textContent = t("ageMinutes", { n: Math.floor(age / 60) });
-  else el.textContent = t("ageHours", { n: Math.floor(age / 3600) });
+function renderAge(scale) {
+  if (scale) $("age").textContent = ageText(scale);
+}
+
+function ageText(scale) {
+  if (!scale.reading) return t("noReading");
+  const age = readingAge(scale);
+  if (age < 1) return t("ageNow");
+  if (age < 120) return t("ageSeconds", { n: Math.floor(age) });
+  if (age < 7200) return t("ageMinutes", { n: Math.floor(age / 60) });
+  return t("ageHours", { n: Math.floor(age / 3600) });
 }
 
 // Screen readers hear a stable weight when it changes, never the frames in between.
@@ -264,22 +269,22 @@ function announce(text) {
 
 // ---- chart ----
 
-function addChartPoint(reading) {
-  if (reading.unit !== state.chartUnit) {
-    state.chart = [];
-    state.chartUnit = reading.unit;
+function addChartPoint(scale, reading) {
+  if (reading.unit !== scale.chartUnit) {
+    scale.chart = [];
+    scale.chartUnit = reading.unit;
   }
   const now = performance.now();
-  const last = state.chart[state.chart.length - 1];
+  const last = scale.chart[scale.chart.length - 1];
   // Numbers for plotting only; the display above keeps the exact decimal string.
   const value = reading.weight === null ? null : Number(reading.weight);
   if (last && now - last.t < CHART_MIN_STEP_MS) {
     last.v = value;
     return;
   }
-  state.chart.push({ t: now, v: value });
+  scale.chart.push({ t: now, v: value });
   const oldest = now - CHART_WINDOW_MS;
-  while (state.chart.length && state.chart[0].t < oldest) state.chart.shift();
+  while (scale.chart.length && scale.chart[0].t < oldest) scale.chart.shift();
 }
 
 // The plotted range: zero and every point, with a little room above (and below, for
@@ -316,6 +321,8 @@ function sizeCanvas(canvas) {
 }
 
 function drawChart() {
+  const scale = shownScale();
+  if (!scale) return; // the grid
   const canvas = $("chart");
   const ratio = sizeCanvas(canvas);
   const ctx = canvas.getContext("2d");
@@ -325,7 +332,7 @@ function drawChart() {
   const h = canvas.height;
   const pad = { left: 64 * ratio, right: 12 * ratio, top: 24 * ratio, bottom: 26 * ratio };
   const now = performance.now();
-  const points = state.chart.filter((p) => p.t >= now - CHART_WINDOW_MS);
+  const points = scale.chart.filter((p) => p.t >= now - CHART_WINDOW_MS);
   const { low, high } = chartRange(points);
   const x = (time) => pad.left + ((time - (now - CHART_WINDOW_MS)) / CHART_WINDOW_MS) * (w - pad.left - pad.right);
   const y = (value) => h - pad.bottom - ((value - low) / (high - low)) * (h - pad.top - pad.bottom);
@@ -333,7 +340,7 @@ function drawChart() {
   ctx.clearRect(0, 0, w, h);
   ctx.font = `${15 * ratio}px system-ui, sans-serif`;
   ctx.lineWidth = ratio;
-  drawGrid(ctx, { w, h, pad, low, high, x, y, color, ratio });
+  drawGrid(ctx, { w, h, pad, low, high, x, y, color, ratio, unit: scale.chartUnit });
 
   ctx.strokeStyle = color("--chart-line");
   ctx.lineWidth = 2.5 * ratio;
@@ -353,7 +360,7 @@ function drawChart() {
   state.chartDrawnAt = now;
 }
 
-function drawGrid(ctx, { w, h, pad, low, high, x, y, color, ratio }) {
+function drawGrid(ctx, { w, h, pad, low, high, x, y, color, ratio, unit }) {
   ctx.strokeStyle = color("--chart-grid");
   ctx.fillStyle = color("--chart-text");
   ctx.textAlign = "right";
@@ -369,10 +376,10 @@ function drawGrid(ctx, { w, h, pad, low, high, x, y, color, ratio }) {
     ctx.stroke();
     ctx.fillText(String(Number(value.toFixed(6))), pad.left - 8 * ratio, yy);
   }
-  if (state.chartUnit) {
+  if (unit) {
     ctx.textAlign = "left";
     ctx.textBaseline = "top";
-    ctx.fillText(state.chartUnit, 4 * ratio, 0);
+    ctx.fillText(unit, 4 * ratio, 0);
   }
   drawTimeLabels(ctx, { w, h, pad, x, ratio });
 }
@@ -401,18 +408,21 @@ function scheduleRender() {
 }
 
 function render() {
+  renderView();
+  const scale = shownScale();
   renderConnection();
-  renderCommands();
-  renderReading();
-  renderAge();
+  renderCommands(scale);
+  renderReading(scale);
+  renderAge(scale);
   if (performance.now() - state.chartDrawnAt >= CHART_REDRAW_MS) drawChart();
 }
 
 // Time moves even when nothing arrives: ages grow, countdowns run, the chart slides, and a
 // reading that stopped coming turns stale on screen.
 function tick() {
+  renderView();
   renderConnection();
-  renderAge();
+  renderAge(shownScale());
   drawChart();
 }
 
@@ -594,7 +604,8 @@ function showFailure(answer, { command = null, table = "codes", again = null } =
     return;
   }
   if (command && body.code === "command_unsupported") {
-    state.unsupported.add(command);
+    const scale = shownScale();
+    if (scale) scale.unsupported.add(command);
     scheduleRender();
   }
   showCode("error", body.code, answer.status, { table, again: body.code === "same_load" ? again : null });
@@ -623,7 +634,8 @@ function weighAgain() {
 
 function sendCommand(name, button) {
   withButton(button, async () => {
-    const answer = await write(name, `/api/${name}`, {});
+    const path = scalePath(name);
+    const answer = await write(path, path, {});
     if (answer.status === 200 && answer.body && answer.body.ok === true) {
       showCode("ok", answer.body.code);
     } else {
@@ -633,10 +645,10 @@ function sendCommand(name, button) {
 }
 
 // A command button shows until the service answers 501 to it: the scale's protocol lacks it
-// (the service lists no commands before asking; after a reconnect the button is back).
-function renderCommands() {
+// (after a reconnect the button is back).
+function renderCommands(scale) {
   for (const button of document.querySelectorAll("[data-command]")) {
-    button.hidden = state.unsupported.has(button.dataset.command);
+    button.hidden = Boolean(scale) && scale.unsupported.has(button.dataset.command);
   }
 }
 
@@ -678,6 +690,7 @@ function start() {
   window.addEventListener("resize", drawChart);
   applyLanguage();
   startWorker();
+  startScales();
   startRecords();
   setInterval(tick, TICK_MS);
 }

@@ -7,18 +7,20 @@
 //   {type: "token", token}   a new token: used from the next connection (now, if not open)
 //   {type: "reconnect"}      the network came back: reconnect now, backoff reset
 // Worker -> page messages:
-//   {type: "reading", reading}                    every reading, as the server sent it
-//   {type: "status", status}                      the scale's state (waiting|live|stale|disconnected)
+//   {type: "reading", reading}                    every reading of every scale, as the server
+//                                                 sent it (`reading.scale` names the scale)
+//   {type: "status", status}                      a scale's state (waiting|live|stale|disconnected)
 //   {type: "connection", state, retryIn}          "connecting" | "open" | "closed" (retryIn ms)
-//   {type: "health", db, scale}                   /api/health every HEALTH_PERIOD: the database's
-//                                                 state always, the scale's part (fresh age) only
+//   {type: "health", db, scales}                  /api/health every HEALTH_PERIOD: the database's
+//                                                 state always, the scales' part (fresh ages) only
 //                                                 while the socket owes us nothing (see below)
 //   {type: "auth-required", token}                the service refused this token (or none)
 //
 // Dead-connection watchdog. Browsers hide WebSocket ping/pong from scripts, and the server's
 // keepalive (ping every 30 s) only protects the server, so a half-open connection (cable
 // pulled, NAT or switch restarted) would leave the page showing an old weight forever. The
-// worker therefore relies on what the server promises:
+// worker therefore relies on what the server promises (one socket follows every scale, so
+// "the scale" below is any of them: the socket owes messages while one of them does):
 //   * While the scale is live, or waiting with its link connected, the server sends a reading
 //     5-20 times a second, and if frames stop it says so with a "stale" status within
 //     `stale_after` seconds (the hub's stale timer). So silence longer than
@@ -55,6 +57,7 @@ let expectingSince = null; // when the server started owing us messages, or null
 let lastHealthAt = -Infinity;
 let healthInFlight = false;
 let statuses = 0; // status messages received: health's scale part is news only if none came since
+const scaleStates = new Map(); // scale id -> its latest status on this connection
 
 function post(message) {
   self.postMessage(message);
@@ -129,7 +132,8 @@ function statusReceived(status) {
     staleAfterMs = status.stale_after * 1000;
   }
   statuses += 1;
-  expectingSince = serverOwesMessages(status) ? now() : null;
+  scaleStates.set(status.scale, status);
+  expectingSince = [...scaleStates.values()].some(serverOwesMessages) ? now() : null;
   lastHealthAt = -Infinity; // a change of state: ask health now if we are to wait on silence
   post({ type: "status", status });
 }
@@ -147,6 +151,7 @@ function closed(ws) {
   if (!socketOpened) checkAuthorization();
   socketOpened = false;
   expectingSince = null;
+  scaleStates.clear();
   scheduleReconnect();
 }
 
@@ -217,10 +222,11 @@ async function probeHealth(ws) {
     if (response.status === 401) return; // the socket got in; this is not the socket's problem
     const health = await response.json();
     if (ws !== socket) return;
-    // A scale state from before a status message that arrived meanwhile would be older news.
-    const scale = judging && statuses === before ? health.scale : undefined;
-    post({ type: "health", db: databaseState(health), scale });
-    if (scale && expectingSince === null && serverOwesMessages(scale)) expectingSince = now();
+    // Scale states from before a status message that arrived meanwhile would be older news.
+    const fresh = judging && statuses === before && Array.isArray(health.scales);
+    const scales = fresh ? health.scales : undefined; // [{id, state, link, reason, code, age}]
+    post({ type: "health", db: databaseState(health), scales });
+    if (scales && expectingSince === null && scales.some(serverOwesMessages)) expectingSince = now();
   } catch (error) {
     if (judging) drop(ws); // the service is unreachable or does not answer: so is this socket
   } finally {

@@ -47,11 +47,13 @@ function recordWeighing(event) {
   capture(body);
 }
 
-// POST /api/weighings; a same_load refusal offers to send it again with "again": true.
+// POST /api/weighings (the shown scale's with several); a same_load refusal offers to send it
+// again with "again": true.
 function capture(body) {
   if ($("record").dataset.busy === "true") return; // a double click: the first is on its way
   withButton($("record"), async () => {
-    const answer = await write("capture", "/api/weighings", body);
+    const path = scalePath("weighings");
+    const answer = await write(`capture ${path}`, path, body);
     if (answer.status !== 201 || !answer.body) {
       showFailure(answer, { again: () => capture({ ...body, again: true }) });
       return;
@@ -68,7 +70,9 @@ function capture(body) {
 
 async function loadWeighings() {
   if (records.key === null) loadKey(); // unknown until the service (and its token) let us
-  const answer = await api("GET", `/api/weighings?limit=${WEIGHINGS_SHOWN}`, undefined, { interactive: false });
+  const path = scalePath("weighings"); // with several scales, the shown one's
+  const answer = await api("GET", `${path}?limit=${WEIGHINGS_SHOWN}`, undefined, { interactive: false });
+  if (path !== scalePath("weighings")) return; // the view moved to another scale meanwhile
   if (answer.status === 200 && answer.body && Array.isArray(answer.body.weighings)) {
     records.list = answer.body.weighings;
     renderWeighings();
