@@ -76,6 +76,10 @@ class ServiceTestCase(TestCase):
             defaults += ["--records-key", f"{self.workdir}/records.key"]
         if "--http" not in args:
             defaults += ["--http", "dualstack:0:interface=\\:\\:"]
+        # Files a service makes beside itself (a MySQL journal) go to the test's folder.
+        previous = os.getcwd()
+        os.chdir(self.workdir)
+        self.addCleanup(os.chdir, previous)
         options = Options(environ=env or {})
         options.parseOptions([*defaults, *args])
         self.options = options
