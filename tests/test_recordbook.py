@@ -163,3 +163,23 @@ class SQLiteRecordBook(RecordBookCases, SQLiteCase):
 
 class MariaDBRecordBook(RecordBookCases, MariaDBCase):
     pass
+
+
+class StoppingWhileChecking(SQLiteCase):
+    async def test_a_book_stopped_while_its_first_check_fails_leaves_no_retry_behind(
+        self,
+    ) -> None:
+        store = await self.start_store()
+        gate: Deferred[Any] = Deferred()
+
+        def slow(*args: Any) -> Deferred[Any]:
+            return gate  # the first check waits here
+
+        book = RecordBook(slow, store.spec, lambda: KEY, reactor, store.run, {})
+        book.startService()
+        book.stopService()
+        gate.errback(RuntimeError("database gone"))  # the check fails after the stop
+        self.assertIsNone(book._retry)
+        self.assertEqual(
+            [c for c in reactor.getDelayedCalls() if "callback" in repr(c) and c.active()], []
+        )

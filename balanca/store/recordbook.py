@@ -236,6 +236,8 @@ class RecordBook(Service):
                     )
                 verdict = await self._check_all()
             except Exception as error:  # the database is away: try again shortly
+                if not self.running:
+                    return  # stopped while it was being checked
                 self.log.info("records: chain not checked yet ({error})", error=error)
                 self._retry = deferLater(self.clock, RETRY, lambda: None)
                 try:
