@@ -23,7 +23,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.base import fetch
 from tests.child import REPO, running
-from tests.test_api import ApiCase
+from tests.test_api import ApiCase, closed_port
 
 
 def recomputed_hash(record: dict[str, Any]) -> str:
@@ -240,3 +240,14 @@ class KeyedCommands(ApiCase):
         self.assertEqual((first.code, again.code), (200, 200), first.body)
         self.assertEqual(first.json(), again.json())
         self.assertEqual(sent, ["tare"])
+
+
+class StateBeforeDatabase(ApiCase):
+    @defer.inlineCallbacks
+    def test_a_scale_that_is_not_live_is_named_even_while_the_database_is_away(
+        self,
+    ) -> defer.Generator:
+        away = f"mysql://root@127.0.0.1:{closed_port()}/x"
+        yield self.start("--scale", "serial:/nonexistent", "--db", away)
+        response = yield self.post("/api/weighings", {})
+        self.assertEqual((response.code, response.json()["code"]), (409, "scale_not_live"))

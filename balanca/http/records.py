@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.internet import defer
@@ -153,16 +153,11 @@ def capture(endpoint: KeyedWrite, request: Request, body: Any, hub: Hub) -> defe
 
     async def act(receipt: Receipt | None) -> Answer:
         book, reading = endpoint.records.book, hub.latest
-        emptied = await book.emptied(hub.scale)
-        refused = refusal(
-            Capture(
-                hub.state,
-                reading,
-                endpoint.records.min_weight(hub.scale),
-                emptied,
-                fields["again"],
-            )
-        )
+        minimum = endpoint.records.min_weight(hub.scale)
+        capture = Capture(hub.state, reading, minimum, emptied=True, again=fields["again"])
+        refused = refusal(capture)  # the scale's own state first: it needs no database
+        if refused is None and not fields["again"] and not await book.emptied(hub.scale):
+            refused = refusal(replace(capture, emptied=False))
         if refused is not None:
             if refused.code == "scale_not_live":
                 raise scale_unavailable(hub, 409)
