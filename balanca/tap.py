@@ -27,7 +27,6 @@ from balanca.endpoints import address_text, is_dual_stack
 from balanca.http.api import Api
 from balanca.http.live import LiveFactory
 from balanca.http.metrics import BalancaCollector, MetricsResource
-from balanca.http.records import Records
 from balanca.http.scales_api import api_tree
 from balanca.http.security import RateLimiter
 from balanca.http.site import site_tree, web_root
@@ -217,9 +216,8 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         lambda: book.state,
         Idempotency(store.interact, store.dialect, reactor),
     )
-    records = Records(book, book.min_weight)
     site = site_tree(
-        api_tree(api, records),
+        api_tree(api, book),
         WebSocketResource(live),
         MetricsResource(registry),
         web_root(),

@@ -89,7 +89,7 @@ class LedgerCases(TestCase):
         again = ledger.append(self.cursor(), self.dialect, draft(seq=99), KEY, "x", "capture-1")
         self.commit()
         self.assertEqual(again, once)
-        self.assertEqual(ledger.count(self.cursor()), 2)
+        self.assertEqual(ledger.extent(self.cursor())[1], 2)
 
     def test_a_void_shows_as_voided_by_in_listings(self) -> None:
         self.append()

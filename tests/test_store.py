@@ -392,7 +392,7 @@ class StoreRobustnessTests(Base):
         store = await self.start_store()
         self.query("DROP TABLE records")
         with self.assertRaises(DatabaseRefused) as raised:
-            await store.interact(ledger.count)
+            await store.interact(ledger.extent)
         self.assertEqual(raised.exception.code, "db_error")
         self.assertIn("records", str(raised.exception))
         self.assertIsInstance(raised.exception, DatabaseUnavailable, "api.py answers it 503")

@@ -16,8 +16,7 @@ guards (409), then the rate limit (429).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet import defer
@@ -51,15 +50,6 @@ KINDS = ("weighing", "in", "out", "tare", "void")
 PLATE = re.compile(r"[A-Z0-9]{1,10}")
 
 
-@dataclass
-class Records:
-    """What the records endpoints act on."""
-
-    book: RecordBook
-    min_weight: Callable[[str], Any]
-    """The capture minimum of a scale (by id)."""
-
-
 def normal_plate(text: str) -> str:
     """A plate as stored: upper-case, without spaces or dashes; 400 unless 1–10 letters and
     digits remain."""
@@ -89,7 +79,7 @@ def capture_fields(body: Any) -> dict[str, Any]:
 class KeyedWrite(KeyedEndpoint):
     """A records endpoint: keyed writes on the record book."""
 
-    def __init__(self, api: Api, records: Records) -> None:
+    def __init__(self, api: Api, records: RecordBook) -> None:
         super().__init__(api)
         self.records = records
 
@@ -98,13 +88,13 @@ class WeighingsEndpoint(KeyedWrite):
     """`/api/weighings` (every scale's records; captures on the only scale) or
     `/api/scales/ID/weighings` (that scale's records and captures)."""
 
-    def __init__(self, api: Api, records: Records, scale_id: str | None = None) -> None:
+    def __init__(self, api: Api, records: RecordBook, scale_id: str | None = None) -> None:
         super().__init__(api, records)
         self.scale_id = scale_id
 
     def get(self, request: Request) -> defer.Deferred[Answer]:
         scale_id = self.scale_id or self.api.scale_query(request)
-        d = self.records.book.listing(listing_filters(request, scale_id))
+        d = self.records.listing(listing_filters(request, scale_id))
         return d.addCallback(lambda records: (200, {"weighings": records}))
 
     def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
@@ -117,7 +107,7 @@ class RecordsRoot(WeighingsEndpoint):
 
     isLeaf = False
 
-    def __init__(self, api: Api, records: Records) -> None:
+    def __init__(self, api: Api, records: RecordBook) -> None:
         super().__init__(api, records)
         self.putChild(b"key", KeyEndpoint(api, records))
         self.putChild(b"verify", VerifyEndpoint(api, records))
@@ -152,7 +142,7 @@ def capture(endpoint: KeyedWrite, request: Request, body: Any, hub: Hub) -> defe
     operator = endpoint.operator(request)
 
     async def act(receipt: Receipt | None) -> Answer:
-        book, reading = endpoint.records.book, hub.latest
+        book, reading = endpoint.records, hub.latest
         minimum = endpoint.records.min_weight(hub.scale)
         capture = Capture(hub.state, reading, minimum, emptied=True, again=fields["again"])
         refused = refusal(capture)  # the scale's own state first: it needs no database
@@ -177,7 +167,7 @@ class RecordEndpoint(KeyedWrite):
 
     isLeaf = False
 
-    def __init__(self, api: Api, records: Records, number: int) -> None:
+    def __init__(self, api: Api, records: RecordBook, number: int) -> None:
         super().__init__(api, records)
         self.number = number
         self.putChild(b"void", VoidEndpoint(api, records, number))
@@ -188,13 +178,13 @@ class RecordEndpoint(KeyedWrite):
                 raise ApiError(404, "no such record", f"no record {self.number}")
             return 200, record
 
-        return self.records.book.get(self.number).addCallback(answer)
+        return self.records.get(self.number).addCallback(answer)
 
 
 class VoidEndpoint(KeyedWrite):
     """`POST /api/weighings/N/void` `{"reason"}`: a void record for record N."""
 
-    def __init__(self, api: Api, records: Records, number: int) -> None:
+    def __init__(self, api: Api, records: RecordBook, number: int) -> None:
         super().__init__(api, records)
         self.number = number
 
@@ -209,7 +199,7 @@ class VoidEndpoint(KeyedWrite):
         async def act(receipt: Receipt | None) -> Answer:
             self.limit(request)
             try:
-                record = await self.records.book.void(self.number, reason, operator, receipt)
+                record = await self.records.void(self.number, reason, operator, receipt)
             except RecordRefused as e:
                 raise ApiError(e.status, e.error, e.detail, e.code) from None
             return 201, record
@@ -220,21 +210,21 @@ class VoidEndpoint(KeyedWrite):
 class KeyEndpoint(Endpoint):
     """`GET /api/weighings/key`: the public key that checks every record's signature."""
 
-    def __init__(self, api: Api, records: Records) -> None:
+    def __init__(self, api: Api, records: RecordBook) -> None:
         super().__init__(api)
         self.records = records
 
     def get(self, request: Request) -> Answer:
-        return 200, self.records.book.public
+        return 200, self.records.public
 
 
 class VerifyEndpoint(Endpoint):
     """`GET /api/weighings/verify`: a check of every record in the database now."""
 
-    def __init__(self, api: Api, records: Records) -> None:
+    def __init__(self, api: Api, records: RecordBook) -> None:
         super().__init__(api)
         self.records = records
 
     def get(self, request: Request) -> defer.Deferred[Answer]:
-        d = defer.Deferred.fromCoroutine(self.records.book.verify())
+        d = defer.Deferred.fromCoroutine(self.records.verify())
         return d.addCallback(lambda verdict: (200, verdict.to_json()))

@@ -27,10 +27,11 @@ from balanca.http.api import (
     scale_unavailable,
 )
 from balanca.http.keyed import KeyedEndpoint
-from balanca.http.records import Records, RecordsRoot, WeighingsEndpoint
+from balanca.http.records import RecordsRoot, WeighingsEndpoint
 from balanca.reading import Reply, isotime, local_time
 from balanca.scales import ScaleParts
 from balanca.store.idempotency import Receipt
+from balanca.store.recordbook import RecordBook
 
 COMMAND_CODES = {"tare": "tared", "zero": "zeroed", "clear-tare": "tare_cleared"}
 """The `code` of a command's success reply."""
@@ -203,7 +204,7 @@ class ScalesRoot(Resource):
     """`/api/scales`: the list, and under it each scale's endpoints (a JSON 404 for an
     unknown id or path)."""
 
-    def __init__(self, api: Api, records: Records) -> None:
+    def __init__(self, api: Api, records: RecordBook) -> None:
         super().__init__()
         self.listing = ScalesEndpoint(api)
         for scale_id in api.scales:
@@ -221,7 +222,7 @@ class ScalesRoot(Resource):
         return self.listing.render(request)
 
 
-def api_tree(api: Api, records: Records) -> Resource:
+def api_tree(api: Api, records: RecordBook) -> Resource:
     """The `/api` resource with its children."""
     root = NotFound()
     children: dict[bytes, Resource] = {

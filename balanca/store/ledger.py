@@ -122,10 +122,11 @@ def batch(txn: Any, dialect: Dialect, after: int, limit: int) -> list[Record]:
     return [decode(row) for row in txn.fetchall()]
 
 
-def count(txn: Any) -> int:
-    """How many records there are."""
-    txn.execute("SELECT COUNT(*) FROM records")
-    return int(txn.fetchone()[0])
+def extent(txn: Any) -> tuple[int, int]:
+    """The newest record's number (0 for none) and how many records there are."""
+    txn.execute("SELECT MAX(number), COUNT(*) FROM records")
+    newest, count = txn.fetchone()
+    return int(newest or 0), int(count)
 
 
 def decode(row: Sequence[Any]) -> Record:

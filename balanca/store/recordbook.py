@@ -255,7 +255,7 @@ class RecordBook(Service):
             return
 
     async def _check_all(self) -> Verdict:
-        newest, count = await self.interact(_extent)
+        newest, count = await self.interact(ledger.extent)
         checker = ChainChecker(
             self.spec,
             raw_public(self.signer.public_key()),
@@ -293,12 +293,6 @@ class RecordBook(Service):
         elif state == "ok" and self.state == "broken":
             self.log.info("records: chain whole again")
         self.state = state
-
-
-def _extent(txn: Any) -> tuple[int, int]:
-    txn.execute("SELECT MAX(number), COUNT(*) FROM records")
-    newest, count = txn.fetchone()
-    return int(newest or 0), int(count)
 
 
 def _has_capture(txn: Any, dialect: Dialect, scale: str) -> bool:
