@@ -32,6 +32,7 @@ from balanca.http.security import RateLimiter
 from balanca.http.site import site_tree, web_root
 from balanca.hub import Hub
 from balanca.options import Options, Settings
+from balanca.publish.mqtt import Publisher
 from balanca.records.key import fingerprint, load_or_create
 from balanca.scale.link import ScaleLink
 from balanca.scale.scale import Scale
@@ -206,6 +207,14 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     for parts in scales.values():
         parts.hub.subscribe(book)
     collector.book = book
+    publisher = None
+    if settings.mqtt is not None:
+        hubs = [parts.hub for parts in scales.values()]
+        publisher = Publisher(
+            settings.mqtt, settings.site.id, hubs, store.interact, store.dialect, reactor
+        )
+        book.publish = True
+        collector.publisher = publisher
     api = Api(
         reactor,
         scales,
@@ -216,6 +225,8 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         lambda: book.state,
         Idempotency(store.interact, store.dialect, reactor),
     )
+    if publisher is not None:
+        api.mqtt = publisher.health
     site = site_tree(
         api_tree(api, book),
         WebSocketResource(live),
@@ -231,6 +242,8 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     # everything the scales published before the process exits.
     store.setServiceParent(top)
     book.setServiceParent(top)
+    if publisher is not None:  # stops before the store and the record book it reads
+        publisher.setServiceParent(top)
     for parts in scales.values():
         parts.link.setServiceParent(top)
     for description, endpoint in settings.http:

@@ -92,6 +92,8 @@ class RecordBook(Service):
         """The wait before the next try to check the chain while the database is away."""
         self._emptied: dict[str, bool] = {}
         """Per scale: an empty scale was seen since its last capture in this run."""
+        self.publish = False
+        """Queue every record in the outbox as it is written (fleet publishing is on)."""
 
     def startService(self) -> None:
         self.key = self.load_key()
@@ -219,7 +221,14 @@ class RecordBook(Service):
     async def _write(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
         captured_utc = utc_text(datetime.fromisoformat(draft["captured"]))
         record: Record = await self.interact(
-            ledger.append, self.dialect, draft, self.signer, captured_utc, uuid.uuid4().hex, receipt
+            ledger.append,
+            self.dialect,
+            draft,
+            self.signer,
+            captured_utc,
+            uuid.uuid4().hex,
+            receipt,
+            self.publish,
         )
         self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
         return record

@@ -1,0 +1,63 @@
+"""The outbox: sealed records (and transactions) waiting for the broker's acknowledgement.
+
+Functions that run inside a database interaction (`txn` a cursor). A message is queued in the
+same transaction that writes what it carries, so nothing sealed is written without being
+queued, and it leaves the outbox only once the broker has acknowledged it (PUBACK): the table
+holds exactly what is still to be delivered, oldest first by `id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from balanca.reading import json_bytes
+from balanca.store.schema import Dialect
+
+
+class Message(NamedTuple):
+    """One queued message: its place in the queue, topic (below the site's), the number of
+    the record or transaction it carries, and the payload (JSON text)."""
+
+    id: int
+    topic: str
+    number: int
+    payload: str
+
+
+def enqueue(
+    txn: Any, dialect: Dialect, topic: str, number: int, value: Any, queued_utc: str
+) -> None:
+    """Queue `value` as JSON for `topic` (`records`, `transactions`)."""
+    txn.execute(
+        dialect.sql("INSERT INTO outbox (topic, number, payload, queued_utc) VALUES (?, ?, ?, ?)"),
+        (topic, number, json_bytes(value).decode("utf-8"), queued_utc),
+    )
+
+
+def pending(txn: Any, dialect: Dialect, after: int, limit: int) -> list[Message]:
+    """Up to `limit` messages queued after `after`, oldest first."""
+    txn.execute(
+        dialect.sql(
+            "SELECT id, topic, number, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?"
+        ),
+        (after, limit),
+    )
+    return [Message(int(i), str(t), int(n), _text(p)) for i, t, n, p in txn.fetchall()]
+
+
+def delivered(txn: Any, dialect: Dialect, ids: Sequence[int]) -> None:
+    """Remove the messages the broker has acknowledged."""
+    marks = ", ".join("?" * len(ids))
+    txn.execute(dialect.sql(f"DELETE FROM outbox WHERE id IN ({marks})"), tuple(ids))
+
+
+def depth(txn: Any) -> tuple[int, str | None]:
+    """How many messages wait, and the oldest one's queued time (UTC text), or None."""
+    txn.execute("SELECT COUNT(*), MIN(queued_utc) FROM outbox")
+    count, oldest = txn.fetchone()
+    return int(count), None if oldest is None else str(oldest)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes | bytearray) else value
