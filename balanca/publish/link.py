@@ -175,6 +175,8 @@ class Link:
 
     def stop(self) -> None:
         """Disconnect cleanly (no Last Will) and stop reconnecting."""
+        if not self.running:
+            return
         self.running = False
         for call in (self._retry, self._timeout, self._writing):
             if call is not None and call.active():
@@ -292,7 +294,9 @@ class Link:
             broker=self.spec.describe(),
             session="resumed" if flags.session_present else "new",
         )
-        self._connected(bool(flags.session_present))
+        # paho holds a lock while its callbacks run; what the owner does with the session
+        # (publish, disconnect) runs after it, in the reactor's next turn.
+        self.reactor.callLater(0, self._connected, bool(flags.session_present))
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
@@ -315,7 +319,7 @@ class Link:
     def _on_publish(
         self, client: Any, userdata: Any, mid: int, reason: ReasonCode, properties: Any
     ) -> None:
-        self._acknowledged(mid, not reason.is_failure)
+        self.reactor.callLater(0, self._acknowledged, mid, not reason.is_failure)
 
 
 def _refusal_code(reason: ReasonCode) -> str:
