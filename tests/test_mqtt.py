@@ -22,7 +22,7 @@ from twisted.trial.unittest import TestCase
 from balanca.options import Options
 from balanca.publish.discovery import weight_config
 from balanca.publish.settings import parse_mqtt
-from tests.base import fetch
+from tests.base import fetch, skip_or_fail
 from tests.child import Service
 from tests.dbproxy import CuttableProxy
 from tests.mqttbroker import (
@@ -193,6 +193,14 @@ class Publishing(ApiCase):
         await wait_until(lambda: self.mqtt()["outbox"] == 3)
         self.assertIsNotNone(self.mqtt()["oldest"])
         dropped = self.mqtt()["readings_dropped"]
+        metrics = (await fetch(self.url("/metrics"))).body.decode()
+        for series in (
+            "balanca_mqtt_connected 0.0",
+            "balanca_mqtt_outbox 3.0",
+            "balanca_mqtt_outbox_oldest_seconds ",
+            "balanca_mqtt_readings_dropped_total ",
+        ):
+            self.assertIn(series, metrics)  # fmt: skip
         await deferLater(reactor, max(0.0, 10 - (time.monotonic() - cut_at)), lambda: None)
         self.assertGreater(self.mqtt()["readings_dropped"], dropped)
         health = await fetch(self.url("/api/health"))
@@ -210,6 +218,48 @@ class Publishing(ApiCase):
         self.assertEqual(self.mqtt()["state"], "ok")
         self.assertTrue(self.log.having("MQTT disconnected from"), self.log.lines[-20:])
         self.assertTrue(self.log.having("MQTT replay: 3 queued"), self.log.having("MQTT"))
+
+    @coroutine
+    async def test_the_outbox_works_on_mariadb_too(self) -> None:
+        import pymysql
+
+        from tests.storebase import MARIADB
+
+        try:
+            pymysql.connect(**MARIADB, connect_timeout=3).close()
+        except pymysql.err.Error as error:
+            skip_or_fail(f"no MariaDB at 127.0.0.1:3306: {error}")
+        database = f"balanca_test_mqtt_{uuid.uuid4().hex[:12]}"
+
+        def query(sql: str) -> list[tuple[Any, ...]]:
+            connection = pymysql.connect(**MARIADB, database=database)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(sql)
+                    return list(cursor.fetchall())
+            finally:
+                connection.close()
+
+        def drop() -> None:
+            connection = pymysql.connect(**MARIADB)
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+            connection.close()
+
+        self.addCleanup(drop)
+        central = Subscriber(f"balanca/{self.site}/records")
+        self.addCleanup(central.close)
+        await self.publishing(
+            "--mqtt", "mqtt://127.0.0.1", "--db", f"mysql://root@127.0.0.1/{database}"
+        )
+        written = [await self.capture() for _ in range(2)]
+        await wait_until(lambda: len(central.payloads("records")) == 2)
+        self.assertEqual(central.payloads("records"), written)
+        await wait_until(lambda: self.mqtt()["outbox"] == 0)
+        self.assertEqual(query("SELECT COUNT(*) FROM outbox"), [(0,)])
+        self.assertEqual(
+            query("SELECT name FROM schema_version WHERE version = 4"), [("004_outbox.sql",)]
+        )
 
 
 class OwnBroker(ApiCase):
