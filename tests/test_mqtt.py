@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -55,7 +57,8 @@ class Settings(TestCase):
     def test_the_url_gives_host_port_user_and_tls_and_the_password_comes_from_a_file(
         self,
     ) -> None:
-        secret = Path(self.mktemp())
+        secret = Path(tempfile.mkdtemp(prefix="balanca-mqtt-")) / "password"
+        self.addCleanup(shutil.rmtree, secret.parent)
         secret.write_text("s3cret\n")
         spec = parse_mqtt("mqtts://site7@broker.example.com", password_file=str(secret))
         self.assertEqual(
@@ -270,8 +273,8 @@ class OwnBroker(ApiCase):
     def setUp(self) -> None:
         self.site = new_site()
         self.log = Logged(self)
-        self.folder = Path(self.mktemp()).resolve()
-        self.folder.mkdir()
+        self.folder = Path(tempfile.mkdtemp(prefix="balanca-mqtt-"))
+        self.addCleanup(shutil.rmtree, self.folder, True)
 
     def broker(self, config: str) -> Mosquitto:
         broker = Mosquitto(config, plain_port=True).start()
