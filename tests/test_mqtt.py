@@ -223,7 +223,7 @@ class Publishing(ApiCase):
         self.assertTrue(self.log.having("MQTT replay: 3 queued"), self.log.having("MQTT"))
 
     @coroutine
-    async def test_the_outbox_works_on_mariadb_too(self) -> None:
+    async def test_the_outbox_works_on_mariadb_too_and_carries_voids(self) -> None:
         import pymysql
 
         from tests.storebase import MARIADB
@@ -256,8 +256,12 @@ class Publishing(ApiCase):
             "--mqtt", "mqtt://127.0.0.1", "--db", f"mysql://root@127.0.0.1/{database}"
         )
         written = [await self.capture() for _ in range(2)]
-        await wait_until(lambda: len(central.payloads("records")) == 2)
+        void = await self.post("/api/weighings/1/void", {"reason": "wrong plate"})
+        self.assertEqual(void.code, 201, void.body)
+        written.append(void.json())
+        await wait_until(lambda: len(central.payloads("records")) == 3)
         self.assertEqual(central.payloads("records"), written)
+        self.assertEqual((written[2]["kind"], written[2]["voids"]), ("void", 1))
         await wait_until(lambda: self.mqtt()["outbox"] == 0)
         self.assertEqual(query("SELECT COUNT(*) FROM outbox"), [(0,)])
         self.assertEqual(

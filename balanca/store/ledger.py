@@ -16,7 +16,6 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from balanca.records.seal import GENESIS, RECORD_KEYS, Record, seal
-from balanca.store import outbox
 from balanca.store.idempotency import Receipt, keep_answer, receipt_cutoff
 from balanca.store.schema import WEIGHING_COLUMNS, Dialect, utc_text, weighing_dict
 
@@ -61,14 +60,13 @@ def append(
     captured_utc: str,
     uid: str,
     receipt: Receipt | None = None,
-    publish: bool = False,
 ) -> Record:
     """Number, seal and insert `draft` (every record key but number and the seal's).
 
     `uid` names this capture: sent again (a retry after a lost connection whose first try
     had committed), it returns the record already written instead of writing a second one.
     With a `receipt`, the answer to its Idempotency-Key (201 and the record) is kept in the
-    same transaction; with `publish`, the record is queued in the outbox in it too.
+    same transaction.
     """
     txn.execute(dialect.sql("SELECT number FROM record_captures WHERE uid = ?"), (uid,))
     if (done := txn.fetchone()) is not None:
@@ -89,8 +87,6 @@ def append(
     txn.execute(
         dialect.sql("INSERT INTO record_captures (uid, number) VALUES (?, ?)"), (uid, number)
     )
-    if publish:
-        outbox.enqueue(txn, dialect, "records", number, record, captured_utc)
     if receipt is not None:
         keep_answer(
             txn, dialect, receipt, (201, record), captured_utc, receipt_cutoff(captured_utc)

@@ -8,11 +8,15 @@ holds exactly what is still to be delivered, oldest first by `id`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, TypeVar
 
 from balanca.reading import json_bytes
-from balanca.store.schema import Dialect
+from balanca.store import ledger
+from balanca.store.schema import Dialect, utc_text
+
+T = TypeVar("T")
 
 
 class Message(NamedTuple):
@@ -61,3 +65,22 @@ def depth(txn: Any) -> tuple[int, str | None]:
 
 def _text(value: str | bytes) -> str:
     return value.decode("utf-8") if isinstance(value, bytes | bytearray) else value
+
+
+def queueing(interaction: Callable[..., T], dialect: Dialect) -> Callable[..., T]:
+    """`interaction` (one that appends records), queueing every record it writes in the
+    outbox within its own database transaction: whoever appends (a capture, a void, a
+    transaction's passes), nothing sealed is written without being queued."""
+
+    def queued(txn: Any, *args: Any) -> T:
+        top = ledger.head(txn, dialect)
+        result = interaction(txn, *args)
+        after = 0 if top is None else top[0]
+        while written := ledger.batch(txn, dialect, after, 100):
+            for record in written:
+                queued_utc = utc_text(datetime.fromisoformat(record["captured"]))
+                enqueue(txn, dialect, "records", record["number"], record, queued_utc)
+            after = written[-1]["number"]
+        return result
+
+    return queued

@@ -26,7 +26,7 @@ from balanca.reading import Reading, isotime, local_time
 from balanca.records.guards import empties
 from balanca.records.key import fingerprint, key_info, raw_public
 from balanca.records.seal import ChainCheck, Record, Verdict
-from balanca.store import ledger
+from balanca.store import ledger, outbox
 from balanca.store.chaincheck import ChainChecker
 from balanca.store.idempotency import Receipt
 from balanca.store.schema import DIALECTS, Dialect, utc_text
@@ -220,15 +220,9 @@ class RecordBook(Service):
 
     async def _write(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
         captured_utc = utc_text(datetime.fromisoformat(draft["captured"]))
+        append = outbox.queueing(ledger.append, self.dialect) if self.publish else ledger.append
         record: Record = await self.interact(
-            ledger.append,
-            self.dialect,
-            draft,
-            self.signer,
-            captured_utc,
-            uuid.uuid4().hex,
-            receipt,
-            self.publish,
+            append, self.dialect, draft, self.signer, captured_utc, uuid.uuid4().hex, receipt
         )
         self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
         return record
