@@ -222,7 +222,13 @@ class Link:
             wire.close()
             return
         self.client.wire = wire
-        self.client.reconnect()  # paho takes the wire as its socket and sends CONNECT
+        try:
+            self.client.reconnect()  # paho takes the wire as its socket and sends CONNECT
+        except (OSError, ValueError) as error:
+            self.client.wire = self._wire = None
+            wire.close()
+            self._cancel_timeout()
+            self._trouble("broker_unreachable", f"cannot start the session: {error}")
 
     def _failed(self, failure: Failure) -> None:
         self._wire = None
@@ -307,14 +313,17 @@ class Link:
         if not self.running:
             return
         cause = wire.reason.getErrorMessage() if wire is not None and wire.reason else ""
-        why = f"{reason}" + (f" ({cause})" if cause and "closed cleanly" not in cause else "")
+        cause = cause or str(reason)  # a TLS or TCP error, else paho's words
+        lost = ("broker_unreachable", f"connection closed before the session began: {cause}")
         if was_up:
+            lost = ("broker_unreachable", f"connection lost: {cause}")
             self.log.warn(
-                "MQTT disconnected from {broker}: {why}", broker=self.spec.describe(), why=why
-            )
-            self._last_trouble = None
+                "MQTT disconnected from {broker}: {why}; reconnecting (waits up to {cap:g} s)",
+                broker=self.spec.describe(), why=cause, cap=MAX_WAIT,
+            )  # fmt: skip
+            self._last_trouble = lost[1]  # said: the next line is for another trouble
         refusal, self._refusal = self._refusal, None
-        self._trouble(*(refusal or ("broker_unreachable", f"connection lost: {why}")))
+        self._trouble(*(refusal or lost))
 
     def _on_publish(
         self, client: Any, userdata: Any, mid: int, reason: ReasonCode, properties: Any
