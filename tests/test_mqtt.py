@@ -23,6 +23,7 @@ from twisted.trial.unittest import TestCase
 
 from balanca.options import Options
 from balanca.publish.discovery import weight_config
+from balanca.publish.link import backoff
 from balanca.publish.settings import parse_mqtt
 from tests.base import fetch, skip_or_fail
 from tests.child import Service
@@ -90,6 +91,12 @@ class Settings(TestCase):
         options.parseOptions([])
         assert options.settings is not None and options.settings.mqtt is not None
         self.assertEqual(options.settings.mqtt.version, "3.1.1")
+
+    def test_reconnection_waits_with_full_jitter_first_within_1_s_never_over_15_s(self) -> None:
+        longest = [backoff(n, lambda: 1.0) for n in range(1, 8)]
+        self.assertEqual(longest, [1, 2, 4, 8, 15, 15, 15])
+        self.assertEqual(backoff(5, lambda: 0.0), 0)
+        self.assertEqual(backoff(3, lambda: 0.5), 2)
 
     def test_home_assistant_has_no_tonne_so_tonnes_are_shown_in_kg(self) -> None:
         topic, config = weight_config("balanca", "s1", "truck", "t", 3)

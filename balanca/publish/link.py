@@ -250,8 +250,7 @@ class Link:
         """The next attempt, after a wait with full jitter."""
         if not self.running or self._retry is not None:
             return
-        cap = min(MAX_WAIT, FIRST_WAIT * 2 ** max(0, self.attempts - 1))
-        self._retry = self.reactor.callLater(self.rand() * cap, self._attempt)
+        self._retry = self.reactor.callLater(backoff(self.attempts, self.rand), self._attempt)
 
     def _trouble(self, code: str, why: str) -> None:
         """The session is not up: say so once per kind of trouble, and try again."""
@@ -329,6 +328,12 @@ class Link:
         self, client: Any, userdata: Any, mid: int, reason: ReasonCode, properties: Any
     ) -> None:
         self.reactor.callLater(0, self._acknowledged, mid, not reason.is_failure)
+
+
+def backoff(attempts: int, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after `attempts` failed attempts in a row: full jitter, a draw from 0
+    to min(MAX_WAIT, FIRST_WAIT * 2^(attempts - 1))."""
+    return rand() * min(MAX_WAIT, FIRST_WAIT * 2 ** max(0, attempts - 1))
 
 
 def _refusal_code(reason: ReasonCode) -> str:
