@@ -98,12 +98,11 @@ class Publisher(Service):
         """The newest outbox message handed to the session."""
         self._inflight: dict[int, Message] = {}
         self._acked: list[int] = []
-        self._busy = False
         self._fresh = False
         """Connected since the last look at the outbox."""
         self._replaying = 0
         self._closing: tuple[int, Deferred[None]] | None = None
-        self._loop = LoopingCall(self._tick)
+        self._loop = LoopingCall(self._drain)
         self._loop.clock = reactor
 
     def startService(self) -> None:
@@ -213,10 +212,14 @@ class Publisher(Service):
 
     # The outbox.
 
+    def _drain(self) -> Deferred[None]:
+        """One look at the outbox (the loop waits for it before the next); a failure is
+        logged, and the loop goes on."""
+        return Deferred.fromCoroutine(self._tick()).addErrback(
+            lambda failure: self.log.failure("MQTT outbox: look failed", failure)
+        )
+
     async def _tick(self) -> None:
-        if self._busy:
-            return
-        self._busy = True
         acked, self._acked = self._acked, []
         room = OUTBOX_WINDOW - len(self._inflight) if self.link.up else 0
         try:
@@ -226,8 +229,6 @@ class Publisher(Service):
         except Exception:  # the database is away (the store says so): next tick
             self._acked[:0] = acked
             return
-        finally:
-            self._busy = False
         self.outbox, self.oldest_utc = count, oldest
         if self._fresh and room and count:
             self._replaying = count
