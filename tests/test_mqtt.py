@@ -230,6 +230,24 @@ class Publishing(ApiCase):
         self.assertTrue(self.log.having("MQTT replay: 3 queued"), self.log.having("MQTT"))
 
     @coroutine
+    async def test_a_broker_that_goes_silent_is_given_up_by_keepalive_and_found_again(
+        self,
+    ) -> None:
+        proxy = CuttableProxy(SHARED)
+        proxy.restore()
+        self.addCleanup(proxy.close)
+        central = Subscriber(f"balanca/{self.site}/records")
+        self.addCleanup(central.close)
+        await self.publishing("--mqtt", f"mqtt://127.0.0.1:{proxy.port}")
+        proxy.silence()  # the connection stays open, nothing passes: a dead route
+        written = [await self.capture()]
+        await wait_until(lambda: self.mqtt()["state"] == "degraded", 50)
+        self.assertTrue(self.log.having("MQTT disconnected from"), self.log.having("MQTT"))
+        proxy.restore()
+        await wait_until(lambda: self.mqtt()["state"] == "ok", 30)
+        await wait_until(lambda: central.payloads("records")[-1:] == written, 15)
+
+    @coroutine
     async def test_the_outbox_works_on_mariadb_too_and_carries_voids(self) -> None:
         import pymysql
 
@@ -439,6 +457,26 @@ class KilledService(TestCase):
         self.assertEqual([by_number[n] for n in (1, 2, 3)], written)
         until(lambda: health(service.origin)["mqtt"]["outbox"] == 0)
         self.assertIn("MQTT replay: 3 queued", service.log())
+
+    def test_a_weight_left_retained_expires_after_stale_after(self) -> None:
+        require_shared()
+        site = new_site()
+        self.addCleanup(clear_retained, f"balanca/{site}")
+        service = Service("--site-id", site, "--mqtt", "mqtt://127.0.0.1", "--stale-after", "1")
+        self.addCleanup(service.close)
+        service.start()
+        until(lambda: health(service.origin)["mqtt"]["state"] == "ok")
+        early = Subscriber(f"balanca/{site}/#")
+        self.addCleanup(early.close)
+        until(lambda: bool(early.payloads("default/weight")))
+        service.stop()
+        time.sleep(2.5)
+        late = Subscriber(f"balanca/{site}/#")
+        self.addCleanup(late.close)
+        until(lambda: late.retained(f"{site}/status") == [{"state": "offline"}])
+        time.sleep(0.5)
+        self.assertEqual(late.retained("default/weight"), [], "the weight expired with MQTT 5")
+        self.assertEqual(late.retained("default/status")[0]["scale"], "default")
 
     def test_the_last_will_says_offline_after_kill_9_and_a_clean_stop_says_it_too(self) -> None:
         require_shared()
