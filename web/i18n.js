@@ -1,10 +1,10 @@
 // balanca live view: every text the page shows, in Portuguese (the default) and English.
 // Loaded before app.js by its own script tag (the Content-Security-Policy allows no inline
 // script). The server speaks in machine codes (CONTRACT/README "Errors"): `codes` holds API
-// errors and command replies (`voidCodes` those a void words otherwise), `states` the scale's
-// state codes, `db` the database's, `kinds` the records' kinds. The server's English
-// `detail`/`reason` words never reach the screen; a code missing here shows `unknownCode` with
-// the code itself, so nothing untranslated ever appears.
+// errors and command replies (`voidCodes` and `gateCodes` those a void or the gate words
+// otherwise), `states` the scale's state codes, `db` the database's, `kinds` the records'
+// kinds. The server's English `detail`/`reason` words never reach the screen; a code missing
+// here shows `unknownCode` with the code itself, so nothing untranslated ever appears.
 "use strict";
 
 const TEXT = {
@@ -76,6 +76,37 @@ const TEXT = {
     voided: "Pesagem nº {number} anulada (anulação nº {void}).",
     signingKey: "Chave de assinatura: {fingerprint}",
     signingKeyHelp: "Compare com a impressão digital que você recebeu, não só com esta:",
+    // The gate (gate.js): trucks weighed in and out.
+    desks: "Trabalho",
+    gateTab: "Caminhões",
+    gateHeading: "Entrada e saída de caminhões",
+    product: "Produto",
+    party: "Cliente ou fornecedor",
+    storedTare: "Tara cadastrada: pesar uma vez só",
+    gateIn: "Entrada",
+    gateOut: "Saída",
+    gateAgain: "Pesar de novo",
+    gatePlateInvalid: "Placa: de 1 a 10 letras e números, como ABC1D23.",
+    plateRequired: "Digite a placa.",
+    gateOpened: "Entrada de {plate}: {weight} {unit} (passagem nº {id}).",
+    gateClosed: "Saída de {plate}: líquido {net} {unit} (passagem nº {id}).",
+    gateNoneOpen: "Nenhuma entrada aberta para {plate}: use Entrada.",
+    gateVoided: "Passagem nº {id} ({plate}) anulada.",
+    gateVoidLabel: "Anular a passagem nº {id} ({plate})",
+    gateVoidHelp: "As pesagens da passagem continuam no registro, marcadas como anuladas, com o motivo.",
+    gateCloseLabel: "Saída de {plate}",
+    gatePassage: "Passagem nº {id}",
+    gateTare: "Tara",
+    gateTareStored: "Tara cadastrada do veículo.",
+    gateTareMismatch: "Tara diferente da cadastrada: confira o veículo.",
+    gateVoidMark: "Anulada",
+    printTicket: "Imprimir ticket",
+    yard: "Caminhões no pátio",
+    yardEmpty: "Nenhum caminhão no pátio.",
+    gateEntered: "entrada às {time}: {weight} {unit}",
+    gateAgeNow: "há menos de 1 min",
+    gateAgeMinutes: "há {n} min",
+    gateAgeHours: "há {h} h {m} min",
     kinds: {
       weighing: "pesagem",
       in: "entrada",
@@ -139,6 +170,20 @@ const TEXT = {
       not_found: "Pesagem não encontrada.",
       db_unavailable: "Banco de dados fora do ar: anulação não registrada.",
       db_error: "O banco de dados recusou a gravação: anulação não registrada.",
+    },
+    // The gate's refusals, where they differ from a capture's (unknown ones fall back on codes).
+    gateCodes: {
+      transaction_open: "Esta placa já tem uma entrada aberta: use Saída.",
+      no_stored_tare: "Não há tara cadastrada válida para esta placa: pese a entrada e a saída.",
+      unit_mismatch: "A entrada e a saída foram pesadas em unidades diferentes.",
+      net_not_positive: "O líquido não seria positivo: confira o caminhão e a balança.",
+      already_void: "Esta passagem já foi anulada.",
+      not_found: "Passagem não encontrada.",
+      same_load: "A balança não foi esvaziada desde a última pesagem. Mesma carga?",
+      scale_in_motion: "Balança em movimento: aguarde o caminhão parar.",
+      below_minimum: "Peso abaixo do mínimo: o caminhão está sobre a balança?",
+      db_unavailable: "Banco de dados fora do ar: passagem não registrada.",
+      db_error: "O banco de dados recusou a gravação: passagem não registrada.",
     },
     states: {
       connecting: "Conectando à balança.",
@@ -226,6 +271,36 @@ const TEXT = {
     voided: "Weighing no. {number} voided (void no. {void}).",
     signingKey: "Signing key: {fingerprint}",
     signingKeyHelp: "Compare it with the fingerprint you were given, not only with this one:",
+    desks: "Work",
+    gateTab: "Trucks",
+    gateHeading: "Trucks in and out",
+    product: "Product",
+    party: "Customer or supplier",
+    storedTare: "Stored tare: weigh once only",
+    gateIn: "In",
+    gateOut: "Out",
+    gateAgain: "Weigh again",
+    gatePlateInvalid: "Plate: 1 to 10 letters and digits, like ABC1D23.",
+    plateRequired: "Type the plate.",
+    gateOpened: "{plate} in: {weight} {unit} (transaction no. {id}).",
+    gateClosed: "{plate} out: net {net} {unit} (transaction no. {id}).",
+    gateNoneOpen: "No open entry for {plate}: use In.",
+    gateVoided: "Transaction no. {id} ({plate}) voided.",
+    gateVoidLabel: "Void transaction no. {id} ({plate})",
+    gateVoidHelp: "The transaction's weighings stay on record, marked void, with the reason.",
+    gateCloseLabel: "{plate} out",
+    gatePassage: "Transaction no. {id}",
+    gateTare: "Tare",
+    gateTareStored: "The vehicle's stored tare.",
+    gateTareMismatch: "Tare differs from the stored one: check the vehicle.",
+    gateVoidMark: "Void",
+    printTicket: "Print ticket",
+    yard: "Trucks in the yard",
+    yardEmpty: "No trucks in the yard.",
+    gateEntered: "in at {time}: {weight} {unit}",
+    gateAgeNow: "for under 1 min",
+    gateAgeMinutes: "for {n} min",
+    gateAgeHours: "for {h} h {m} min",
     kinds: {
       weighing: "weighing",
       in: "in",
@@ -287,6 +362,19 @@ const TEXT = {
       not_found: "No such weighing.",
       db_unavailable: "Database down: void not recorded.",
       db_error: "The database refused the write: void not recorded.",
+    },
+    gateCodes: {
+      transaction_open: "This plate already has an open entry: use Out.",
+      no_stored_tare: "No valid stored tare for this plate: weigh it in and out.",
+      unit_mismatch: "In and out were weighed in different units.",
+      net_not_positive: "The net would not be positive: check the truck and the scale.",
+      already_void: "This transaction is already void.",
+      not_found: "No such transaction.",
+      same_load: "The scale has not been emptied since the last weighing. Same load?",
+      scale_in_motion: "Scale in motion: wait for the truck to stop.",
+      below_minimum: "Weight below the minimum: is the truck on the scale?",
+      db_unavailable: "Database down: transaction not recorded.",
+      db_error: "The database refused the write: transaction not recorded.",
     },
     states: {
       connecting: "Connecting to the scale.",
