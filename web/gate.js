@@ -38,7 +38,7 @@ function showDesk(desk, focus = false) {
 }
 
 function renderDesk() {
-  for (const tab of document.querySelectorAll("[data-desk]")) {
+  for (const tab of document.querySelectorAll(".desks [role=tab]")) {
     const selected = tab.dataset.desk === gate.desk;
     tab.setAttribute("aria-selected", String(selected));
     tab.tabIndex = selected ? 0 : -1;
@@ -372,7 +372,7 @@ function renderGate() {
 }
 
 function startGate() {
-  for (const tab of document.querySelectorAll("[data-desk]")) {
+  for (const tab of document.querySelectorAll(".desks [role=tab]")) {
     tab.addEventListener("click", () => showDesk(tab.dataset.desk));
     tab.addEventListener("keydown", deskKey);
   }
