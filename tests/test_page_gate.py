@@ -351,7 +351,7 @@ def test_a_transaction_voided_with_a_reason_leaves_the_yard(gate: Gate) -> None:
     new_truck(gate, "18000")
     opened = weigh_in(gate, "VOI1234")
     tid = opened["id"]
-    page.click(f"[data-gate-void='{tid}']")
+    page.click(f"[data-gate-action=void][data-gate-id='{tid}']")
     dialog = page.locator("#void-dialog")
     expect(dialog).to_be_visible()
     expect(page.locator("#void-heading")).to_have_text(f"Anular a passagem nº {tid} (VOI1234)")
@@ -441,8 +441,7 @@ def test_the_gate_is_worked_from_the_keyboard_and_stays_the_chosen_tab(gate: Gat
 
     focus = """() => {
       const el = document.activeElement;
-      return el.dataset.gateOut ? `out ${el.dataset.gateOut}`
-        : el.dataset.gateVoid ? `void ${el.dataset.gateVoid}` : el.id || el.tagName;
+      return el.dataset.gateAction ? `${el.dataset.gateAction} ${el.dataset.gateId}` : el.id || el.tagName;
     }"""
     page.focus("#language")
     focused = [page.evaluate(focus)]

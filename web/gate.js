@@ -268,7 +268,8 @@ function renderResult() {
   $("gate-net-unit").textContent = unit ?? "";
   $("gate-gross").textContent = gross === null ? "" : `${gross} ${unit}`;
   $("gate-tare").textContent = tare === null ? "" : `${tare} ${unit}`;
-  const note = transaction.tare_mismatch ? "gateTareMismatch" : transaction.tare_source === "stored" ? "gateTareStored" : null;
+  const stored = transaction.tare_source === "stored";
+  const note = transaction.tare_mismatch ? "gateTareMismatch" : stored ? "gateTareStored" : null;
   $("gate-tare-note").textContent = note ? t(note) : "";
   $("gate-tare-note").dataset.tone = transaction.tare_mismatch ? "warn" : "";
   $("gate-ticket").href = ticketAddress(id);
@@ -307,11 +308,12 @@ async function loadYard() {
 // Drawn again for each listing and as the ages grow; the keyboard stays on the button it was on.
 function renderYard() {
   const focused = document.activeElement.closest("#gate-open button");
-  const again = focused ? `[data-gate-${focused.dataset.gateOut ? "out" : "void"}="${focused.dataset.gateOut ?? focused.dataset.gateVoid}"]` : null;
   $("gate-open").replaceChildren(...gate.yard.map(yardRow));
   $("gate-open-empty").hidden = gate.yard.length > 0;
   renderBusy();
-  if (again) $("gate-open").querySelector(again)?.focus();
+  if (!focused) return;
+  const { gateAction, gateId } = focused.dataset;
+  $("gate-open").querySelector(`[data-gate-action="${gateAction}"][data-gate-id="${gateId}"]`)?.focus();
 }
 
 // A truck in the yard: its plate, how long it has been there, what it brought and when it
@@ -322,42 +324,52 @@ function yardRow(transaction) {
   const li = element("li", "gate-truck");
   li.dataset.transaction = String(id);
   li.dataset.plate = plate;
-  const data = [transaction.product, transaction.party, scales.list && scales.list.length > 1 && entry ? entry.scale : null];
+  const several = scales.list !== null && scales.list.length > 1;
+  const data = [transaction.product, transaction.party, several && entry ? entry.scale : null];
   const detail = element("span", "gate-truck-detail", data.filter(Boolean).join(" · "));
   detail.translate = false; // what was typed, not the page's words
   const plateText = element("span", "gate-plate", plate);
   plateText.translate = false;
-  const out = element("button", "button button-small", t("gateOut"));
-  out.type = "button";
-  out.dataset.gateOut = String(id);
-  out.setAttribute("aria-label", t("gateCloseLabel", { plate }));
-  const cancel = element("button", "button button-small", t("voidButton"));
-  cancel.type = "button";
-  cancel.dataset.gateVoid = String(id);
-  cancel.setAttribute("aria-label", t("gateVoidLabel", { id, plate }));
+  const came = entry && { time: weighingTime(entry.captured || entry.time), weight: entry.weight, unit: entry.unit };
   li.append(
     element("span", "gate-truck-head", "", plateText, element("span", "gate-truck-age", yardAge(transaction))),
     detail,
-    element("span", "gate-truck-in", entry ? t("gateEntered", { time: weighingTime(entry.captured || entry.time), weight: entry.weight, unit: entry.unit }) : ""),
-    element("span", "gate-truck-buttons", "", out, cancel),
+    element("span", "gate-truck-in", came ? t("gateEntered", came) : ""),
+    element(
+      "span",
+      "gate-truck-buttons",
+      "",
+      yardButton("out", id, t("gateOut"), t("gateCloseLabel", { plate })),
+      yardButton("void", id, t("voidButton"), t("gateVoidLabel", { id, plate })),
+    ),
   );
   return li;
 }
 
+// A truck's "Saída" (`action` out) or "Anular" (void), its label naming the truck.
+function yardButton(action, id, text, label) {
+  const button = element("button", "button button-small", text);
+  button.type = "button";
+  button.dataset.gateAction = action;
+  button.dataset.gateId = String(id);
+  button.setAttribute("aria-label", label);
+  return button;
+}
+
 // How long the truck has been in, by the service's clock.
 function yardAge(transaction) {
-  const minutes = Math.max(0, Math.floor((Date.now() + gate.clockOffset - Date.parse(transaction.opened)) / 60000));
+  const now = Date.now() + gate.clockOffset;
+  const minutes = Math.max(0, Math.floor((now - Date.parse(transaction.opened)) / 60000));
   if (!(minutes >= 1)) return t("gateAgeNow"); // NaN too: an opening time this page cannot read
   if (minutes < 60) return t("gateAgeMinutes", { n: minutes });
   return t("gateAgeHours", { h: Math.floor(minutes / 60), m: String(minutes % 60).padStart(2, "0") });
 }
 
 function clickedYard(event) {
-  const button = event.target.closest("button");
-  if (!button) return;
-  const transaction = gate.yard.find((one) => String(one.id) === (button.dataset.gateOut ?? button.dataset.gateVoid));
+  const button = event.target.closest("button[data-gate-action]");
+  const transaction = button && gate.yard.find((one) => String(one.id) === button.dataset.gateId);
   if (!transaction) return;
-  if (button.dataset.gateOut !== undefined) busy(() => closeTransaction(transaction.id));
+  if (button.dataset.gateAction === "out") busy(() => closeTransaction(transaction.id));
   else voidTransaction(transaction);
 }
 
@@ -383,7 +395,6 @@ function startGate() {
   $("gate-out").addEventListener("click", weighOut);
   $("gate-again").addEventListener("click", gateAgain);
   $("gate-void").addEventListener("click", () => gate.result && voidTransaction(gate.result));
-  $("gate-ticket").addEventListener("click", () => gate.result && ($("gate-ticket").href = ticketAddress(gate.result.id)));
   $("gate-open").addEventListener("click", clickedYard);
   renderGate();
   loadYard();
