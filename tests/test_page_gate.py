@@ -145,15 +145,21 @@ def weigh_in(gate: Gate, plate: str, **fields: str) -> dict[str, Any]:
 
 
 def gate_refusal(status: int, code: str) -> Callable[[dict[str, Any]], str]:
-    """The gate's answer line for a refusal with HTTP `status` and machine `code`."""
-    return lambda text: f"{say(text, 'refused', status=status)} {say(text, 'gateCodes.' + code)}"
+    """The gate's answer line for a refusal with HTTP `status` and machine `code`: the gate's
+    own words for it, else a capture's."""
+
+    def line(text: dict[str, Any]) -> str:
+        table = "gateCodes" if code in text["gateCodes"] else "codes"
+        return f"{say(text, 'refused', status=status)} {say(text, f'{table}.{code}')}"
+
+    return line
 
 
 def test_a_truck_weighed_in_and_out_shows_its_net_large_and_opens_its_ticket(gate: Gate) -> None:
     page = gate.page
     new_truck(gate, "15000")  # the empty truck drives on
     type_plate(page, "abc-1d23")
-    expect(page.locator("#gate-plate")).to_have_value("ABC-1D23")  # upper-cased as typed
+    expect(page.locator("#gate-plate")).to_have_value("ABC1D23")  # as stored, while typed
     expect(page.locator("#gate-plate-why")).to_be_empty()
     page.fill("#gate-product", "Soja")
     page.fill("#gate-party", "Fazenda Boa Vista")
@@ -254,7 +260,7 @@ def test_a_plate_already_in_the_yard_and_a_moving_truck_are_refused_in_words(gat
     shows_in_both_languages(page, {"#gate-answer": gate_refusal(409, "scale_in_motion")})
     assert open_transactions(gate, "MOV1234") == []
     expect(page.locator("#gate-answer")).to_have_text(
-        "Recusado (409): Balança em movimento: aguarde o caminhão parar."
+        "Recusado (409): Balança em movimento: uma pesagem precisa de peso estável."
     )
 
 
@@ -320,14 +326,18 @@ def test_a_truck_with_a_stored_tare_is_weighed_once(gate: Gate) -> None:
     new_truck(gate, "40000")
     type_plate(page, "SEM1234")  # no stored tare: in and out it must be
     page.check("#gate-stored-tare")
+    expect(page.locator("#gate-out")).to_have_class(re.compile(r"\bbutton-primary\b"))
     fresh_answer(page)
-    page.click("#gate-in")
+    page.click("#gate-out")
     shows_in_both_languages(page, {"#gate-answer": gate_refusal(409, "no_stored_tare")})
+    expect(page.locator("#gate-answer")).to_have_text(
+        "Recusado (409): Não há tara cadastrada (ou válida) para esta placa."
+    )
 
     type_plate(page, "tar-1234")
     expect(page.locator("#gate-stored-tare")).to_be_checked()
     fresh_answer(page)
-    page.click("#gate-in")
+    page.keyboard.press("Enter")  # "Saída", as the loaded truck leaves
     expect(page.locator("#gate-answer")).to_have_text(
         re.compile(r"^Saída de TAR1234: líquido 26000 kg")
     )
@@ -470,6 +480,23 @@ def test_the_gate_is_worked_from_the_keyboard_and_stays_the_chosen_tab(gate: Gat
     expect(page.locator("#gate-panel")).to_be_visible()
     expect(page.locator("#desk-gate")).to_have_attribute("aria-selected", "true")
     expect(page.locator(TRUCK.format("KBD5678"))).to_be_visible()  # listed again at once
+
+
+def test_in_and_out_wait_while_the_scale_is_not_live_saying_why(gate: Gate) -> None:
+    page = gate.page
+    new_truck(gate, "19000")
+    tid = weigh_in(gate, "STL1234")["id"]
+    row = f"[data-gate-id='{tid}']"
+    expect(page.locator("#gate-why")).to_be_empty()
+    gate.scale.measurement = None  # the indicator stops answering
+    shows_in_both_languages(page, {"#gate-why": "recordNotLive"})
+    for button in ("#gate-in", "#gate-out", f"{row}[data-gate-action=out]"):
+        expect(page.locator(button)).to_be_disabled()
+    expect(page.locator(f"{row}[data-gate-action=void]")).to_be_enabled()  # needs no scale
+    put_load(gate, "19000")
+    expect(page.locator("#gate-why")).to_be_empty()
+    expect(page.locator("#gate-in")).to_be_enabled()
+    expect(page.locator(f"{row}[data-gate-action=out]")).to_be_enabled()
 
 
 def test_screenshots_at_a_1920x1080_kiosk_and_a_390x844_phone(

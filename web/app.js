@@ -183,6 +183,7 @@ function renderConnection() {
   $("reason").textContent = state.needsToken ? t("tokenNeeded") : reason;
   renderDatabase(connection);
   renderRecordButton(connection, scale);
+  renderGateButtons(connection, scale);
 }
 
 // The database's state beside the connection's: a weighing needs both. Unknown (hidden) until

@@ -1,16 +1,17 @@
 // balanca live view: the gate, where trucks are weighed in and out (DESIGN.md "Truck
-// weighing"). The operator types the plate (upper-cased as typed and checked before anything
-// is sent), the product and the party; "Entrada" opens a transaction on the scale in view
-// (its `in` record), "Saída" closes the plate's open one on that scale (its `out` record) and
-// shows the net large with "Imprimir ticket"; with "Tara cadastrada" the truck is weighed once
-// against its stored tare. Enter in a field does what the plate calls for: "Saída" for a truck
-// in the yard, else "Entrada". The trucks in the yard (the open transactions of every scale)
-// are listed with how long each has been there, each with its own "Saída" and "Anular".
-// Refusals read in the gate's words (`gateCodes`, else `codes`), and a same_load one asks
-// "Mesma carga?" with "Pesar de novo". The gate is a tab beside the weighings, remembered by
-// the browser, so a kiosk at the gate opens on it. Loaded before app.js, whose helpers ($, t,
-// api, write, shownId, paintAnswer, refusalAnswer, ...) and records.js's (normalPlate, PLATE,
-// element, weighingTime, askVoidReason) it uses once the page has started.
+// weighing"; docs/guia-do-operador.md tells the operator). The plate shows as it is stored
+// while it is typed (`abc-1d23` is ABC1D23) and is checked before anything is sent; with the
+// product and the party, "Entrada" opens a transaction on the scale in view (its `in` record),
+// "Saída" closes the plate's open one on that scale (its `out` record) and shows the net large
+// with "Imprimir ticket"; with "Tara cadastrada" the truck is weighed once against its stored
+// tare. Enter in a field presses the primary button: "Saída" for a plate with an open
+// transaction (or a stored tare to weigh on), else "Entrada". The open transactions of every
+// scale are listed with how long each has been open, each with its own "Saída" and "Anular".
+// Refusals read in the gate's words (`gateCodes`, else `codes`); a same_load one asks "Mesma
+// carga?" with "Pesar de novo". The gate is a tab beside the weighings, remembered by the
+// browser, so a kiosk at the gate opens on it. Loaded before app.js, whose helpers ($, t, api,
+// write, shownId, recordBlocked, paintAnswer, refusalAnswer, ...) and records.js's
+// (normalPlate, PLATE, element, weighingTime, askVoidReason) it uses once the page has started.
 "use strict";
 
 const DESK_KEY = "balanca.desk"; // localStorage: a gate kiosk opens on the gate
@@ -22,6 +23,7 @@ const gate = {
   yard: [], // the open transactions, as GET /api/transactions?state=open lists them
   clockOffset: 0, // the service's clock minus this browser's, in ms: ages by the service's time
   busy: false, // an action is on its way: the others wait for its answer
+  blocked: null, // why no weighing can be recorded now (an i18n key), or null
   plateWhy: null, // why the typed plate cannot be sent (an i18n key), or null
   answer: null, // the gate's answer line, as app.js's state.answer
   result: null, // the transaction last closed (or voided) here, shown large
@@ -63,10 +65,14 @@ function typedPlate() {
   return normalPlate($("gate-plate").value);
 }
 
-function plateTyped(event) {
-  upperCasePlate(event);
-  const plate = typedPlate();
-  gate.plateWhy = plate && !PLATE.test(plate) ? "gatePlateInvalid" : null;
+// The plate shows as the service stores it while it is typed: upper-case, spaces and dashes
+// left out (`abc-1d23` is ABC1D23), the caret kept after the same character.
+function plateTyped() {
+  const input = $("gate-plate");
+  const caret = normalPlate(input.value.slice(0, input.selectionStart)).length;
+  input.value = normalPlate(input.value);
+  input.setSelectionRange(caret, caret);
+  gate.plateWhy = input.value && !PLATE.test(input.value) ? "gatePlateInvalid" : null;
   renderPlate();
 }
 
@@ -85,20 +91,25 @@ function inYard(plate) {
   return gate.yard.find((transaction) => transaction.plate === plate);
 }
 
+// "Saída" is what the truck does next: it is in the yard, or it is weighed once on its stored
+// tare.
+function leaving() {
+  return $("gate-stored-tare").checked || Boolean(inYard(typedPlate()));
+}
+
 // The field's verdict, and the button Enter presses shown as the primary one.
 function renderPlate() {
   $("gate-plate").setAttribute("aria-invalid", String(gate.plateWhy !== null));
   $("gate-plate-why").textContent = gate.plateWhy ? t(gate.plateWhy) : "";
-  const leaving = Boolean(inYard(typedPlate()));
-  $("gate-out").classList.toggle("button-primary", leaving);
-  $("gate-in").classList.toggle("button-primary", !leaving);
+  $("gate-out").classList.toggle("button-primary", leaving());
+  $("gate-in").classList.toggle("button-primary", !leaving());
 }
 
-// Enter in a text field: "Saída" for a plate in the yard, else "Entrada".
+// Enter in a text field presses the primary button.
 function gateEnter(event) {
   if (event.key !== "Enter" || event.target.type === "checkbox" || event.target.tagName !== "INPUT") return;
   event.preventDefault();
-  if (inYard(typedPlate())) weighOut();
+  if (leaving()) weighOut();
   else weighIn();
 }
 
@@ -119,25 +130,42 @@ async function busy(work) {
   }
 }
 
+// While the page is not live, or the database is away, a weighing cannot be recorded:
+// "Entrada" and "Saída" wait, saying why (app.js's words for "Registrar pesagem"). A truck in
+// motion or an empty scale is left to the service, which refuses it in words.
+const GATE_BLOCKED = new Set(["recordNoService", "recordNotLive", "recordNoDatabase"]);
+
+function renderGateButtons(connection, scale) {
+  const blocked = recordBlocked(connection, scale);
+  gate.blocked = GATE_BLOCKED.has(blocked) ? blocked : null;
+  $("gate-why").textContent = gate.blocked ? t(gate.blocked) : "";
+  renderBusy();
+}
+
 function renderBusy() {
-  for (const button of document.querySelectorAll("#gate-in, #gate-out, #gate-void, #gate-open button")) {
-    button.disabled = gate.busy;
+  for (const button of document.querySelectorAll("#gate-in, #gate-out, [data-gate-action=out]")) {
+    button.disabled = gate.busy || gate.blocked !== null;
   }
+  for (const button of document.querySelectorAll("#gate-void, [data-gate-action=void]")) button.disabled = gate.busy;
   $("gate-panel").setAttribute("aria-busy", String(gate.busy));
 }
 
-// "Entrada": an `in` record for the typed plate on the scale in view, or with "Tara
-// cadastrada" the one-pass weighing that closes at once.
-function weighIn() {
-  const plate = checkedPlate();
-  if (plate === null) return;
+// What the form says of the truck, to send with its plate.
+function typedTruck(plate) {
   const body = { plate };
   for (const name of ["product", "party"]) {
     const value = $(`gate-${name}`).value.trim();
     if (value) body[name] = value;
   }
   if ($("gate-stored-tare").checked) body.stored_tare = true;
-  busy(() => openTransaction(body));
+  return body;
+}
+
+// "Entrada": an `in` record for the typed plate on the scale in view, or with "Tara
+// cadastrada" the one pass that closes at once.
+function weighIn() {
+  const plate = checkedPlate();
+  if (plate !== null) busy(() => openTransaction(typedTruck(plate)));
 }
 
 async function openTransaction(body) {
@@ -159,7 +187,8 @@ async function openTransaction(body) {
   say("ok", () => t("gateOpened", { plate, weight, unit, id }));
 }
 
-// "Saída": closes the typed plate's open transaction on the scale in view.
+// "Saída": closes the typed plate's open transaction on the scale in view; with none, and
+// "Tara cadastrada", the one pass.
 async function weighOut() {
   const plate = checkedPlate();
   if (plate === null) return;
@@ -167,10 +196,12 @@ async function weighOut() {
     const listed = await api("GET", `/api/transactions?state=open&plate=${encodeURIComponent(plate)}`);
     if (listed.status !== 200 || !listed.body || !Array.isArray(listed.body.transactions)) {
       refused(listed);
-    } else if (listed.body.transactions.length === 0) {
-      say("error", () => t("gateNoneOpen", { plate }));
-    } else {
+    } else if (listed.body.transactions.length > 0) {
       await closeTransaction(listed.body.transactions[0].id);
+    } else if ($("gate-stored-tare").checked) {
+      await openTransaction(typedTruck(plate));
+    } else {
+      say("error", () => t("gateNoneOpen", { plate }));
     }
   });
 }
@@ -389,6 +420,7 @@ function startGate() {
     tab.addEventListener("keydown", deskKey);
   }
   $("gate-plate").addEventListener("input", plateTyped);
+  $("gate-stored-tare").addEventListener("change", renderPlate);
   $("gate-form").addEventListener("keydown", gateEnter);
   $("gate-form").addEventListener("submit", (event) => event.preventDefault());
   $("gate-in").addEventListener("click", weighIn);

@@ -24,9 +24,9 @@ function normalPlate(text) {
   return text.replace(/[\s-]/g, "").toUpperCase();
 }
 
-// A plate field is upper-cased as it is typed, the caret left where it was.
-function upperCasePlate(event) {
-  const input = event.target;
+// The plate is upper-cased as it is typed, the caret left where it was.
+function upperCasePlate() {
+  const input = $("plate");
   const { selectionStart, selectionEnd } = input;
   input.value = input.value.toUpperCase();
   input.setSelectionRange(selectionStart, selectionEnd);
