@@ -43,6 +43,9 @@ from tests.test_page import (
 browser = test_page.browser  # the module's Chromium (a fixture)
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TRUCK = "#gate-open .gate-truck[data-plate='{}']"
+HEAVY_ON_SCREEN = """() => document.body.dataset.connection === "live"
+    && document.body.dataset.stable === "true"
+    && Number(document.getElementById("weight").textContent) > 1000"""
 GATE_ACTION = re.compile(r"/api/(scales/[^/]+/transactions|transactions/\d+/(close|void))$")
 
 
@@ -497,6 +500,50 @@ def test_in_and_out_wait_while_the_scale_is_not_live_saying_why(gate: Gate) -> N
     expect(page.locator("#gate-why")).to_be_empty()
     expect(page.locator("#gate-in")).to_be_enabled()
     expect(page.locator(f"{row}[data-gate-action=out]")).to_be_enabled()
+
+
+def test_with_several_scales_each_pass_is_weighed_on_the_scale_in_view(browser: Any) -> None:
+    """Two truck scales: the truck goes in on b and out on a, each pass on the scale whose
+    view (`/#scale=ID`) the operator has open; the grid itself has no gate."""
+    a, b = PtyScale("wt1000").plug(), PtyScale("wt1000").plug()
+    a.measurement = b.measurement = load("0")
+    try:
+        with running("--scale", f"a={a.spec()}", "--scale", f"b={b.spec()}") as service:
+            context = browser.new_context(viewport=DESKTOP)
+            try:
+                page = context.new_page()
+                page.goto(f"{service.origin}/")
+                expect(page.locator("body")).to_have_attribute("data-view", "grid", timeout=15_000)
+                expect(page.locator("#gate-panel")).to_be_hidden()
+                page.goto(f"{service.origin}/#scale=b")
+                page.click("#desk-gate")
+                b.measurement = load("15000")
+                page.wait_for_function(HEAVY_ON_SCREEN, timeout=10_000)
+                type_plate(page, "two1234")
+                page.fill("#gate-product", "Areia")
+                page.click("#gate-in")
+                expect(page.locator("#gate-answer")).to_have_text(re.compile("^Entrada de TWO1234"))
+                (opened,) = call(service, "GET", "/api/transactions?state=open")[1]["transactions"]
+                assert opened["in"]["scale"] == "b", opened
+                truck = page.locator(TRUCK.format("TWO1234"))
+                expect(truck.locator(".gate-truck-detail")).to_have_text("Areia · b")
+
+                page.click("#back")
+                page.click("#cards .card[data-scale='a']")
+                expect(page.locator("#scale-name")).to_have_text("a")
+                expect(page.locator("#gate-panel")).to_be_visible()  # the tab is kept
+                a.measurement = load("42000")
+                page.wait_for_function(HEAVY_ON_SCREEN, timeout=10_000)
+                truck.locator("[data-gate-action=out]").click()  # its own "Saída", on a
+                expect(page.locator("#gate-net")).to_have_text("27000")
+                closed = call(service, "GET", f"/api/transactions/{opened['id']}")[1]
+                assert (closed["in"]["scale"], closed["out"]["scale"]) == ("b", "a"), closed
+            finally:
+                context.close()
+    finally:
+        for scale in (a, b):
+            scale.unplug()
+            shutil.rmtree(scale.link.parent, ignore_errors=True)
 
 
 def test_screenshots_at_a_1920x1080_kiosk_and_a_390x844_phone(
