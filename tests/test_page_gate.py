@@ -256,6 +256,13 @@ def test_a_plate_already_in_the_yard_and_a_moving_truck_are_refused_in_words(gat
     shows_in_both_languages(page, {"#gate-answer": gate_refusal(409, "transaction_open")})
     assert len(open_transactions(gate, "XYZ9876")) == 1
 
+    type_plate(page, "new9999")  # "Saída" for a truck that never came in
+    fresh_answer(page)
+    page.click("#gate-out")
+    shows_in_both_languages(
+        page, {"#gate-answer": lambda text: say(text, "gateNoneOpen", plate="NEW9999")}
+    )
+
     put_load(gate, "20500", stable=False)
     type_plate(page, "mov1234")
     fresh_answer(page)
@@ -495,6 +502,12 @@ def test_in_and_out_wait_while_the_scale_is_not_live_saying_why(gate: Gate) -> N
     shows_in_both_languages(page, {"#gate-why": "recordNotLive"})
     for button in ("#gate-in", "#gate-out", f"{row}[data-gate-action=out]"):
         expect(page.locator(button)).to_be_disabled()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    type_plate(page, "STL1234")
+    page.keyboard.press("Enter")  # Enter waits as the buttons do
+    page.wait_for_timeout(500)
+    assert posts == [], posts
     expect(page.locator(f"{row}[data-gate-action=void]")).to_be_enabled()  # needs no scale
     put_load(gate, "19000")
     expect(page.locator("#gate-why")).to_be_empty()

@@ -105,10 +105,11 @@ function renderPlate() {
   $("gate-in").classList.toggle("button-primary", !leaving());
 }
 
-// Enter in a text field presses the primary button.
+// Enter in a text field presses the primary button, unless the buttons wait (gate.blocked).
 function gateEnter(event) {
   if (event.key !== "Enter" || event.target.type === "checkbox" || event.target.tagName !== "INPUT") return;
   event.preventDefault();
+  if (gate.blocked !== null) return;
   if (leaving()) weighOut();
   else weighIn();
 }
