@@ -16,12 +16,14 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +40,7 @@ from tests.test_page import (
     say,
     set_language,
     shows_in_both_languages,
+    sign_in,
 )
 
 browser = test_page.browser  # the module's Chromium (a fixture)
@@ -557,6 +560,59 @@ def test_with_several_scales_each_pass_is_weighed_on_the_scale_in_view(browser: 
         for scale in (a, b):
             scale.unplug()
             shutil.rmtree(scale.link.parent, ignore_errors=True)
+
+
+def test_a_locked_service_asks_for_the_token_once_and_the_ticket_carries_it(browser: Any) -> None:
+    """Writes need a token: "Entrada" asks for it, then goes through with the same
+    Idempotency-Key; the ticket's address carries the token (a browser opens it as a page)."""
+    scale = PtyScale("wt1000").plug()
+    scale.measurement = load("0")
+    secrets = Path(tempfile.mkdtemp(prefix="balanca-tokens-"))
+    (secrets / "write").write_text("gate-secret\n")
+    locked = ("--token-file", str(secrets / "write"))
+    try:
+        with running("--scale", scale.spec(), *locked) as service:
+            context = browser.new_context(viewport=PHONE)
+            try:
+                page = context.new_page()
+                keys: list[str | None] = []
+
+                def posted(request: Any) -> None:
+                    if request.method == "POST":
+                        keys.append(request.headers.get("idempotency-key"))
+
+                page.on("request", posted)
+                page.goto(f"{service.origin}/")
+                page.click("#desk-gate")
+                scale.measurement = load("16000")
+                page.wait_for_function(HEAVY_ON_SCREEN, timeout=10_000)
+                type_plate(page, "tok1234")
+                page.click("#gate-in")
+                sign_in(page, "gate-secret")
+                expect(page.locator("#gate-answer")).to_have_text(re.compile("^Entrada de TOK1234"))
+                assert len(keys) == 2 and keys[0] == keys[1], keys  # one action, asked twice
+                scale.measurement = load("0")
+                page.wait_for_function(
+                    "() => document.getElementById('weight').textContent === '0'"
+                )
+                scale.measurement = load("36000")
+                page.wait_for_function(HEAVY_ON_SCREEN, timeout=10_000)
+                page.locator("[data-gate-action=out]").click()  # no second question
+                expect(page.locator("#gate-net")).to_have_text("20000")
+                expect(page.locator("#token-dialog")).to_be_hidden()
+                (closed,) = call(service, "GET", "/api/transactions?plate=TOK1234")[1][
+                    "transactions"
+                ]
+                tid = closed["id"]
+                expect(page.locator("#gate-ticket")).to_have_attribute(
+                    "href", f"/tickets/transactions/{tid}?token=gate-secret"
+                )
+            finally:
+                context.close()
+    finally:
+        scale.unplug()
+        shutil.rmtree(scale.link.parent, ignore_errors=True)
+        shutil.rmtree(secrets, ignore_errors=True)
 
 
 def test_screenshots_at_a_1920x1080_kiosk_and_a_390x844_phone(
