@@ -368,6 +368,16 @@ def test_a_truck_with_a_stored_tare_is_weighed_once(gate: Gate) -> None:
         "26000",
     )
 
+    # In two passes, a tare far from the stored one is shown, not refused.
+    new_truck(gate, "20000")
+    weigh_in(gate, "TAR1234")
+    new_truck(gate, "45000")
+    type_plate(page, "TAR1234")
+    page.click("#gate-out")
+    expect(page.locator("#gate-net")).to_have_text("25000")
+    shows_in_both_languages(page, {"#gate-tare-note": "gateTareMismatch"})
+    expect(page.locator("#gate-tare-note")).to_have_attribute("data-tone", "warn")
+
 
 def test_a_transaction_voided_with_a_reason_leaves_the_yard(gate: Gate) -> None:
     page = gate.page
