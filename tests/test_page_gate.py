@@ -452,6 +452,41 @@ def test_each_action_has_its_own_idempotency_key_and_a_double_click_is_one(gate:
     assert keys[0][1] != keys[1][1], keys
 
 
+def test_an_entry_whose_answer_was_lost_is_sent_again_as_the_same_one(gate: Gate) -> None:
+    """The service opened the transaction but the answer never came back: the page says the
+    service was out of reach, and "Entrada" again carries the same Idempotency-Key, so the
+    service answers with the first transaction instead of refusing a second."""
+    page = gate.page
+    keys: list[str | None] = []
+
+    def lose_the_answer(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key"))
+        route.fetch()  # the service gets it and answers...
+        route.abort("connectionreset")  # ...and the page never hears
+
+    new_truck(gate, "14800")
+    type_plate(page, "LOS1234")
+    page.route("**/api/scales/*/transactions", lose_the_answer, times=1)
+    fresh_answer(page)
+    page.click("#gate-in")
+    expect(page.locator("#gate-answer")).to_have_text("Serviço inalcançável: verifique a rede.")
+    expect(page.locator("#gate-plate")).to_have_value("LOS1234")  # kept, to send again
+    (made,) = open_transactions(gate, "LOS1234")
+
+    def note(request: Any) -> None:
+        if request.method == "POST" and request.url.endswith("/transactions"):
+            keys.append(request.headers.get("idempotency-key"))
+
+    page.on("request", note)
+    page.click("#gate-in")
+    expect(page.locator("#gate-answer")).to_have_text(
+        f"Entrada de LOS1234: 14800 kg (passagem nº {made['id']})."
+    )
+    page.remove_listener("request", note)
+    assert open_transactions(gate, "LOS1234") == [made]
+    assert len(keys) == 2 and keys[0] is not None and keys[0] == keys[1], keys
+
+
 def test_the_gate_is_worked_from_the_keyboard_and_stays_the_chosen_tab(gate: Gate) -> None:
     page = gate.page
     new_truck(gate, "12000")
@@ -693,9 +728,11 @@ def test_the_gate_fetches_nothing_outside_the_service_and_breaks_no_policy(gate:
     origin = gate.service.origin
     assert f"{origin}/api/transactions?state=open" in gate.watch.urls
     assert gate.watch.foreign_urls(origin) == []
-    # Chromium logs every 4xx answer to a fetch: the refusals these tests provoked.
+    # Chromium logs every 4xx answer to a fetch and every lost one: the refusals and the lost
+    # answer these tests provoked.
     provoked = re.compile(
-        r"console: Failed to load resource: the server responded with a status of 409 .*"
+        r"console: Failed to load resource: (the server responded with a status of 409 .*"
+        r"|net::ERR_CONNECTION_RESET)"
     )
     assert [e for e in gate.watch.errors if not provoked.fullmatch(e)] == []
     assert gate.watch.csp_violations() == []
