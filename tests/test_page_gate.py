@@ -170,6 +170,7 @@ def test_a_truck_weighed_in_and_out_shows_its_net_large_and_opens_its_ticket(gat
     page.fill("#gate-product", "Soja")
     page.fill("#gate-party", "Fazenda Boa Vista")
     page.click("#gate-in")
+    expect(page.locator("#gate-answer")).to_have_text(re.compile("^Entrada de ABC1D23"))
     (opened,) = open_transactions(gate, "ABC1D23")
     tid = opened["id"]
     assert (opened["in"]["weight"], opened["product"], opened["party"]) == (
