@@ -423,7 +423,7 @@ function startGate() {
   $("gate-plate").addEventListener("input", plateTyped);
   $("gate-stored-tare").addEventListener("change", renderPlate);
   $("gate-form").addEventListener("keydown", gateEnter);
-  $("gate-form").addEventListener("submit", (event) => event.preventDefault());
+  $("gate-form").addEventListener("submit", (event) => event.preventDefault()); // never a reload
   $("gate-in").addEventListener("click", weighIn);
   $("gate-out").addEventListener("click", weighOut);
   $("gate-again").addEventListener("click", gateAgain);
