@@ -54,6 +54,9 @@ class TransactionStoreCases:
         case.assertEqual(
             (tare["kind"], tare["source"], tare["weight"]), ("tare", "manual", "14000")
         )
+        wrong = await desk.store_tare("ABC1D23", {**manual, "weight": "1400", "reason": "x"}, None)
+        case.assertEqual((await desk.vehicle("ABC1D23"))["tare"], wrong)
+        await book.void(wrong["number"], "um zero a menos", None)  # the one before is back
         self.now.advance(89 * DAY)
         vehicle = await desk.vehicle("ABC1D23")
         case.assertEqual(vehicle["tare"], tare)
