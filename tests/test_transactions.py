@@ -388,6 +388,20 @@ class TruckWeighing(SerialCase):
         self.assertEqual({v["operator"] for v in listed}, {"bruno"})
         await self.assert_chain_whole(5)
 
+    async def test_transaction_writes_spend_the_write_budget(self) -> None:
+        await self.service({"truck": "kg"})
+        answers = await defer.gatherResults(
+            [
+                defer.Deferred.fromCoroutine(
+                    self.send("/api/transactions/99/void", {"reason": "teste"})
+                )
+                for _ in range(30)
+            ]
+        )
+        codes = [a.code for a in answers]
+        self.assertEqual(set(codes), {404, 429}, codes)  # a burst of 20, then 10 a second
+        self.assertGreaterEqual(codes.count(429), 5, codes)
+
 
 class TruckWeighingMariaDB(TruckWeighing, MariaDBCase):
     """The same on the real MariaDB."""
