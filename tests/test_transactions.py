@@ -5,6 +5,7 @@ guards, one open transaction per plate, exact decimals, voids, and the chain sti
 from __future__ import annotations
 
 import json
+import sqlite3
 import tempfile
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, reactor, task
+from twisted.logger import formatEvent, globalLogPublisher
 
 from balanca.reading import Measurement
 from tests.base import Response, fetch
@@ -48,7 +50,14 @@ class TruckWeighing(SerialCase):
     timeout = 120
 
     def db_args(self) -> list[str]:
-        return []
+        if not hasattr(self, "db_path"):
+            self.db_path = Path(tempfile.mkdtemp(prefix="balanca-truck-"), "truck.sqlite3")
+        return ["--db", f"sqlite:{self.db_path}"]
+
+    def wipe_index(self) -> None:
+        """Empty the transactions index behind the service's back."""
+        with sqlite3.connect(self.db_path) as db:
+            db.execute("DELETE FROM transactions")
 
     async def service(self, scales: dict[str, str], *args: str) -> dict[str, Platform]:
         """A service reading a pty platform per scale id (spec options after a `/`: unit
@@ -76,7 +85,7 @@ class TruckWeighing(SerialCase):
                 if reading["stable"] == stable:
                     return
             await sleep(0.05)
-        self.fail(f"{platform.id} never showed {weight}")
+        self.fail(f"{platform.id} never showed {weight}: {reading}")
 
     async def send(self, path: str, body: Any, method: bytes = b"POST", **headers: str) -> Response:
         raw = json.dumps(body).encode()
@@ -388,6 +397,39 @@ class TruckWeighing(SerialCase):
         self.assertEqual({v["operator"] for v in listed}, {"bruno"})
         await self.assert_chain_whole(5)
 
+    async def test_a_service_that_starts_on_an_index_that_disagrees_rebuilds_it(self) -> None:
+        key = str(Path(tempfile.mkdtemp(prefix="balanca-key-"), "records.key"))
+        truck = (await self.service({"truck": "kg"}, "--records-key", key))["truck"]
+        for plate, load in (("ABC1234", "30000"), ("DEF5678", "31000")):
+            await self.settle(truck, "0")
+            await self.settle(truck, load)
+            await self.created("/api/scales/truck/transactions", {"plate": plate})
+        await self.settle(truck, "0")
+        await self.settle(truck, "12000")
+        await self.created("/api/transactions/1/close", {})
+        before = await self.get("/api/transactions")
+        spec = self.options["scale"]
+        await self.service.stopService()
+        self.wipe_index()
+        truck.scale.unplug()  # a pty is not opened twice: a new one behind the same link
+        truck.scale.plug()
+        lines: list[str] = []
+        observer = lambda event: lines.append(formatEvent(event) or "")  # noqa: E731
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        await self.start(*self.db_args(), "--scale", spec[0], "--records-key", key)
+        rebuilt = "transactions: the index disagreed with the records; rebuilt it from them (2"
+        deadline = reactor.seconds() + 15
+        while not any(rebuilt in line for line in lines):
+            self.assertLess(reactor.seconds(), deadline, lines)
+            await sleep(0.1)
+        self.assertEqual(await self.get("/api/transactions"), before)
+        await self.settle(truck, "0")
+        await self.settle(truck, "31000")
+        await self.refused("/api/scales/truck/transactions", {"plate": "DEF5678"}, 409,
+                           "transaction_open")  # fmt: skip
+        await self.assert_chain_whole(3)
+
     async def test_transaction_writes_spend_the_write_budget(self) -> None:
         await self.service({"truck": "kg"})
         answers = await defer.gatherResults(
@@ -408,3 +450,6 @@ class TruckWeighingMariaDB(TruckWeighing, MariaDBCase):
 
     def db_args(self) -> list[str]:
         return ["--db", self.db_url()]
+
+    def wipe_index(self) -> None:
+        self.query("DELETE FROM transactions")
