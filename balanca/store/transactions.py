@@ -70,6 +70,10 @@ INDEX_COLUMNS = (
     "id", "plate", "state", "open_plate", "in_number", "out_number", "compared_tare",
     "opened_utc", "closed_utc", "last_number",
 )  # fmt: skip
+INSERT_INDEX = (
+    f"INSERT INTO transactions ({', '.join(INDEX_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(INDEX_COLUMNS))})"
+)
 
 
 @dataclass(frozen=True)
@@ -441,6 +445,8 @@ def rebuild(txn: Any, dialect: Dialect, rules: Rules) -> int:
     txn.execute("DELETE FROM transactions")
     txn.execute("SELECT MAX(transaction_id) FROM records")
     newest, count = int(txn.fetchone()[0] or 0), 0
+    txn.execute("SELECT DISTINCT plate FROM records WHERE kind = 'tare'")
+    with_tares = {row[0] for row in txn.fetchall()}
     for low in range(0, newest, BATCH):
         txn.execute(
             dialect.sql(
@@ -452,14 +458,16 @@ def rebuild(txn: Any, dialect: Dialect, rules: Rules) -> int:
         grouped: dict[int, list[Record]] = {}
         for record in map(ledger.decode, txn.fetchall()):
             grouped.setdefault(record["transaction"], []).append(record)
+        rows = []
         for transaction_id, records in sorted(grouped.items()):
             first, last = passes(records)
             compared = None
-            if first is not None and last is not None:  # a two-pass close
-                closed = datetime.fromisoformat(last["captured"])
+            if first is not None and last is not None and last["plate"] in with_tares:
+                closed = datetime.fromisoformat(last["captured"])  # a two-pass close
                 compared = stored_tare(txn, dialect, last["plate"], last["number"], closed, rules)
-            _index(txn, dialect, transaction_id, records, compared)
-            count += 1
+            rows.append(_index_row(transaction_id, records, compared))
+        txn.executemany(dialect.sql(INSERT_INDEX), rows)
+        count += len(rows)
     return count
 
 
@@ -568,11 +576,19 @@ def _index(
     compared: Mapping[str, Any] | None,
 ) -> None:
     """Write the index row of a transaction from its records."""
+    txn.execute(dialect.sql("DELETE FROM transactions WHERE id = ?"), (transaction_id,))
+    txn.execute(dialect.sql(INSERT_INDEX), _index_row(transaction_id, records, compared))
+
+
+def _index_row(
+    transaction_id: int, records: Sequence[Record], compared: Mapping[str, Any] | None
+) -> tuple[Any, ...]:
+    """The index row of a transaction (INDEX_COLUMNS), from its records."""
     first, last = passes(records)
     head = first or last
     assert head is not None
     now = state(records)
-    row = (
+    return (
         transaction_id,
         head["plate"],
         now,
@@ -583,14 +599,6 @@ def _index(
         _utc(head),
         None if last is None else _utc(last),
         max(r["number"] for r in records),
-    )
-    txn.execute(dialect.sql("DELETE FROM transactions WHERE id = ?"), (transaction_id,))
-    columns = ", ".join(INDEX_COLUMNS)
-    txn.execute(
-        dialect.sql(
-            f"INSERT INTO transactions ({columns}) VALUES ({', '.join('?' * len(INDEX_COLUMNS))})"
-        ),
-        row,
     )
 
 
