@@ -11,8 +11,8 @@ disagrees with them (`sync`).
 
 For the rest of the service (tickets, exports, fleet publishing):
 
-    Transactions(book, rules)                     a Service; every write goes through the
-                                                  record book's one writer
+    Transactions(book, rules)                     every write goes through the record
+                                                  book's one writer; `sync` runs at its start
       .open(reading, fields, one_pass, receipt)   -> transaction (the `in`, or one-pass `out`)
       .close(T, reading, fields, receipt)         -> transaction (the `out` record)
       .void(T, reason, operator, receipt)         -> transaction (a void record per record)
@@ -41,9 +41,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from balanca.reading import Reading, isotime, local_time
@@ -52,7 +50,7 @@ from balanca.records.seal import Record
 from balanca.records.transaction import Figures, Rules, expiry, figures, passes, state, view
 from balanca.store import ledger
 from balanca.store.idempotency import Receipt, keep_answer, receipt_cutoff
-from balanca.store.recordbook import CAPTURE_KINDS, RETRY, RecordBook, RecordRefused
+from balanca.store.recordbook import CAPTURE_KINDS, RecordBook, RecordRefused
 from balanca.store.schema import Dialect, utc_text
 
 NEWEST = 2**62
@@ -89,23 +87,15 @@ class Filters:
     limit: int = 50
 
 
-class Transactions(Service):
-    """Truck weighing on the record book: opens, closes, voids, stored tares, and reads."""
+class Transactions:
+    """Truck weighing on the record book: opens, closes, voids, stored tares, and reads.
+    When the book starts, the index is brought in line with the records (`sync`)."""
 
     log = Logger()
 
     def __init__(self, book: RecordBook, rules: Rules) -> None:
         self.book, self.rules = book, rules
-        self._retry: Deferred[None] | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        Deferred.fromCoroutine(self._sync_at_start())
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._retry is not None:
-            self._retry.cancel()
+        book.at_start(self.sync)
 
     # Writes: each one database transaction, as the book's one writer.
 
@@ -186,6 +176,17 @@ class Transactions(Service):
         now = local_time(self.book.clock.seconds())
         return self.book.interact(vehicle, self.book.dialect, self.rules, plate, now)
 
+    async def sync(self) -> None:
+        """Rebuild the index from the records if it disagrees with them (logged), as the
+        book's one writer."""
+        rebuilt = await self.book.write(sync, self.book.dialect, self.rules)
+        if rebuilt is not None:
+            self.log.info(
+                "transactions: the index disagreed with the records; rebuilt it from them"
+                " ({count} transactions)",
+                count=rebuilt,
+            )
+
     # Inside.
 
     async def _write(self, interaction: Any, *args: Any, receipt: Receipt | None) -> Any:
@@ -195,30 +196,6 @@ class Transactions(Service):
         return await book.write(
             interaction, book.dialect, book.signer, self.rules, *args, uid, receipt
         )
-
-    async def _sync_at_start(self) -> None:
-        while self.running:
-            try:
-                rebuilt = await self.book.write(sync, self.book.dialect, self.rules)
-            except Exception as error:  # the database is away (or not migrated yet)
-                if not self.running:
-                    return
-                self.log.info("transactions: index not checked yet ({error})", error=error)
-                self._retry = deferLater(self.book.clock, RETRY, lambda: None)
-                try:
-                    await self._retry
-                except CancelledError:
-                    return
-                finally:
-                    self._retry = None
-                continue
-            if rebuilt is not None:
-                self.log.info(
-                    "transactions: the index disagreed with the records; rebuilt it from them"
-                    " ({count} transactions)",
-                    count=rebuilt,
-                )
-            return
 
 
 # Writes (interactions: one database transaction each, under the book's one writer).
