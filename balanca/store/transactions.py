@@ -11,7 +11,7 @@ disagrees with them (`sync`).
 
 For the rest of the service (tickets, exports, fleet publishing):
 
-    Transactions(book, rules)                     every write goes through the record
+    Transactions(book, rules)                     writes (coroutines) go through the record
                                                   book's one writer; `sync` runs at its start
       .open(reading, fields, one_pass, receipt)   -> transaction (the `in`, or one-pass `out`)
       .close(T, reading, fields, receipt)         -> transaction (the `out` record)
