@@ -39,6 +39,7 @@ from balanca.scales import ScaleParts, build_scale
 from balanca.store.idempotency import Idempotency
 from balanca.store.recordbook import RecordBook
 from balanca.store.store import Store
+from balanca.store.transactions import Transactions
 
 __all__ = ["BalancaService", "Listener", "Options", "Parts", "Settings", "makeService"]
 
@@ -206,6 +207,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     for parts in scales.values():
         parts.hub.subscribe(book)
     collector.book = book
+    transactions = Transactions(book, settings.rules)
     api = Api(
         reactor,
         scales,
@@ -217,7 +219,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         Idempotency(store.interact, store.dialect, reactor),
     )
     site = site_tree(
-        api_tree(api, book),
+        api_tree(api, book, transactions),
         WebSocketResource(live),
         MetricsResource(registry),
         web_root(),
