@@ -37,9 +37,12 @@ from balanca.records.key import fingerprint, load_or_create
 from balanca.scale.link import ScaleLink
 from balanca.scale.scale import Scale
 from balanca.scales import ScaleParts, build_scale
+from balanca.store import outbox
 from balanca.store.idempotency import Idempotency
 from balanca.store.recordbook import RecordBook
 from balanca.store.store import Store
+from balanca.store.transactions import Transactions
+from balanca.store.transactions import get as transactions_view
 
 __all__ = ["BalancaService", "Listener", "Options", "Parts", "Settings", "makeService"]
 
@@ -207,13 +210,17 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     for parts in scales.values():
         parts.hub.subscribe(book)
     collector.book = book
+    transactions = Transactions(book, settings.rules)
     publisher = None
     if settings.mqtt is not None:
         hubs = [parts.hub for parts in scales.values()]
         publisher = Publisher(
             settings.mqtt, settings.site.id, hubs, store.interact, store.dialect, reactor
         )
-        book.publish = True
+        book.outbox = outbox.Queue(
+            store.dialect,
+            lambda txn, number: transactions_view(txn, store.dialect, settings.rules, number),
+        )
         collector.publisher = publisher
     api = Api(
         reactor,
@@ -228,7 +235,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     if publisher is not None:
         api.mqtt = publisher.health
     site = site_tree(
-        api_tree(api, book),
+        api_tree(api, book, transactions),
         WebSocketResource(live),
         MetricsResource(registry),
         web_root(),

@@ -195,6 +195,7 @@ class Publishing(ApiCase):
         await self.publishing("--mqtt", f"mqtt://127.0.0.1:{proxy.port}")
         written = [await self.capture() for _ in range(2)]
         await wait_until(lambda: len(central.payloads("records")) == 2)
+        await wait_until(lambda: self.mqtt()["outbox"] == 0)  # both acknowledged
         await proxy.cut()
         cut_at = time.monotonic()
         await wait_until(lambda: self.mqtt()["state"] == "degraded")
@@ -228,6 +229,36 @@ class Publishing(ApiCase):
         self.assertEqual(self.mqtt()["state"], "ok")
         self.assertTrue(self.log.having("MQTT disconnected from"), self.log.lines[-20:])
         self.assertTrue(self.log.having("MQTT replay: 3 queued"), self.log.having("MQTT"))
+
+    @coroutine
+    async def test_a_transaction_goes_out_when_it_closes_and_again_when_it_is_voided(
+        self,
+    ) -> None:
+        central = Subscriber(f"balanca/{self.site}/+")
+        self.addCleanup(central.close)
+        await self.publishing("--mqtt", "mqtt://127.0.0.1")
+        typed = json.dumps({"tare": "100", "unit": "kg", "reason": "scale ticket"}).encode()
+        tare = await fetch(self.url("/api/vehicles/ABC1234/tare"), b"PUT", typed,
+                           {"Content-Type": "application/json"})  # fmt: skip
+        self.assertEqual(tare.code, 201, tare.body)
+        body = {"plate": "ABC1234", "stored_tare": True, "again": True}
+        for _ in range(300):  # a stable load of the simulator above the tare
+            closed = await self.post("/api/scales/default/transactions", body)
+            if closed.code == 201:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(closed.code, 201, closed.body)
+        number = closed.json()["id"]
+        voided = await self.post(f"/api/transactions/{number}/void", {"reason": "wrong truck"})
+        self.assertEqual(voided.code, 201, voided.body)
+        await wait_until(lambda: len(central.payloads("/transactions")) == 2)
+        sent = central.payloads("/transactions")
+        self.assertEqual([t["state"] for t in sent], ["closed", "void"])
+        self.assertEqual(sent[0], closed.json())
+        self.assertEqual(sent[1], voided.json())
+        await wait_until(lambda: len(central.payloads("/records")) == 3)
+        kinds = [(r["number"], r["kind"]) for r in central.payloads("/records")]
+        self.assertEqual(kinds, [(1, "tare"), (2, "out"), (3, "void")])
 
     @coroutine
     async def test_a_broker_that_goes_silent_is_given_up_by_keepalive_and_found_again(

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 MAX_BODY = 16 * 1024
 MAX_LIMIT = 1000
+HANDLERS = ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post"), (b"PUT", "put"))
+"""Each method an endpoint may answer, and the name of its handler."""
+WRITES = (b"POST", b"PUT")
+"""Methods that write: they need the write token and spend the write budget."""
 Answer = tuple[int, "dict[str, Any] | list[Any] | bytes"]
 
 
@@ -192,9 +196,7 @@ class Endpoint(Resource):
             if issubclass(cls, Endpoint) and cls is not Endpoint
             for name in vars(cls)
         }
-        self.methods = [
-            m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own
-        ]
+        self.methods = [m for m, name in HANDLERS if name in own]
         """The methods this endpoint answers: those whose handler its class (or a class it
         extends) defines."""
 
@@ -204,6 +206,10 @@ class Endpoint(Resource):
 
     def post(self, request: Request, body: Any) -> Answer | defer.Deferred[Answer]:
         """Answer a POST with its parsed JSON body (endpoints that take writes override this)."""
+        raise NotImplementedError
+
+    def put(self, request: Request, body: Any) -> Answer | defer.Deferred[Answer]:
+        """Answer a PUT with its parsed JSON body (endpoints that replace a thing)."""
         raise NotImplementedError
 
     def render(self, request: Request) -> bytes | int:
@@ -227,7 +233,7 @@ class Endpoint(Resource):
                 405, "method not allowed", f"use {', '.join(m.decode() for m in allowed)}"
             )
         access, token = self.api.access, bearer(request.getHeader(b"Authorization"))
-        if request.method == b"POST":
+        if request.method in WRITES:
             require(request, access.may_write(token), "writes", self.api.limiter)
         elif not self.public:
             require(request, access.may_read(token), "reads", self.api.limiter)
@@ -235,6 +241,8 @@ class Endpoint(Resource):
             raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
         if request.method == b"POST":
             return self.post(request, parse_body(request))
+        if request.method == b"PUT":
+            return self.put(request, parse_body(request))
         return self.get(request)
 
     def limit(self, request: Request) -> None:

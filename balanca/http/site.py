@@ -45,11 +45,14 @@ ROUTES = {
     b"/api/scales",
     b"/api/weighings",
     b"/api/readings",
+    b"/api/transactions",
     b"/ws",
     b"/metrics",
     b"/",
 }
-SCALE_ROUTE = re.compile(rb"/api/scales/[^/]+/(weight|health|tare|zero|clear-tare|weighings)")
+SCALE_ROUTE = re.compile(
+    rb"/api/scales/[^/]+/(weight|health|tare|zero|clear-tare|weighings|transactions)"
+)
 """A per-scale path, counted as `/api/scales/ID/...` (the id left out: no label per guess)."""
 
 

@@ -67,20 +67,38 @@ def _text(value: str | bytes) -> str:
     return value.decode("utf-8") if isinstance(value, bytes | bytearray) else value
 
 
-def queueing(interaction: Callable[..., T], dialect: Dialect) -> Callable[..., T]:
-    """`interaction` (one that appends records), queueing every record it writes in the
-    outbox within its own database transaction: whoever appends (a capture, a void, a
-    transaction's passes), nothing sealed is written without being queued."""
+class Queue:
+    """What the record book queues for the broker: every record an interaction writes, and
+    each transaction it closes or voids (as `transaction(txn, id)` shows it), all within the
+    interaction's own database transaction, so nothing sealed is written without being
+    queued, whoever appends (a capture, a void, a transaction's passes)."""
 
-    def queued(txn: Any, *args: Any) -> T:
-        top = ledger.head(txn, dialect)
-        result = interaction(txn, *args)
-        after = 0 if top is None else top[0]
-        while written := ledger.batch(txn, dialect, after, 100):
+    def __init__(
+        self, dialect: Dialect, transaction: Callable[[Any, int], Any] | None = None
+    ) -> None:
+        self.dialect, self.transaction = dialect, transaction
+
+    def wrap(self, interaction: Callable[..., T]) -> Callable[..., T]:
+        """`interaction` (one that appends records), queueing what it wrote."""
+
+        def queued(txn: Any, *args: Any) -> T:
+            top = ledger.head(txn, self.dialect)
+            result = interaction(txn, *args)
+            self._queue_after(txn, 0 if top is None else top[0])
+            return result
+
+        return queued
+
+    def _queue_after(self, txn: Any, after: int) -> None:
+        ended: dict[int, str] = {}
+        while written := ledger.batch(txn, self.dialect, after, 100):
             for record in written:
                 queued_utc = utc_text(datetime.fromisoformat(record["captured"]))
-                enqueue(txn, dialect, "records", record["number"], record, queued_utc)
+                enqueue(txn, self.dialect, "records", record["number"], record, queued_utc)
+                if record["transaction"] is not None and record["kind"] in ("out", "void"):
+                    ended[int(record["transaction"])] = queued_utc  # closed, or voided
             after = written[-1]["number"]
-        return result
-
-    return queued
+        for transaction_id, queued_utc in ended.items():
+            if self.transaction is not None:
+                view = self.transaction(txn, transaction_id)
+                enqueue(txn, self.dialect, "transactions", transaction_id, view, queued_utc)
