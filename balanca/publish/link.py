@@ -61,7 +61,7 @@ class Wire(Protocol):
         self.link.readable(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.closed, self.reason = True, reason
+        self.closed, self.reason = True, self.reason or reason  # a timeout keeps its words
         self.link.readable(self)
 
     # The socket paho reads and writes.
