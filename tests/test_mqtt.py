@@ -279,6 +279,20 @@ class Publishing(ApiCase):
         await wait_until(lambda: central.payloads("records")[-1:] == written, 15)
 
     @coroutine
+    async def test_a_broker_that_takes_the_connection_and_never_answers_is_given_up(
+        self,
+    ) -> None:
+        proxy = CuttableProxy(SHARED)
+        proxy.restore()
+        proxy.silence()
+        self.addCleanup(proxy.close)
+        await self.start("--site-id", self.site, "--mqtt", f"mqtt://127.0.0.1:{proxy.port}")
+        await wait_until(lambda: bool(self.log.having("no CONNACK within 10 s")), 20)
+        self.assertEqual(self.mqtt()["code"], "broker_unreachable")
+        proxy.restore()
+        await wait_until(lambda: self.mqtt()["state"] == "ok", 30)
+
+    @coroutine
     async def test_the_outbox_works_on_mariadb_too_and_carries_voids(self) -> None:
         import pymysql
 
