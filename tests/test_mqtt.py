@@ -92,6 +92,23 @@ class Settings(TestCase):
         assert options.settings is not None and options.settings.mqtt is not None
         self.assertEqual(options.settings.mqtt.version, "3.1.1")
 
+    def test_the_configuration_file_takes_the_mqtt_keys(self) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="balanca-mqtt-"))
+        self.addCleanup(shutil.rmtree, folder)
+        (folder / "pass").write_text("pw\n")
+        config = folder / "balanca.toml"
+        config.write_text(
+            f'mqtt = "mqtt://site9@broker"\nmqtt-password-file = "{folder / "pass"}"\n'
+            'mqtt-discovery = true\nmqtt-prefix = "fleet"\n[site]\nid = "site-9"\n'
+        )
+        options = Options(environ={})
+        options.parseOptions(["--config", str(config)])
+        assert options.settings is not None and options.settings.mqtt is not None
+        mqtt = options.settings.mqtt
+        self.assertEqual((mqtt.user, mqtt.password, mqtt.prefix, mqtt.discovery),
+                         ("site9", "pw", "fleet", True))  # fmt: skip
+        self.assertEqual(options.settings.site.id, "site-9")
+
     def test_reconnection_waits_with_full_jitter_first_within_1_s_never_over_15_s(self) -> None:
         longest = [backoff(n, lambda: 1.0) for n in range(1, 8)]
         self.assertEqual(longest, [1, 2, 4, 8, 15, 15, 15])
