@@ -162,6 +162,8 @@ class Link:
         self._timeout: IDelayedCall | None = None
         self._writing: IDelayedCall | None = None
         self._last_trouble: str | None = None
+        self._sent: dict[int, paho.MQTTMessageInfo] = {}
+        """QoS 1 messages sent and not yet acknowledged, by mid."""
         self._refusal: tuple[str, str] | None = None
         """The broker's refusal of the session being closed now: (code, words)."""
         self._keepalive = LoopingCall(self._misc)
@@ -203,7 +205,11 @@ class Link:
             properties = Properties(PacketTypes.PUBLISH)
             properties.MessageExpiryInterval = expiry
         info = self.client.publish(topic, payload, qos, retain, properties)
-        return None if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS else info.mid
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return None
+        if qos:
+            self._sent[info.mid] = info
+        return info.mid
 
     # Connecting.
 
@@ -327,7 +333,16 @@ class Link:
     def _on_publish(
         self, client: Any, userdata: Any, mid: int, reason: ReasonCode, properties: Any
     ) -> None:
-        self.reactor.callLater(0, self._acknowledged, mid, not reason.is_failure)
+        if mid in self._sent:
+            self.reactor.callLater(0, self._acked, mid, not reason.is_failure)
+
+    def _acked(self, mid: int, ok: bool) -> None:
+        """The broker answered QoS 1 message `mid`: paho marks the very message it sent as
+        published (a QoS 0 message given the same mid after 65,535 more is not it)."""
+        info = self._sent.get(mid)
+        if info is not None and info.is_published():
+            del self._sent[mid]
+            self._acknowledged(mid, ok)
 
 
 def backoff(attempts: int, rand: Callable[[], float] = random.random) -> float:
