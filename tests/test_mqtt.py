@@ -373,6 +373,25 @@ class OwnBroker(ApiCase):
         return broker
 
     mqtt = Publishing.mqtt
+    capture = Publishing.capture
+
+    @coroutine
+    async def test_a_record_the_broker_refuses_is_logged_and_kept_in_the_outbox(self) -> None:
+        acl = self.folder / "acl"  # the site may say its status and weights, not its records
+        acl.write_text(f"topic write balanca/{self.site}/status\n"
+                       f"topic write balanca/{self.site}/default/#\n")  # fmt: skip
+        broker = self.broker(f"acl_file {acl}")
+        await self.start(
+            "--site-id", self.site, "--scale", "simulator:rate=20",
+            "--mqtt", f"mqtt://127.0.0.1:{broker.port}",
+        )  # fmt: skip
+        await wait_until(lambda: self.mqtt()["state"] == "ok")
+        await self.capture()
+        await wait_until(
+            lambda: bool(self.log.having("MQTT broker refused records 1: Not authorized"))
+        )
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual((self.mqtt()["outbox"], self.mqtt()["state"]), (1, "ok"))
 
     def tls_broker(self) -> tuple[Mosquitto, dict[str, Path]]:
         pem = make_ca(self.folder)

@@ -113,13 +113,14 @@ class Link:
         reactor: Any,
         *,
         connected: Callable[[bool], None],
-        acknowledged: Callable[[int, bool], None],
+        acknowledged: Callable[[int, str | None], None],
         down: Callable[[str, str], None],
         rand: Callable[[], float] = random.random,
     ) -> None:
         """`will` is the Last Will's topic and payload (retained, QoS 1, no delay);
         `connected(session_present)` runs once the broker accepts the session,
-        `acknowledged(mid, ok)` for each QoS 1 message the broker answers, `down(code, why)`
+        `acknowledged(mid, refusal)` for each QoS 1 message the broker answers (the refusal's
+        words, or None when it took the message), `down(code, why)`
         whenever the session is not up (an attempt failed, or the link went)."""
         self.spec, self.reactor, self.rand = spec, reactor, rand
         self._connected, self._acknowledged, self._down = connected, acknowledged, down
@@ -334,15 +335,15 @@ class Link:
         self, client: Any, userdata: Any, mid: int, reason: ReasonCode, properties: Any
     ) -> None:
         if mid in self._sent:
-            self.reactor.callLater(0, self._acked, mid, not reason.is_failure)
+            self.reactor.callLater(0, self._acked, mid, str(reason) if reason.is_failure else None)
 
-    def _acked(self, mid: int, ok: bool) -> None:
+    def _acked(self, mid: int, refusal: str | None) -> None:
         """The broker answered QoS 1 message `mid`: paho marks the very message it sent as
         published (a QoS 0 message given the same mid after 65,535 more is not it)."""
         info = self._sent.get(mid)
         if info is not None and info.is_published():
             del self._sent[mid]
-            self._acknowledged(mid, ok)
+            self._acknowledged(mid, refusal)
 
 
 def backoff(attempts: int, rand: Callable[[], float] = random.random) -> float:

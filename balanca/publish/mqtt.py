@@ -193,21 +193,21 @@ class Publisher(Service):
         for topic, config in configs:
             self.link.publish(topic, json_bytes(config), 1, True)
 
-    def _acknowledged(self, mid: int, ok: bool) -> None:
+    def _acknowledged(self, mid: int, refusal: str | None) -> None:
         if self._closing is not None and mid == self._closing[0]:
             self._closing[1].callback(None)
             return
         message = self._inflight.pop(mid, None)
         if message is None:
             return  # a reading, a state, the site's status
-        if ok:
+        if refusal is None:
             self._acked.append(message.id)
             self.published[message.topic] += 1
         else:  # kept in the outbox, sent again after the next start
             self.log.error(
-                "MQTT broker refused {topic} {number} (not authorized for {base}/?); kept in"
-                " the outbox",
-                topic=message.topic, number=message.number, base=self.base,
+                "MQTT broker refused {topic} {number}: {refusal} (may this site publish under"
+                " {base}/?); kept in the outbox until the next start",
+                topic=message.topic, number=message.number, refusal=refusal, base=self.base,
             )  # fmt: skip
 
     # The outbox.
