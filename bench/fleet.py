@@ -159,10 +159,12 @@ def fleet_bench(sites: int = 20, seconds: float = 20.0, cut: float = 10.0) -> di
     from tests.mqttbroker import Mosquitto
 
     folder = Path(tempfile.mkdtemp(prefix="balanca-fleet-"))
-    broker = Mosquitto("max_queued_messages 100000", persist=True).start()
+    broker = Mosquitto("max_queued_messages 100000", persist=True)
     fleet: list[Site] = []
+    central: Central | None = None
     stop_capturing = threading.Event()
     try:
+        broker.start()
         central = Central(broker.port)
         fleet = [Site(i, broker.port, folder) for i in range(sites)]
         deadline = time.monotonic() + 120
@@ -242,10 +244,8 @@ def fleet_bench(sites: int = 20, seconds: float = 20.0, cut: float = 10.0) -> di
         stop_capturing.set()
         for site in fleet:
             site.stop()
-        try:
+        if central is not None:
             central.subscriber.close()
-        except Exception:
-            pass
         broker.close()
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -368,9 +368,9 @@ class OwnBroker(ApiCase):
         self.addCleanup(shutil.rmtree, self.folder, True)
 
     def broker(self, config: str) -> Mosquitto:
-        broker = Mosquitto(config, plain_port=True).start()
+        broker = Mosquitto(config, plain_port=True)
         self.addCleanup(broker.close)
-        return broker
+        return broker.start()
 
     mqtt = Publishing.mqtt
     capture = Publishing.capture
@@ -517,8 +517,9 @@ class KilledService(TestCase):
         self,
     ) -> None:
         site = new_site()
-        broker = Mosquitto(persist=True).start()
+        broker = Mosquitto(persist=True)
         self.addCleanup(broker.close)
+        broker.start()
         service = self.child(site, f"mqtt://127.0.0.1:{broker.port}")
         service.start()
         until(lambda: health(service.origin)["mqtt"]["state"] == "ok")
