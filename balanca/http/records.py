@@ -118,8 +118,11 @@ class RecordsRoot(WeighingsEndpoint):
         return NotFound()
 
 
-def listing_filters(request: Request, scale_id: str | None) -> ledger.Filters:
-    """A listing's filters from its query (400 when one is malformed)."""
+def listing_filters(
+    request: Request, scale_id: str | None, most: int = MAX_LIMIT, default: int = 50
+) -> ledger.Filters:
+    """A listing's filters from its query (400 when one is malformed): at most `most`
+    records, `default` when `limit` is not given."""
     kind = query(request, "kind")
     if kind is not None and kind not in KINDS:
         raise ApiError(400, "bad kind", f"kind is one of {', '.join(KINDS)}")
@@ -132,7 +135,7 @@ def listing_filters(request: Request, scale_id: str | None) -> ledger.Filters:
         since_utc=None if since is None else utc_text(since),
         until_utc=None if until is None else utc_text(until),
         before=query_int(request, "before", None, 1, 2**63 - 1),
-        limit=query_int(request, "limit", 50, 1, MAX_LIMIT) or 50,
+        limit=query_int(request, "limit", default, 1, most) or default,
     )
 
 

@@ -26,6 +26,7 @@ from balanca.http.api import (
     query_time,
     scale_unavailable,
 )
+from balanca.http.exports import WeighingsCsv
 from balanca.http.keyed import KeyedEndpoint
 from balanca.http.records import RecordsRoot, WeighingsEndpoint
 from balanca.reading import Reply, isotime, local_time
@@ -231,6 +232,7 @@ def api_tree(api: Api, records: RecordBook) -> Resource:
         b"readings": ReadingsEndpoint(api),
         b"scales": ScalesRoot(api, records),
         b"weighings": RecordsRoot(api, records),
+        b"weighings.csv": WeighingsCsv(api, records),
         **scale_children(api, None),
     }
     for name, child in children.items():

@@ -45,6 +45,7 @@ ROUTES = {
     b"/api/scales",
     b"/api/weighings",
     b"/api/readings",
+    b"/api/weighings.csv",
     b"/ws",
     b"/metrics",
     b"/",

@@ -1,0 +1,351 @@
+"""CSV exports, streamed: `GET /api/weighings.csv` and `GET /api/transactions.csv`.
+
+The listings' filters, newest first, the whole range unless `limit` says otherwise. The file
+is written as it is read: a page of rows from the database (balanca.store.export), written
+to the client, then the next page only once the client has taken it. The stream is a push
+producer registered on the request, so a client that reads slowly pauses the database reads
+instead of filling the service's memory; one that stops reading for STALL seconds is cut.
+
+    ?lang=pt-BR (default)   `;` between cells, decimal commas, a UTF-8 BOM (Excel in Brazil)
+    ?lang=en                `,` and `.`
+
+Every file: a header row in its language, CRLF line ends, times as the service's local
+`YYYY-MM-DD HH:MM:SS`, weights with their sealed digits and no thousands separators, then a
+last line per unit with the totals (`Total`, how many rows were added up, the unit, the sums
+under their columns; one `Total` line with 0 when there were none, so a file always ends
+with one and a cut-off download shows). A cell that would start with `=`, `+`, `-`, `@`, a
+tab or a carriage return is written with a `'` before it, so a spreadsheet never reads a
+plate or a note as a formula (OWASP, "CSV injection").
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
+from typing import Any, Generic, Literal, TypeVar
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from balanca.http.api import Answer, Api, Endpoint
+from balanca.http.language import Lang, decimal_text, language, local_text, word
+from balanca.http.records import listing_filters
+from balanca.records.seal import Record
+from balanca.store.export import EVERYTHING, Page, Pages, records_page
+from balanca.store.recordbook import RecordBook
+
+T = TypeVar("T")
+Kind = Literal["int", "text", "decimal", "time", "word", "bool"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+STALL = 60.0
+"""Seconds a client may leave an export unread before it is cut."""
+DIALECTS: dict[Lang, str] = {"pt-BR": ";", "en": ","}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: the key it shows, its header in each language and how its cells read."""
+
+    key: str
+    pt: str
+    en: str
+    kind: Kind = "text"
+
+    def header(self, lang: Lang) -> str:
+        return self.pt if lang == "pt-BR" else self.en
+
+
+@dataclass(frozen=True)
+class Sheet(Generic[T]):
+    """What a CSV export writes for each row, and what it adds up."""
+
+    name: str
+    """The file name offered to the browser."""
+    columns: tuple[Column, ...]
+    values: Callable[[T], Mapping[str, Any]]
+    """A row's cells by column key (raw values: decimal strings, ISO times, ...)."""
+    counted: Callable[[T], bool]
+    """Whether a row adds to the totals."""
+    sums: tuple[str, ...]
+    """The decimal columns the totals add up."""
+
+
+def cell(value: Any, kind: Kind, lang: Lang) -> str:
+    """One cell as written, safe to open in a spreadsheet."""
+    if value is None or value == "":
+        return ""
+    if kind == "decimal":
+        text = decimal_text(value, lang)
+    elif kind == "time":
+        text = local_text(value)
+    elif kind == "word":
+        text = word(value, lang)
+    elif kind == "bool":
+        text = word("yes" if value else "no", lang)
+    else:
+        text = str(value)
+    return neutral(text)
+
+
+def neutral(text: str) -> str:
+    """`text`, with a `'` before it when a spreadsheet would read it as a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+@dataclass
+class Totals:
+    """Per unit: how many rows were added up, and the sums of the sheet's decimal columns."""
+
+    sums: tuple[str, ...]
+    units: dict[str, tuple[int, dict[str, Decimal]]] = field(default_factory=dict)
+
+    def add(self, values: Mapping[str, Any]) -> None:
+        count, sums = self.units.get(values["unit"] or "", (0, {}))
+        for key in self.sums:
+            if values.get(key) is not None:
+                sums[key] = sums.get(key, Decimal(0)) + Decimal(values[key])
+        self.units[values["unit"] or ""] = (count + 1, sums)
+
+    def lines(self, columns: Sequence[Column], lang: Lang) -> list[list[str]]:
+        """A line per unit (one line of 0 for none): `Total`, the count, the unit, the sums."""
+        lines = []
+        for unit, (count, sums) in sorted(self.units.items()) or [("", (0, {}))]:
+            line = [""] * len(columns)
+            line[0], line[1] = word("total", lang), str(count)
+            for i, column in enumerate(columns):
+                if column.key == "unit":
+                    line[i] = neutral(unit)
+                elif column.key in sums:
+                    line[i] = decimal_text(sums[column.key], lang)
+            lines.append(line)
+        return lines
+
+
+def csv_headers(request: Request, name: str) -> None:
+    """The headers of a CSV download named `name`."""
+    request.setHeader(b"Content-Type", b"text/csv; charset=utf-8")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"Content-Disposition", f'attachment; filename="{name}"'.encode())
+
+
+@implementer(IPushProducer)
+class CsvStream(Generic[T]):
+    """One export on its way to a client: reads a page while the client keeps up, pauses
+    while it does not, and ends with the totals."""
+
+    log = Logger()
+
+    def __init__(
+        self, request: Request, pages: Pages[T], sheet: Sheet[T], lang: Lang, clock: IReactorTime
+    ) -> None:
+        self.request, self.pages, self.sheet, self.lang, self.clock = (
+            request, pages, sheet, lang, clock,
+        )  # fmt: skip
+        self.totals = Totals(sheet.sums)
+        self.rows = 0
+        """Rows written so far."""
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, delimiter=DIALECTS[lang], lineterminator="\r\n")
+        self._paused = self._reading = self._stopped = False
+        self._stall: IDelayedCall | None = None
+
+    def start(self, first: Sequence[T]) -> None:
+        """Answer 200 with the header row and the first page, then stream the rest."""
+        request = self.request
+        csv_headers(request, self.sheet.name)
+        request.notifyFinish().addErrback(lambda _: self.stopProducing())
+        request.registerProducer(self, True)
+        self._writer.writerow([neutral(c.header(self.lang)) for c in self.sheet.columns])
+        bom = codecs.BOM_UTF8 if self.lang == "pt-BR" else b""
+        self._write(first, bom)
+        self._pump()
+
+    # IPushProducer: the request's transport says when the client keeps up.
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        if self._stall is None:
+            self._stall = self.clock.callLater(STALL, self._stalled)
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._cancel_stall()
+        self._pump()
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+        self._cancel_stall()
+
+    # Inside.
+
+    def _pump(self) -> None:
+        if self._reading or self._paused or self._stopped:
+            return
+        if self.pages.done:
+            self._finish()
+            return
+        self._reading = True
+        self.pages.next().addCallbacks(self._read, self._failed)
+
+    def _read(self, rows: Sequence[T]) -> None:
+        self._reading = False
+        if not self._stopped:
+            self._write(rows)
+            self._pump()
+
+    def _write(self, rows: Iterable[T], prefix: bytes = b"") -> None:
+        columns, lang = self.sheet.columns, self.lang
+        for row in rows:
+            values = self.sheet.values(row)
+            if self.sheet.counted(row):
+                self.totals.add(values)
+            self._writer.writerow([cell(values.get(c.key), c.kind, lang) for c in columns])
+            self.rows += 1
+        self._flush(prefix)
+
+    def _flush(self, prefix: bytes = b"") -> None:
+        data = prefix + self._buffer.getvalue().encode("utf-8")
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        if data:
+            self.request.write(data)
+
+    def _finish(self) -> None:
+        self._writer.writerows(self.totals.lines(self.sheet.columns, self.lang))
+        self._flush()
+        self._stopped = True
+        self.request.unregisterProducer()
+        self.request.finish()
+
+    def _failed(self, failure: Failure) -> None:
+        self._reading = False
+        if self._stopped:
+            return
+        self.log.warn(
+            "export {name}: cut after {rows} rows: {error}",
+            name=self.sheet.name, rows=self.rows, error=failure.getErrorMessage(),
+        )  # fmt: skip
+        self._abort()
+
+    def _stalled(self) -> None:
+        self._stall = None
+        self.log.info(
+            "export {name}: the client read nothing for {stall:g} s; cut after {rows} rows",
+            name=self.sheet.name, stall=STALL, rows=self.rows,
+        )  # fmt: skip
+        self._abort()
+
+    def _abort(self) -> None:
+        """End the response without its last chunk: the client sees a transfer cut short,
+        never a file that looks whole."""
+        self.stopProducing()
+        self.request.unregisterProducer()
+        self.request.channel.forceAbortClient()
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None and self._stall.active():
+            self._stall.cancel()
+        self._stall = None
+
+
+class CsvEndpoint(Endpoint, Generic[T]):
+    """An export: the listing's filters, then the file streamed page by page."""
+
+    token_in_query = True
+
+    def __init__(self, api: Api, sheet: Sheet[T]) -> None:
+        super().__init__(api)
+        self.sheet = sheet
+        self.streams: set[CsvStream[T]] = set()
+        """The exports under way."""
+
+    def pages(self, request: Request) -> Pages[T]:
+        """The rows the request asks for (400 when a filter is malformed)."""
+        raise NotImplementedError
+
+    def get(self, request: Request) -> Answer | defer.Deferred[Answer]:
+        lang, pages = language(request), self.pages(request)
+        if request.method == b"HEAD":
+            csv_headers(request, self.sheet.name)
+            request.write(b"")
+            request.finish()
+            return 200, b""
+        stream = CsvStream(request, pages, self.sheet, lang, self.api.clock)
+
+        def started(first: Sequence[T]) -> Answer:
+            self.streams.add(stream)
+            request.notifyFinish().addBoth(lambda _: self.streams.discard(stream))
+            stream.start(first)
+            return 200, b""  # under way: `finish` leaves it to the stream
+
+        return pages.next().addCallback(started)
+
+
+def record_values(record: Record) -> Mapping[str, Any]:
+    """A record's cells: its keys, the time of its reading (or of the record, for one made
+    without a reading: a void, a typed-in tare)."""
+    return {**record, "time": record["time"] or record["captured"]}
+
+
+def record_counted(record: Record) -> bool:
+    """A capture that stands (not voided) adds to the totals; voids and stored tares do not."""
+    return record["kind"] in ("weighing", "in", "out") and record["voided_by"] is None
+
+
+WEIGHINGS = Sheet[Record](
+    name="weighings.csv",
+    columns=(
+        Column("number", "Número", "Number", "int"),
+        Column("kind", "Tipo", "Kind", "word"),
+        Column("time", "Data e hora", "Time", "time"),
+        Column("scale", "Balança", "Scale"),
+        Column("plate", "Placa", "Plate"),
+        Column("product", "Produto", "Product"),
+        Column("party", "Cliente/fornecedor", "Party"),
+        Column("reference", "Referência", "Reference"),
+        Column("weight", "Peso", "Weight", "decimal"),
+        Column("unit", "Unidade", "Unit"),
+        Column("mode", "Modo", "Mode", "word"),
+        Column("tare", "Tara do indicador", "Indicator tare", "decimal"),
+        Column("gross", "Bruto", "Gross", "decimal"),
+        Column("net", "Líquido", "Net", "decimal"),
+        Column("transaction", "Transação", "Transaction", "int"),
+        Column("operator", "Operador", "Operator"),
+        Column("voids", "Anula o nº", "Voids", "int"),
+        Column("reason", "Motivo", "Reason"),
+        Column("voided_by", "Anulado pelo nº", "Voided by", "int"),
+        Column("note", "Observação", "Note"),
+        Column("hash", "Hash", "Hash"),
+    ),
+    values=record_values,
+    counted=record_counted,
+    sums=("weight", "gross", "net"),
+)
+
+
+class WeighingsCsv(CsvEndpoint[Record]):
+    """`GET /api/weighings.csv`: the records `GET /api/weighings` lists, every one of them."""
+
+    def __init__(self, api: Api, records: RecordBook) -> None:
+        super().__init__(api, WEIGHINGS)
+        self.records = records
+
+    def pages(self, request: Request) -> Pages[Record]:
+        filters = listing_filters(
+            request, self.api.scale_query(request), most=EVERYTHING, default=EVERYTHING
+        )
+        page: Page[Record] = partial(records_page, dialect=self.records.dialect, filters=filters)
+        return Pages(self.records.interact, page, _number, filters.before, filters.limit)
+
+
+def _number(record: Record) -> int:
+    return int(record["number"])
