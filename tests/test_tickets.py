@@ -1,0 +1,176 @@
+"""Printed tickets as the driver and the site read them: the site's header, the sealed
+figures with their exact digits, the records with their short hashes and the key, two copies
+on A4 and one on 80 mm, both languages, CANCELADO on a voided one, every typed value
+escaped, and the same tokens as reads (`?token=` too). Real pty scales, in process."""
+
+from __future__ import annotations
+
+import html
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+
+from tests.base import fetch
+from tests.test_exports import SiteCase
+
+SITE = """
+[site]
+name = "Cooperativa <Sul> & Filhos"
+document = "12.345.678/0001-90"
+address = "Rod. BR-116, km 42, Vacaria - RS"
+phone = "(54) 3232-1000"
+"""
+PAYLOAD = '<img src=x onerror="document.title=1"><script>alert(1)</script>'
+
+
+def text_of(page: bytes) -> str:
+    """A page's text as a reader sees it: tags dropped, entities read, spaces collapsed."""
+    body = page.decode("utf-8").partition("<body>")[2]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+def site_config() -> str:
+    folder = Path(tempfile.mkdtemp())
+    (folder / "balanca.toml").write_text(SITE, encoding="utf-8")
+    (folder / "operators").write_text("ana:tok-ana\n")
+    return str(folder)
+
+
+class Tickets(SiteCase):
+    @defer.inlineCallbacks
+    def start_printing(self, *extra: str) -> Any:
+        folder = site_config()
+        self.write_token = "tok-ana"
+        yield self.start_site(
+            "--config", f"{folder}/balanca.toml", "--operators-file", f"{folder}/operators", *extra
+        )
+
+    @defer.inlineCallbacks
+    def ticket(self, path: str, code: int = 200) -> Any:
+        response = yield fetch(self.url(path), headers={"Authorization": "Bearer tok-ana"})
+        self.assertEqual(response.code, code, response.body[:500])
+        self.assertEqual(response.header("Content-Type"), "text/html; charset=utf-8")
+        return response
+
+    @defer.inlineCallbacks
+    def test_a_weighing_ticket_prints_the_site_the_sealed_figures_and_the_seal(
+        self,
+    ) -> defer.Generator:
+        yield self.start_printing()
+        ana = {"Authorization": "Bearer tok-ana"}
+        record = yield self.capture(
+            "truck", "35420.5", "kg", ana, plate="abc-1d23", product="Soja", party="Coop Norte"
+        )
+        key = (yield fetch(self.url("/api/weighings/key"), headers=ana)).json()
+        page = yield self.ticket("/tickets/weighings/1")
+        text = text_of(page.body)
+        for expected in (
+            "Cooperativa <Sul> & Filhos",
+            "CNPJ 12.345.678/0001-90",
+            "Rod. BR-116, km 42, Vacaria - RS",
+            "Tel. (54) 3232-1000",
+            "Registro de pesagem nº 1",
+            "Placa ABC1D23",
+            "Produto Soja",
+            "Cliente/fornecedor Coop Norte",
+            "truck 35420,5 kg nº 1",  # the pass: time, scale, weight, record
+            "Peso bruto 35420,5 kg",
+            "Peso líquido 35420,5 kg",
+            "Operador ana",
+            "Balança truck",
+            f"nº 1 · {record['hash'][:12]}",
+            f"Chave de assinatura {key['fingerprint']}",
+            "Motorista",
+            "Balanceiro",
+        ):
+            self.assertEqual(text.count(expected), 2, expected)  # two copies on the sheet
+        self.assertIn("1ª via — motorista", text)
+        self.assertIn("2ª via — empresa", text)
+        self.assertNotIn(record["hash"][:13], text)  # the short hash: 12 digits
+        self.assertIn('href="../../ticket.css"', page.body.decode())
+        thermal = text_of((yield self.ticket("/tickets/weighings/1?paper=80mm")).body)
+        self.assertEqual(thermal.count("Peso líquido 35420,5 kg"), 1)  # one copy on the roll
+        self.assertNotIn("via", thermal)
+        english = text_of((yield self.ticket("/tickets/weighings/1?lang=en&paper=80mm")).body)
+        for expected in ("Weighing record no. 1", "Plate ABC1D23", "Gross 35420.5 kg",
+                         "Net 35420.5 kg", "Signing key sha256:", "Driver", "Weigher"):  # fmt: skip
+            self.assertIn(expected, english)
+
+    @defer.inlineCallbacks
+    def test_a_voided_weighing_says_cancelado_with_its_void_record(self) -> defer.Generator:
+        yield self.start_printing()
+        ana = {"Authorization": "Bearer tok-ana"}
+        yield self.capture("lab", "12.345", "g", ana, reference="lote 7")
+        plain = text_of((yield self.ticket("/tickets/weighings/1")).body)
+        self.assertNotIn("CANCELADO", plain)
+        void = yield fetch(
+            self.url("/api/weighings/1/void"),
+            b"POST",
+            b'{"reason": "amostra trocada"}',
+            {"Content-Type": "application/json", **ana},
+        )
+        self.assertEqual(void.code, 201)
+        text = text_of((yield self.ticket("/tickets/weighings/1")).body)
+        self.assertEqual(text.count("CANCELADO"), 2)
+        self.assertIn("Anulado pelo registro nº 2: amostra trocada", text)
+        self.assertIn(f"nº 2 · {void.json()['hash'][:12]}", text)
+        english = text_of((yield self.ticket("/tickets/weighings/1?lang=en")).body)
+        self.assertIn("VOID Voided by record no. 2: amostra trocada", english)
+        of_void = text_of((yield self.ticket("/tickets/weighings/2")).body)
+        self.assertIn("Anula o registro nº 1: amostra trocada", of_void)
+
+    @defer.inlineCallbacks
+    def test_every_typed_value_is_escaped(self) -> defer.Generator:
+        yield self.start_printing()
+        ana = {"Authorization": "Bearer tok-ana"}
+        yield self.capture(
+            "truck", "1000.0", "kg", ana, party=PAYLOAD, product=PAYLOAD, note=PAYLOAD
+        )
+        page = (yield self.ticket("/tickets/weighings/1")).body.decode()
+        self.assertNotIn("<script", page)
+        self.assertNotIn("<img", page)
+        self.assertEqual(page.count(html.escape(PAYLOAD)), 6)  # party, product, note; twice
+        self.assertIn("Cooperativa &lt;Sul&gt; &amp; Filhos", page)
+        self.assertEqual(text_of(page.encode()).count(PAYLOAD), 6)
+
+    @defer.inlineCallbacks
+    def test_unknown_tickets_and_bad_queries_are_html_pages(self) -> defer.Generator:
+        yield self.start_printing()
+        for path, code in (
+            ("/tickets/weighings/1", 404),
+            ("/tickets/weighings/x", 404),
+            ("/tickets/weighings/1/more", 404),
+            ("/tickets/nothing/1", 404),
+            ("/tickets", 404),
+            ("/tickets/weighings/1?paper=a3", 400),
+            ("/tickets/weighings/1?lang=fr", 400),
+        ):
+            response = yield self.ticket(path, code)
+            self.assertIn(f"{code} — ", text_of(response.body), path)
+        posted = yield fetch(self.url("/tickets/weighings/1"), b"POST", b"")
+        self.assertEqual(posted.code, 405)
+
+    @defer.inlineCallbacks
+    def test_tickets_take_the_read_token_from_the_header_or_the_query(self) -> defer.Generator:
+        folder = site_config()
+        Path(folder, "read").write_text("leitura\n")
+        yield self.start_printing("--read-token-file", f"{folder}/read")
+        yield self.capture("truck", "1000.0", "kg", {"Authorization": "Bearer tok-ana"})
+        for path, headers, code in (
+            ("/tickets/weighings/1", {}, 401),
+            ("/tickets/weighings/1?token=errado", {}, 401),
+            ("/tickets/weighings/1?token=leitura", {}, 200),
+            ("/tickets/weighings/1", {"Authorization": "Bearer leitura"}, 200),
+            ("/tickets/weighings/1", {"Authorization": "Bearer tok-ana"}, 200),
+        ):
+            response = yield fetch(self.url(path), headers=headers)
+            self.assertEqual(response.code, code, (path, headers))
+            self.assertEqual(response.header("Content-Type"), "text/html; charset=utf-8")
+        refused = yield fetch(self.url("/tickets/weighings/1"))
+        self.assertEqual(refused.header("WWW-Authenticate"), 'Bearer realm="balanca"')
+        self.assertIn("401 — Acesso negado", text_of(refused.body))
+        page = (yield fetch(self.url("/tickets/weighings/1?token=leitura&lang=en"))).body
+        self.assertIn('href="?lang=en&amp;paper=80mm&amp;token=leitura"', page.decode())
