@@ -40,6 +40,7 @@ from balanca.scales import ScaleParts, build_scale
 from balanca.store.idempotency import Idempotency
 from balanca.store.recordbook import RecordBook
 from balanca.store.store import Store
+from balanca.store.transactions import Transactions
 
 __all__ = ["BalancaService", "Listener", "Options", "Parts", "Settings", "makeService"]
 
@@ -207,6 +208,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     for parts in scales.values():
         parts.hub.subscribe(book)
     collector.book = book
+    transactions = Transactions(book, settings.rules)
     api = Api(
         reactor,
         scales,
@@ -218,7 +220,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         Idempotency(store.interact, store.dialect, reactor),
     )
     site = site_tree(
-        api_tree(api, book),
+        api_tree(api, book, transactions),
         WebSocketResource(live),
         MetricsResource(registry),
         web_root(),
@@ -233,6 +235,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     # everything the scales published before the process exits.
     store.setServiceParent(top)
     book.setServiceParent(top)
+    transactions.setServiceParent(top)
     for parts in scales.values():
         parts.link.setServiceParent(top)
     for description, endpoint in settings.http:

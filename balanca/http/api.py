@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from balanca.scales import ScaleParts
 
 MAX_BODY = 16 * 1024
+HANDLERS = ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post"), (b"PUT", "put"))
+"""Each method an endpoint may answer, and the name of its handler."""
+WRITES = (b"POST", b"PUT")
 MAX_LIMIT = 1000
 Answer = tuple[int, "dict[str, Any] | list[Any] | bytes"]
 
@@ -200,9 +203,7 @@ class Endpoint(Resource):
             if issubclass(cls, Endpoint) and cls is not Endpoint
             for name in vars(cls)
         }
-        self.methods = [
-            m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own
-        ]
+        self.methods = [m for m, name in HANDLERS if name in own]
         """The methods this endpoint answers: those whose handler its class (or a class it
         extends) defines."""
 
@@ -212,6 +213,10 @@ class Endpoint(Resource):
 
     def post(self, request: Request, body: Any) -> Answer | defer.Deferred[Answer]:
         """Answer a POST with its parsed JSON body (endpoints that take writes override this)."""
+        raise NotImplementedError
+
+    def put(self, request: Request, body: Any) -> Answer | defer.Deferred[Answer]:
+        """Answer a PUT with its parsed JSON body (endpoints that replace a thing)."""
         raise NotImplementedError
 
     def render(self, request: Request) -> bytes | int:
@@ -235,8 +240,8 @@ class Endpoint(Resource):
                 405, "method not allowed", f"use {', '.join(m.decode() for m in allowed)}"
             )
         access = self.api.access
-        token = presented_token(request, self.token_in_query and request.method != b"POST")
-        if request.method == b"POST":
+        token = presented_token(request, self.token_in_query and request.method not in WRITES)
+        if request.method in WRITES:
             require(request, access.may_write(token), "writes", self.api.limiter)
         elif not self.public:
             require(request, access.may_read(token), "reads", self.api.limiter)
@@ -244,6 +249,8 @@ class Endpoint(Resource):
             raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
         if request.method == b"POST":
             return self.post(request, parse_body(request))
+        if request.method == b"PUT":
+            return self.put(request, parse_body(request))
         return self.get(request)
 
     def limit(self, request: Request) -> None:

@@ -38,6 +38,7 @@ from balanca.http.api import (
 )
 from balanca.http.keyed import KeyedEndpoint
 from balanca.hub import Hub
+from balanca.reading import Reading
 from balanca.records.guards import Capture, refusal
 from balanca.store import ledger
 from balanca.store.idempotency import Receipt
@@ -145,24 +146,40 @@ def capture(endpoint: KeyedWrite, request: Request, body: Any, hub: Hub) -> defe
     operator = endpoint.operator(request)
 
     async def act(receipt: Receipt | None) -> Answer:
-        book, reading = endpoint.records, hub.latest
-        minimum = endpoint.records.min_weight(hub.scale)
-        capture = Capture(hub.state, reading, minimum, emptied=True, again=fields["again"])
-        refused = refusal(capture)  # the scale's own state first: it needs no database
-        if refused is None and not fields["again"] and not await book.emptied(hub.scale):
-            refused = refusal(replace(capture, emptied=False))
-        if refused is not None:
-            if refused.code == "scale_not_live":
-                raise scale_unavailable(hub, 409)
-            raise ApiError(409, refused.error, refused.detail, refused.code)
-        endpoint.limit(request)
-        assert reading is not None
-        record = await book.capture(
+        reading = await guarded(endpoint, request, hub, fields["again"])
+        record = await endpoint.records.capture(
             reading, {**fields, "kind": "weighing", "operator": operator}, receipt
         )
         return 201, record
 
     return endpoint.keyed(request, act)
+
+
+async def guarded(endpoint: KeyedWrite, request: Request, hub: Hub, again: bool) -> Reading:
+    """The reading a capture on `hub`'s scale takes (a weighing, an `in` or an `out`), once
+    it has passed the capture guards (409) and the rate limit (429)."""
+    book, reading = endpoint.records, hub.latest
+    capture = Capture(hub.state, reading, book.min_weight(hub.scale), emptied=True, again=again)
+    refused = refusal(capture)  # the scale's own state first: it needs no database
+    if refused is None and not again and not await book.emptied(hub.scale):
+        refused = refusal(replace(capture, emptied=False))
+    if refused is not None:
+        if refused.code == "scale_not_live":
+            raise scale_unavailable(hub, 409)
+        raise ApiError(409, refused.error, refused.detail, refused.code)
+    endpoint.limit(request)
+    assert reading is not None
+    return reading
+
+
+def void_reason(body: Any) -> str:
+    """The reason of a void request `{"reason": "..."}` (400 unless 1 to 500 characters)."""
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        raise ApiError(400, "malformed body", 'expected {"reason": "..."}')
+    reason = text_field(body, "reason", 500)
+    if not reason or not reason.strip():
+        raise ApiError(400, "reason required", "a void needs a reason (1 to 500 characters)")
+    return reason
 
 
 class RecordEndpoint(KeyedWrite):
@@ -192,11 +209,7 @@ class VoidEndpoint(KeyedWrite):
         self.number = number
 
     def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
-        if not isinstance(body, dict) or set(body) - {"reason"}:
-            raise ApiError(400, "malformed body", 'expected {"reason": "..."}')
-        reason = text_field(body, "reason", 500)
-        if not reason or not reason.strip():
-            raise ApiError(400, "reason required", "a void needs a reason (1 to 500 characters)")
+        reason = void_reason(body)
         operator = self.operator(request)
 
         async def act(receipt: Receipt | None) -> Answer:

@@ -46,13 +46,16 @@ ROUTES = {
     b"/api/weighings",
     b"/api/readings",
     b"/api/weighings.csv",
+    b"/api/transactions",
     b"/ws",
     b"/metrics",
     b"/",
 }
 TICKET_ROUTE = re.compile(rb"/tickets/(weighings|transactions)/[0-9]+")
 """A ticket, counted as `/tickets/KIND/N`."""
-SCALE_ROUTE = re.compile(rb"/api/scales/[^/]+/(weight|health|tare|zero|clear-tare|weighings)")
+SCALE_ROUTE = re.compile(
+    rb"/api/scales/[^/]+/(weight|health|tare|zero|clear-tare|weighings|transactions)"
+)
 """A per-scale path, counted as `/api/scales/ID/...` (the id left out: no label per guess)."""
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twisted.application.service import Service
@@ -43,6 +43,7 @@ RETRY = 2.0
 Interact = Callable[..., Deferred[Any]]
 """Runs an interaction in a database thread (the store's, retried once on a lost link)."""
 State = Literal["checking", "ok", "broken"]
+T = TypeVar("T")
 
 
 class RecordRefused(Exception):
@@ -122,8 +123,15 @@ class RecordBook(Service):
     ) -> Record:
         """Seal a capture of `reading` (kind and request fields in `fields`) and write it,
         with the answer to `receipt`'s Idempotency-Key in the same transaction."""
+        record = await self._append(self.capture_draft(reading, fields), receipt)
+        self.noted(reading.scale)
+        return record
+
+    def capture_draft(self, reading: Reading, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The draft of a capture of `reading`: the reading's keys, and `fields` (kind and
+        the request's fields)."""
         assert reading.weight is not None
-        draft = self._draft(
+        return self.draft(
             fields,
             scale=reading.scale,
             run=self.run,
@@ -139,10 +147,22 @@ class RecordBook(Service):
             frame=reading.frame.hex() if reading.frame else None,
             again=bool(fields.get("again", False)),
         )
-        record = await self._append(draft, receipt)
-        self._captured[reading.scale] = True
-        self._emptied[reading.scale] = False
-        return record
+
+    def noted(self, scale: str) -> None:
+        """A capture on `scale` was written: the same-load rule waits for it to be emptied."""
+        self._captured[scale] = True
+        self._emptied[scale] = False
+
+    async def write(self, interaction: Callable[..., T], *args: Any) -> T:
+        """Run `interaction(txn, *args)`, a database interaction that appends records with
+        `ledger.append`, as the book's one writer; the chain check then covers them."""
+
+        async def written() -> T:
+            result: T = await self.interact(interaction, *args)
+            self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
+            return result
+
+        return await self._appending.run(lambda: Deferred.fromCoroutine(written()))
 
     async def void(
         self, number: int, reason: str, operator: str | None, receipt: Receipt | None = None
@@ -162,7 +182,7 @@ class RecordBook(Service):
                     "part of a transaction",
                     f"void transaction {target['transaction']} instead",
                 )
-            draft = self._draft(
+            draft = self.draft(
                 {"kind": "void", "voids": number, "reason": reason, "operator": operator}
             )
             return await self._write(draft, receipt)
@@ -199,9 +219,7 @@ class RecordBook(Service):
             self._captured[scale] = await self.interact(_has_capture, self.dialect, scale)
         return not self._captured[scale] or self._emptied.get(scale, False)
 
-    # Inside.
-
-    def _draft(self, fields: Mapping[str, Any], **values: Any) -> dict[str, Any]:
+    def draft(self, fields: Mapping[str, Any], **values: Any) -> dict[str, Any]:
         """Every key of a record to be sealed, empty unless given."""
         draft = dict.fromkeys(
             k for k in ledger.STORED_KEYS if k not in ("number", *ledger.SEAL_KEYS)
@@ -210,6 +228,8 @@ class RecordBook(Service):
         draft.update(values)
         draft["captured"] = isotime(local_time(self.clock.seconds()))
         return draft
+
+    # Inside.
 
     async def _append(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
         return await self._appending.run(
