@@ -227,7 +227,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         settings.access,
         limiter,
         reactor,
-        TicketsRoot(Printer(api, settings.site, book)),
+        TicketsRoot(Printer(api, settings.site, book, transactions)),
     )
     collector.site = site
     top.parts = Parts(scales, live, store, site, limiter)

@@ -24,6 +24,7 @@ import codecs
 import csv
 import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -36,12 +37,14 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from balanca.http.api import Answer, Api, Endpoint
+from balanca.http.api import Answer, Api, Endpoint, query_int
 from balanca.http.language import Lang, decimal_text, language, local_text, word
 from balanca.http.records import listing_filters
+from balanca.http.transactions import transaction_filters
 from balanca.records.seal import Record
-from balanca.store.export import EVERYTHING, Page, Pages, records_page
+from balanca.store.export import EVERYTHING, Page, Pages, records_page, transactions_page
 from balanca.store.recordbook import RecordBook
+from balanca.store.transactions import Transactions
 
 T = TypeVar("T")
 Kind = Literal["int", "text", "decimal", "time", "word", "bool"]
@@ -349,3 +352,83 @@ class WeighingsCsv(CsvEndpoint[Record]):
 
 def _number(record: Record) -> int:
     return int(record["number"])
+
+
+Transaction = dict[str, Any]
+
+
+def transaction_values(transaction: Transaction) -> Mapping[str, Any]:
+    """A transaction's cells: its own keys, and of each pass its time, scale, weight and
+    record (a one-pass transaction has no entry), the stored tare's record, the operators."""
+    values = dict(transaction)
+    for name in ("in", "out"):
+        record = transaction[name] or {}
+        values[f"{name}_time"] = record.get("time")
+        values[f"{name}_scale"] = record.get("scale")
+        values[f"{name}_weight"] = record.get("weight")
+        values[f"{name}_number"] = record.get("number")
+    values["tare_record"] = (transaction["out"] or {}).get("tare_record")
+    operators = (r["operator"] for r in (transaction["in"], transaction["out"]) if r)
+    values["operator"] = ", ".join(dict.fromkeys(o for o in operators if o))
+    return values
+
+
+TRANSACTIONS = Sheet[Transaction](
+    name="transactions.csv",
+    columns=(
+        Column("id", "Ticket", "Ticket", "int"),
+        Column("state", "Situação", "State", "word"),
+        Column("plate", "Placa", "Plate"),
+        Column("product", "Produto", "Product"),
+        Column("party", "Cliente/fornecedor", "Party"),
+        Column("reference", "Referência", "Reference"),
+        Column("in_time", "Entrada", "Entry time", "time"),
+        Column("in_scale", "Balança de entrada", "Entry scale"),
+        Column("in_weight", "Peso de entrada", "Entry weight", "decimal"),
+        Column("out_time", "Saída", "Exit time", "time"),
+        Column("out_scale", "Balança de saída", "Exit scale"),
+        Column("out_weight", "Peso de saída", "Exit weight", "decimal"),
+        Column("gross", "Bruto", "Gross", "decimal"),
+        Column("tare", "Tara", "Tare", "decimal"),
+        Column("net", "Líquido", "Net", "decimal"),
+        Column("unit", "Unidade", "Unit"),
+        Column("tare_source", "Origem da tara", "Tare source", "word"),
+        Column("tare_mismatch", "Tara divergente", "Tare mismatch", "bool"),
+        Column("in_number", "Registro de entrada", "Entry record", "int"),
+        Column("out_number", "Registro de saída", "Exit record", "int"),
+        Column("tare_record", "Registro da tara", "Tare record", "int"),
+        Column("operator", "Operador", "Operator"),
+        Column("note", "Observação", "Note"),
+    ),
+    values=transaction_values,
+    counted=lambda transaction: transaction["state"] == "closed",
+    sums=("gross", "tare", "net"),
+)
+
+
+class TransactionsCsv(CsvEndpoint[Transaction]):
+    """`GET /api/transactions.csv`: the transactions `GET /api/transactions` lists, every one
+    of them; the totals add up the closed ones."""
+
+    def __init__(self, api: Api, records: RecordBook, transactions: Transactions) -> None:
+        super().__init__(api, TRANSACTIONS)
+        self.records, self.transactions = records, transactions
+
+    def pages(self, request: Request) -> Pages[Transaction]:
+        limit = query_int(request, "limit", EVERYTHING, 1, EVERYTHING) or EVERYTHING
+        filters = transaction_filters(_without_limit(request))
+        page: Page[Transaction] = partial(
+            transactions_page,
+            dialect=self.records.dialect,
+            rules=self.transactions.rules,
+            filters=filters,
+        )
+        return Pages(self.records.interact, page, lambda t: int(t["id"]), filters.before, limit)
+
+
+def _without_limit(request: Request) -> Request:
+    """`request` as the listing's own filter parser should see it: `limit` is read here (the
+    listing caps it at 1000, an export at nothing)."""
+    view = copy(request)
+    view.args = {k: v for k, v in request.args.items() if k != b"limit"}
+    return view

@@ -26,7 +26,7 @@ from balanca.http.api import (
     query_time,
     scale_unavailable,
 )
-from balanca.http.exports import WeighingsCsv
+from balanca.http.exports import TransactionsCsv, WeighingsCsv
 from balanca.http.keyed import KeyedEndpoint
 from balanca.http.records import RecordsRoot, WeighingsEndpoint
 from balanca.http.transactions import OpenEndpoint, TransactionsRoot, VehiclesRoot
@@ -237,6 +237,7 @@ def api_tree(api: Api, records: RecordBook, transactions: Transactions) -> Resou
         b"weighings": RecordsRoot(api, records),
         b"weighings.csv": WeighingsCsv(api, records),
         b"transactions": TransactionsRoot(api, records, transactions),
+        b"transactions.csv": TransactionsCsv(api, records, transactions),
         b"vehicles": VehiclesRoot(api, records, transactions),
         **scale_children(api, None),
     }

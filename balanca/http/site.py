@@ -47,6 +47,7 @@ ROUTES = {
     b"/api/readings",
     b"/api/weighings.csv",
     b"/api/transactions",
+    b"/api/transactions.csv",
     b"/ws",
     b"/metrics",
     b"/",

@@ -39,6 +39,7 @@ from balanca.reading import isotime, local_time
 from balanca.records.seal import Record
 from balanca.store.condition import DatabaseUnavailable
 from balanca.store.recordbook import RecordBook
+from balanca.store.transactions import Transactions
 
 Paper = Literal["a4", "80mm"]
 SHORT_HASH = 12
@@ -190,6 +191,36 @@ def record_ticket(record: Record, void: Record | None, lang: Lang) -> Ticket:
     if void is not None:
         ticket.void = t["voided"].format(n=void["number"], reason=void["reason"])
         ticket.records.append(void)
+    return ticket
+
+
+def transaction_ticket(
+    transaction: dict[str, Any], tare: Record | None, voids: Sequence[Record], lang: Lang
+) -> Ticket:
+    """The ticket of a transaction (`tare`: the stored tare a one-pass close used; `voids`:
+    the records that voided it)."""
+    t = TEXTS[lang]
+    first, last = transaction["in"], transaction["out"]
+    ticket = Ticket(
+        t["transaction"].format(n=transaction["id"]), open=transaction["state"] == "open"
+    )
+    ticket.fields = _fields(transaction, t)
+    ticket.passes = [Pass(t[k], r) for k, r in (("in", first), ("out", last)) if r is not None]
+    unit = transaction["unit"]
+    ticket.figures = [
+        (t[k], weight_text(transaction[k], unit, lang))
+        for k in ("gross", "tare", "net")
+        if transaction[k] is not None
+    ]
+    if tare is not None:
+        when = local_text(tare["time"] or tare["captured"], lang)
+        ticket.notes.append(t["stored_tare"].format(n=tare["number"], when=when))
+    if transaction["tare_mismatch"]:
+        ticket.notes.append(t["mismatch"])
+    if voids:
+        ticket.void = t["voided"].format(n=voids[0]["number"], reason=voids[0]["reason"])
+    stands_on = [r for r in (first, last, tare, *voids) if r is not None]
+    ticket.records = sorted(stands_on, key=lambda r: int(r["number"]))
     return ticket
 
 
@@ -347,15 +378,17 @@ class Printer:
     api: Api
     site: Site
     book: RecordBook
+    transactions: Transactions
 
 
 class TicketsRoot(Resource):
-    """`/tickets`: `/tickets/weighings/N`, and the kinds of ticket others add."""
+    """`/tickets`: `/tickets/weighings/N` (a record) and `/tickets/transactions/T`."""
 
     def __init__(self, printer: Printer) -> None:
         super().__init__()
         self.printer = printer
         self.putChild(b"weighings", TicketKind(printer, self.weighing))
+        self.putChild(b"transactions", TicketKind(printer, self.transaction))
 
     async def weighing(self, number: int, lang: Lang) -> Ticket | None:
         """The ticket of record `number`."""
@@ -365,6 +398,20 @@ class TicketsRoot(Resource):
             return None
         void = None if record["voided_by"] is None else await book.get(record["voided_by"])
         return record_ticket(record, void, lang)
+
+    async def transaction(self, transaction_id: int, lang: Lang) -> Ticket | None:
+        """The ticket of transaction `transaction_id`."""
+        book = self.printer.book
+        transaction = await self.printer.transactions.get(transaction_id)
+        if transaction is None:
+            return None
+        last = transaction["out"] or {}
+        tare = None if last.get("tare_record") is None else await book.get(last["tare_record"])
+        voiding = sorted(
+            {r["voided_by"] for r in (transaction["in"], last) if r and r.get("voided_by")}
+        )
+        voids = [v for n in voiding if (v := await book.get(n)) is not None]
+        return transaction_ticket(transaction, tare, voids, lang)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return ErrorPage(404, "not_found", request.path.decode("utf-8", "replace"))

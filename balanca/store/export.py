@@ -16,7 +16,8 @@ from typing import Any, Generic, TypeVar
 from twisted.internet.defer import Deferred, succeed
 
 from balanca.records.seal import Record
-from balanca.store import ledger
+from balanca.records.transaction import Rules
+from balanca.store import ledger, transactions
 from balanca.store.schema import Dialect
 
 T = TypeVar("T")
@@ -69,3 +70,17 @@ def records_page(
     """A page of records matching `filters` (their `before` replaced by `below`); a `Page`
     once `dialect` and `filters` are bound."""
     return ledger.listing(txn, dialect, replace(filters, before=below, limit=size))
+
+
+def transactions_page(
+    txn: Any,
+    below: int | None,
+    size: int,
+    *,
+    dialect: Dialect,
+    rules: Rules,
+    filters: transactions.Filters,
+) -> list[dict[str, Any]]:
+    """A page of transactions matching `filters` (their `before` replaced by `below`), as
+    the API shows them; a `Page` once the keywords are bound."""
+    return transactions.listing(txn, dialect, rules, replace(filters, before=below, limit=size))
