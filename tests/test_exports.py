@@ -89,15 +89,8 @@ class SiteCase(SerialCase):
         self.fail("the database never became ready")
 
     @defer.inlineCallbacks
-    def capture(
-        self,
-        scale: str,
-        weight: str,
-        unit: str,
-        headers: dict[str, str] | None = None,
-        **fields: Any,
-    ) -> Any:
-        """Show `weight` on `scale`, wait until the service reads it stable, capture it."""
+    def show(self, scale: str, weight: str, unit: str, headers: dict[str, str] | None) -> Any:
+        """Show `weight` on `scale` and wait until the service reads it, stable."""
         self.indicators[scale].show(Measurement(Decimal(weight), unit, True, "gross", Decimal(0)))
         for _ in range(200):
             reading = yield fetch(self.url(f"/api/scales/{scale}/weight"), headers=headers)
@@ -105,19 +98,77 @@ class SiteCase(SerialCase):
                 weight,
                 True,
             ):
-                break
+                return
             yield sleep(0.05)
-        else:
-            self.fail(f"{scale} never showed {weight} stable")
-        body = json.dumps({**fields, "again": True}).encode()
-        response = yield fetch(
-            self.url(f"/api/scales/{scale}/weighings"),
-            b"POST",
-            body,
-            {"Content-Type": "application/json", **(headers or {})},
-        )
+        self.fail(f"{scale} never showed {weight} stable")
+
+    @defer.inlineCallbacks
+    def capture(
+        self,
+        on: str,
+        weight: str,
+        unit: str,
+        headers: dict[str, str] | None = None,
+        path: str = "/api/scales/{scale}/weighings",
+        **fields: Any,
+    ) -> Any:
+        """Show `weight` on scale `on`, then POST `fields` (again: true) to `path`: 201's
+        body."""
+        yield self.show(on, weight, unit, headers)
+        response = yield self.send(path.format(scale=on), {**fields, "again": True}, headers)
         self.assertEqual(response.code, 201, response.body)
         return response.json()
+
+    @defer.inlineCallbacks
+    def send(
+        self, path: str, body: Any, headers: dict[str, str] | None = None, method: bytes = b"POST"
+    ) -> Any:
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        return (yield fetch(self.url(path), method, raw, headers))
+
+    @defer.inlineCallbacks
+    def capture_trucks(self, headers: dict[str, str] | None = None) -> Any:
+        """Five transactions: 1 closed in two passes, 2 in one pass on a stored tare, 3 left
+        open, 4 voided, 5 closed on the lab balance in g. Their final JSON, by id."""
+        opening = "/api/scales/{scale}/transactions"
+        one = yield self.capture("truck", "14980.0", "kg", headers, opening, plate="AAA1111",
+                                 **HOSTILE)  # fmt: skip
+        yield self.capture(
+            "truck", "45000.5", "kg", headers, f"/api/transactions/{one['id']}/close", scale="truck"
+        )
+        stored = yield self.send("/api/vehicles/BBB2222/tare",
+                                 {"tare": "15000.0", "unit": "kg", "reason": "tara aferida"},
+                                 headers, b"PUT")  # fmt: skip
+        self.assertEqual(stored.code, 201, stored.body)
+        yield self.capture("truck", "40000.0", "kg", headers, opening, plate="BBB2222",
+                           product="Milho", stored_tare=True)  # fmt: skip
+        yield self.capture("truck", "16000.0", "kg", headers, opening, plate="CCC3333")
+        four = yield self.capture("truck", "15000.0", "kg", headers, opening, plate="DDD4444")
+        yield self.capture(
+            "truck",
+            "35000.0",
+            "kg",
+            headers,
+            f"/api/transactions/{four['id']}/close",
+            scale="truck",
+        )
+        void = yield self.send(
+            f"/api/transactions/{four['id']}/void", {"reason": "pesou errado"}, headers
+        )
+        self.assertEqual(void.code, 201, void.body)
+        five = yield self.capture("lab", "0.500", "g", headers, opening, plate="LAB1")
+        yield self.capture(
+            "lab", "12.345", "g", headers, f"/api/transactions/{five['id']}/close", scale="lab"
+        )
+        found = {}
+        for number in range(1, 6):
+            found[number] = (
+                yield fetch(self.url(f"/api/transactions/{number}"), headers=headers)
+            ).json()
+        self.assertEqual([found[n]["state"] for n in found],
+                         ["closed", "closed", "open", "void", "closed"])  # fmt: skip
+        return found
 
     @defer.inlineCallbacks
     def capture_site(self) -> Any:
@@ -129,14 +180,9 @@ class SiteCase(SerialCase):
             (yield self.capture("lab", "0.500", "g", note="\tamostra")),
             (yield self.capture("truck", "27000.5", "kg", plate="ABC1D23", product="milho")),
         ]
-        void = yield self.post_json("/api/weighings/3/void", {"reason": "=placa trocada"})
+        void = yield self.send("/api/weighings/3/void", {"reason": "=placa trocada"})
         self.assertEqual(void.code, 201, void.body)
         return [*records, void.json()]
-
-    @defer.inlineCallbacks
-    def post_json(self, path: str, body: Any) -> Any:
-        raw = json.dumps(body).encode()
-        return (yield fetch(self.url(path), b"POST", raw, {"Content-Type": "application/json"}))
 
     @defer.inlineCallbacks
     def listed(self, query: str = "") -> Any:
@@ -146,9 +192,9 @@ class SiteCase(SerialCase):
         return [r["number"] for r in body["weighings"]]
 
     @defer.inlineCallbacks
-    def export(self, query: str = "", lang: str = "pt-BR") -> Any:
-        """`GET /api/weighings.csv?query` read back: (header, rows, totals lines)."""
-        response = yield fetch(self.url(f"/api/weighings.csv?lang={lang}&{query}"))
+    def export(self, query: str = "", lang: str = "pt-BR", of: str = "weighings") -> Any:
+        """`GET /api/{of}.csv?query` read back: (header, rows, totals lines)."""
+        response = yield fetch(self.url(f"/api/{of}.csv?lang={lang}&{query}"))
         self.assertEqual(response.code, 200, response.body)
         return read_csv(response.body, lang)
 
@@ -317,9 +363,16 @@ class WeighingsCsvOnSQLite(SiteCase):
         client.connect_ex(("127.0.0.1", self.port()))
         yield sleep(0.1)
         client.send(b"GET /api/weighings.csv HTTP/1.1\r\nHost: x\r\n\r\n")
-        yield sleep(1.0)
+        for _ in range(100):
+            if endpoint.streams:
+                break
+            yield sleep(0.05)
         (stream,) = endpoint.streams
-        paused_at = stream.rows
+        paused_at = -1
+        for _ in range(20):  # the socket's buffers fill, then the stream pauses
+            paused_at, _ = stream.rows, (yield sleep(0.5))
+            if stream.rows == paused_at:
+                break
         yield sleep(1.0)
         self.assertEqual(stream.rows, paused_at, "no page read while the client reads nothing")
         self.assertLess(paused_at, 10000, "the socket's buffers hold a few thousand rows at most")
@@ -356,7 +409,9 @@ def copies(txn: Any, dialect: Any, key: Any, count: int) -> None:
         ledger.append(txn, dialect, draft, key, captured_utc, uuid.uuid4().hex)
 
 
-class WeighingsCsvOnMariaDB(SiteCase):
+class OnMariaDB(SiteCase):
+    """The service keeps its records in a fresh MariaDB database, dropped afterwards."""
+
     def setUp(self) -> None:
         super().setUp()
         try:
@@ -376,7 +431,90 @@ class WeighingsCsvOnMariaDB(SiteCase):
     def db_args(self) -> list[str]:
         return ["--db", f"mysql://root@127.0.0.1:{MARIADB['port']}/{self.database}"]
 
+
+class WeighingsCsvOnMariaDB(OnMariaDB):
     test_both_languages_read_back_with_exact_weights_local_times_and_totals_per_unit = WeighingsCsvOnSQLite.test_both_languages_read_back_with_exact_weights_local_times_and_totals_per_unit
     test_the_listings_filters_pick_the_same_records_as_the_json_listing = (
         WeighingsCsvOnSQLite.test_the_listings_filters_pick_the_same_records_as_the_json_listing
+    )
+
+
+class TransactionsCsvOnSQLite(SiteCase):
+    @defer.inlineCallbacks
+    def test_transactions_read_back_in_both_languages_with_the_closed_ones_totalled(
+        self,
+    ) -> defer.Generator:
+        yield self.start_site()
+        found = yield self.capture_trucks()
+        for lang in ("pt-BR", "en"):
+            header, rows, totals = yield self.export(lang=lang, of="transactions")
+            self.assertEqual(header[:3], ["Ticket", "Situação", "Placa"] if lang == "pt-BR"
+                             else ["Ticket", "State", "Plate"])  # fmt: skip
+            self.assertEqual([int(r[0]) for r in rows], [5, 4, 3, 2, 1])
+            cells = {int(r[0]): dict(zip(header, r, strict=True)) for r in rows}
+            en = lang == "en"
+            for tid, transaction in found.items():
+                row = cells[tid]
+                for key, pt, english in (("gross", "Bruto", "Gross"), ("tare", "Tara", "Tare"),
+                                         ("net", "Líquido", "Net")):  # fmt: skip
+                    value = transaction[key]
+                    expected = "" if value is None else value if en else value.replace(".", ",")
+                    self.assertEqual(row[english if en else pt], expected, (tid, key))
+            one, two, three = cells[1], cells[2], cells[3]
+            if en:
+                self.assertEqual((one["State"], one["Entry weight"], one["Exit weight"]),
+                                 ("closed", "14980.0", "45000.5"))  # fmt: skip
+                self.assertRegex(one["Entry time"], TIME)
+                self.assertEqual((one["Entry record"], one["Exit record"]), ("1", "2"))
+                self.assertEqual((two["Tare source"], two["Entry time"], two["Tare record"]),
+                                 ("stored", "", str(found[2]["out"]["tare_record"])))  # fmt: skip
+                self.assertEqual((three["State"], three["Exit time"], three["Tare mismatch"]),
+                                 ("open", "", "no"))  # fmt: skip
+                self.assertEqual(cells[4]["State"], "void")
+            else:
+                self.assertEqual((one["Situação"], one["Peso de entrada"], one["Origem da tara"]),
+                                 ("fechada", "14980,0", "pesagem"))  # fmt: skip
+                self.assertEqual(one["Cliente/fornecedor"], "'" + HOSTILE["party"])
+                self.assertEqual(one["Observação"], "'" + HOSTILE["note"])
+                self.assertEqual((two["Origem da tara"], cells[4]["Situação"]),
+                                 ("armazenada", "anulação"))  # fmt: skip
+            unit = "Unit" if en else "Unidade"
+            total = {t[header.index(unit)]: dict(zip(header, t, strict=True)) for t in totals}
+            self.assertEqual(sorted(total), ["g", "kg"])
+            kg, g = total["kg"], total["g"]
+            self.assertEqual((kg[header[1]], g[header[1]]), ("2", "1"))  # closed ones only
+            for names, sums in ((("Gross", "Bruto"), ("85000.5", "12.345")),
+                                (("Tare", "Tara"), ("29980.0", "0.500")),
+                                (("Net", "Líquido"), ("55020.5", "11.845"))):  # fmt: skip
+                name = names[0] if en else names[1]
+                self.assertEqual((number(kg[name], lang), number(g[name], lang)),
+                                 tuple(Decimal(v) for v in sums), name)  # fmt: skip
+
+    @defer.inlineCallbacks
+    def test_the_transaction_listings_filters_pick_the_same_transactions(
+        self,
+    ) -> defer.Generator:
+        yield self.start_site()
+        found = yield self.capture_trucks()
+        since = found[2]["opened"].replace("+", "%2B")
+        until = found[5]["opened"].replace("+", "%2B")
+        for query in ("state=closed", "state=open", "state=void", "plate=aaa-1111", "before=4",
+                      "before=4&limit=1", "limit=2", f"since={since}&until={until}"):  # fmt: skip
+            _, rows, totals = yield self.export(query, of="transactions")
+            listed = yield fetch(self.url(f"/api/transactions?limit=1000&{query}"))
+            expected = [t["id"] for t in listed.json()["transactions"]]
+            self.assertEqual([int(r[0]) for r in rows], expected, query)
+            self.assertEqual(sum(int(t[1]) for t in totals),
+                             len([r for r in rows if r[1] == "fechada"]), query)  # fmt: skip
+        for bad in ("state=half", "limit=0", "plate=!", "until=never"):
+            response = yield fetch(self.url(f"/api/transactions.csv?{bad}"))
+            self.assertEqual(response.code, 400, bad)
+        big = yield fetch(self.url("/api/transactions.csv?limit=5000"))
+        self.assertEqual(big.code, 200)  # an export has no cap of 1000
+
+
+class TransactionsCsvOnMariaDB(OnMariaDB):
+    test_transactions_read_back_in_both_languages_with_the_closed_ones_totalled = TransactionsCsvOnSQLite.test_transactions_read_back_in_both_languages_with_the_closed_ones_totalled
+    test_the_transaction_listings_filters_pick_the_same_transactions = (
+        TransactionsCsvOnSQLite.test_the_transaction_listings_filters_pick_the_same_transactions
     )
