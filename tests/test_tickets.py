@@ -8,13 +8,14 @@ from __future__ import annotations
 import html
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
 
 from tests.base import fetch
-from tests.test_exports import SiteCase
+from tests.test_exports import HOSTILE, SiteCase
 
 SITE = """
 [site]
@@ -32,6 +33,11 @@ def text_of(page: bytes) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
 
+def local_pt(iso: str) -> str:
+    """A time as a pt-BR ticket prints it."""
+    return datetime.fromisoformat(iso).astimezone().strftime("%d/%m/%Y %H:%M:%S")
+
+
 def site_config() -> str:
     folder = Path(tempfile.mkdtemp())
     (folder / "balanca.toml").write_text(SITE, encoding="utf-8")
@@ -39,7 +45,9 @@ def site_config() -> str:
     return str(folder)
 
 
-class Tickets(SiteCase):
+class PrintingCase(SiteCase):
+    """A site with a `[site]` header and an operator, `ana`."""
+
     @defer.inlineCallbacks
     def start_printing(self, *extra: str) -> Any:
         folder = site_config()
@@ -55,6 +63,8 @@ class Tickets(SiteCase):
         self.assertEqual(response.header("Content-Type"), "text/html; charset=utf-8")
         return response
 
+
+class Tickets(PrintingCase):
     @defer.inlineCallbacks
     def test_a_weighing_ticket_prints_the_site_the_sealed_figures_and_the_seal(
         self,
@@ -174,3 +184,57 @@ class Tickets(SiteCase):
         self.assertIn("401 — Acesso negado", text_of(refused.body))
         page = (yield fetch(self.url("/tickets/weighings/1?token=leitura&lang=en"))).body
         self.assertIn('href="?lang=en&amp;paper=80mm&amp;token=leitura"', page.decode())
+
+
+class TransactionTickets(PrintingCase):
+    @defer.inlineCallbacks
+    def test_a_transaction_ticket_prints_both_passes_and_the_sealed_figures(
+        self,
+    ) -> defer.Generator:
+        yield self.start_printing()
+        ana = {"Authorization": "Bearer tok-ana"}
+        found = yield self.capture_trucks(ana)
+        one = found[1]
+        text = text_of((yield self.ticket("/tickets/transactions/1")).body)
+        entry, exit_ = one["in"], one["out"]
+        for expected in (
+            "Ticket de pesagem nº 1",
+            "Placa AAA1111",
+            f"Cliente/fornecedor {HOSTILE['party']}",
+            f"Entrada {local_pt(entry['time'])} truck 14980,0 kg nº {entry['number']}",
+            f"Saída {local_pt(exit_['time'])} truck 45000,5 kg nº {exit_['number']}",
+            "Peso bruto 45000,5 kg Tara 14980,0 kg Peso líquido 30020,5 kg",
+            "Operador ana",
+            f"nº {entry['number']} · {entry['hash'][:12]}",
+            f"nº {exit_['number']} · {exit_['hash'][:12]}",
+        ):
+            self.assertEqual(text.count(expected), 2, expected)
+        self.assertNotIn("CANCELADO", text)
+        english = text_of((yield self.ticket("/tickets/transactions/1?lang=en")).body)
+        self.assertIn("Gross 45000.5 kg Tare 14980.0 kg Net 30020.5 kg", english)
+        self.assertIn("Weighing ticket no. 1", english)
+
+    @defer.inlineCallbacks
+    def test_one_pass_open_and_void_transactions_say_so(self) -> defer.Generator:
+        yield self.start_printing()
+        found = yield self.capture_trucks({"Authorization": "Bearer tok-ana"})
+        tare = found[2]["out"]["tare_record"]
+        one_pass = text_of((yield self.ticket("/tickets/transactions/2?paper=80mm")).body)
+        self.assertIn("Peso bruto 40000,0 kg Tara 15000,0 kg Peso líquido 25000,0 kg", one_pass)
+        self.assertIn(f"Tara armazenada: registro nº {tare}", one_pass)
+        self.assertNotIn("Entrada", one_pass)  # one pass: no entry
+        opened = text_of((yield self.ticket("/tickets/transactions/3")).body)
+        self.assertIn("EM ABERTO", opened)
+        self.assertNotIn("Peso líquido", opened)
+        void = yield fetch(self.url("/api/transactions/4"))
+        voided_by = void.json()["in"]["voided_by"]
+        text = text_of((yield self.ticket("/tickets/transactions/4")).body)
+        self.assertEqual(text.count("CANCELADO"), 2)
+        self.assertIn(f"Anulado pelo registro nº {voided_by}: pesou errado", text)
+        english = text_of((yield self.ticket("/tickets/transactions/4?lang=en")).body)
+        self.assertIn("VOID", english)
+        record = text_of(
+            (yield self.ticket(f"/tickets/weighings/{found[1]['out']['number']}")).body
+        )
+        self.assertIn("Parte do ticket de pesagem nº 1", record)
+        yield self.ticket("/tickets/transactions/99", 404)
