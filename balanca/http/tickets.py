@@ -282,6 +282,7 @@ def _page(title: str, lang: Lang, paper: Paper, body: Iterable[Html]) -> bytes:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"{tag('title', title)}"
         '<link rel="stylesheet" href="../../ticket.css">'
+        '<link rel="icon" href="data:,">'
     )
     page = f'<!doctype html><html lang="{esc(lang)}" class="paper-{esc(paper)}"><head>{head}</head>'
     return (page + tag("body", *body) + "</html>").encode("utf-8")
