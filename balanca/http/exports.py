@@ -51,7 +51,7 @@ Kind = Literal["int", "text", "decimal", "time", "word", "bool"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 STALL = 60.0
 """Seconds a client may leave an export unread before it is cut."""
-DIALECTS: dict[Lang, str] = {"pt-BR": ";", "en": ","}
+DELIMITERS: dict[Lang, str] = {"pt-BR": ";", "en": ","}
 
 
 @dataclass(frozen=True)
@@ -111,12 +111,17 @@ class Totals:
     sums: tuple[str, ...]
     units: dict[str, tuple[int, dict[str, Decimal]]] = field(default_factory=dict)
 
-    def add(self, values: Mapping[str, Any]) -> None:
-        count, sums = self.units.get(values["unit"] or "", (0, {}))
+    def add(self, unit: str | None, count: int, values: Mapping[str, Any]) -> None:
+        """Add `count` rows of `unit` whose sums are `values` (decimal strings or Decimals)."""
+        had, sums = self.units.get(unit or "", (0, {}))
         for key in self.sums:
             if values.get(key) is not None:
                 sums[key] = sums.get(key, Decimal(0)) + Decimal(values[key])
-        self.units[values["unit"] or ""] = (count + 1, sums)
+        self.units[unit or ""] = (had + count, sums)
+
+    def merge(self, other: Totals) -> None:
+        for unit, (count, sums) in other.units.items():
+            self.add(unit, count, sums)
 
     def lines(self, columns: Sequence[Column], lang: Lang) -> list[list[str]]:
         """A line per unit (one line of 0 for none): `Total`, the count, the unit, the sums."""
@@ -131,6 +136,45 @@ class Totals:
                     line[i] = decimal_text(sums[column.key], lang)
             lines.append(line)
         return lines
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A page of an export as written: its bytes, how many rows, what they add up to."""
+
+    data: bytes
+    rows: int
+    totals: Totals
+
+
+@dataclass(frozen=True)
+class Writer(Generic[T]):
+    """Writes a sheet in a language: the header, pages of rows, the totals. Pure, so pages
+    are written in the database thread that read them."""
+
+    sheet: Sheet[T]
+    lang: Lang
+
+    def header(self) -> bytes:
+        bom = codecs.BOM_UTF8 if self.lang == "pt-BR" else b""
+        return bom + self._csv([[neutral(c.header(self.lang)) for c in self.sheet.columns]])
+
+    def page(self, rows: Sequence[T]) -> Chunk:
+        sheet, lang, totals, lines = self.sheet, self.lang, Totals(self.sheet.sums), []
+        for row in rows:
+            values = sheet.values(row)
+            if sheet.counted(row):
+                totals.add(values["unit"], 1, values)
+            lines.append([cell(values.get(c.key), c.kind, lang) for c in sheet.columns])
+        return Chunk(self._csv(lines), len(rows), totals)
+
+    def totals(self, totals: Totals) -> bytes:
+        return self._csv(totals.lines(self.sheet.columns, self.lang))
+
+    def _csv(self, lines: Iterable[Sequence[str]]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=DELIMITERS[self.lang], lineterminator="\r\n").writerows(lines)
+        return buffer.getvalue().encode("utf-8")
 
 
 def csv_headers(request: Request, name: str) -> None:
@@ -148,28 +192,22 @@ class CsvStream(Generic[T]):
     log = Logger()
 
     def __init__(
-        self, request: Request, pages: Pages[T], sheet: Sheet[T], lang: Lang, clock: IReactorTime
+        self, request: Request, pages: Pages[T], writer: Writer[T], clock: IReactorTime
     ) -> None:
-        self.request, self.pages, self.sheet, self.lang, self.clock = (
-            request, pages, sheet, lang, clock,
-        )  # fmt: skip
-        self.totals = Totals(sheet.sums)
+        self.request, self.pages, self.writer, self.clock = request, pages, writer, clock
+        self.totals = Totals(writer.sheet.sums)
         self.rows = 0
         """Rows written so far."""
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, delimiter=DIALECTS[lang], lineterminator="\r\n")
         self._paused = self._reading = self._stopped = False
         self._stall: IDelayedCall | None = None
 
-    def start(self, first: Sequence[T]) -> None:
+    def start(self, first: Chunk) -> None:
         """Answer 200 with the header row and the first page, then stream the rest."""
         request = self.request
-        csv_headers(request, self.sheet.name)
+        csv_headers(request, self.writer.sheet.name)
         request.notifyFinish().addErrback(lambda _: self.stopProducing())
         request.registerProducer(self, True)
-        self._writer.writerow([neutral(c.header(self.lang)) for c in self.sheet.columns])
-        bom = codecs.BOM_UTF8 if self.lang == "pt-BR" else b""
-        self._write(first, bom)
+        self._write(first, self.writer.header())
         self._pump()
 
     # IPushProducer: the request's transport says when the client keeps up.
@@ -197,34 +235,22 @@ class CsvStream(Generic[T]):
             self._finish()
             return
         self._reading = True
-        self.pages.next().addCallbacks(self._read, self._failed)
+        self.pages.next(self.writer.page).addCallbacks(self._read, self._failed)
 
-    def _read(self, rows: Sequence[T]) -> None:
+    def _read(self, chunk: Chunk) -> None:
         self._reading = False
         if not self._stopped:
-            self._write(rows)
+            self._write(chunk)
             self._pump()
 
-    def _write(self, rows: Iterable[T], prefix: bytes = b"") -> None:
-        columns, lang = self.sheet.columns, self.lang
-        for row in rows:
-            values = self.sheet.values(row)
-            if self.sheet.counted(row):
-                self.totals.add(values)
-            self._writer.writerow([cell(values.get(c.key), c.kind, lang) for c in columns])
-            self.rows += 1
-        self._flush(prefix)
-
-    def _flush(self, prefix: bytes = b"") -> None:
-        data = prefix + self._buffer.getvalue().encode("utf-8")
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        if data:
-            self.request.write(data)
+    def _write(self, chunk: Chunk, head: bytes = b"") -> None:
+        self.totals.merge(chunk.totals)
+        self.rows += chunk.rows
+        if head or chunk.data:
+            self.request.write(head + chunk.data)
 
     def _finish(self) -> None:
-        self._writer.writerows(self.totals.lines(self.sheet.columns, self.lang))
-        self._flush()
+        self.request.write(self.writer.totals(self.totals))
         self._stopped = True
         self.request.unregisterProducer()
         self.request.finish()
@@ -235,7 +261,7 @@ class CsvStream(Generic[T]):
             return
         self.log.warn(
             "export {name}: cut after {rows} rows: {error}",
-            name=self.sheet.name, rows=self.rows, error=failure.getErrorMessage(),
+            name=self.writer.sheet.name, rows=self.rows, error=failure.getErrorMessage(),
         )  # fmt: skip
         self._abort()
 
@@ -243,7 +269,7 @@ class CsvStream(Generic[T]):
         self._stall = None
         self.log.info(
             "export {name}: the client read nothing for {stall:g} s; cut after {rows} rows",
-            name=self.sheet.name, stall=STALL, rows=self.rows,
+            name=self.writer.sheet.name, stall=STALL, rows=self.rows,
         )  # fmt: skip
         self._abort()
 
@@ -282,15 +308,16 @@ class CsvEndpoint(Endpoint, Generic[T]):
             request.write(b"")
             request.finish()
             return 200, b""
-        stream = CsvStream(request, pages, self.sheet, lang, self.api.clock)
+        writer = Writer(self.sheet, lang)
+        stream = CsvStream(request, pages, writer, self.api.clock)
 
-        def started(first: Sequence[T]) -> Answer:
+        def started(first: Chunk) -> Answer:
             self.streams.add(stream)
             request.notifyFinish().addBoth(lambda _: self.streams.discard(stream))
             stream.start(first)
             return 200, b""  # under way: `finish` leaves it to the stream
 
-        return pages.next().addCallback(started)
+        return pages.next(writer.page).addCallback(started)
 
 
 def record_values(record: Record) -> Mapping[str, Any]:

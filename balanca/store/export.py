@@ -21,6 +21,7 @@ from balanca.store import ledger, transactions
 from balanca.store.schema import Dialect
 
 T = TypeVar("T")
+R = TypeVar("R")
 BATCH = 500
 """Rows read from the database at a time."""
 EVERYTHING = 2**62
@@ -49,19 +50,22 @@ class Pages(Generic[T]):
         self.below, self.left = below, limit
         self.done = limit <= 0
 
-    def next(self) -> Deferred[Sequence[T]]:
-        """The next page; an empty one once the listing is through."""
+    def next(self, then: Callable[[Sequence[T]], R]) -> Deferred[R]:
+        """`then` of the next page (of none, once the listing is through). `then` runs in the
+        database thread right after the page is read, so that what it makes of the rows (an
+        export's bytes) costs the reactor nothing; one page is asked for at a time."""
         if self.done:
-            return succeed(())
+            return succeed(then(()))
         size = min(self.batch, self.left)
-        return self.interact(self.page, self.below, size).addCallback(self._read, size)
+        return self.interact(self._read, self.below, size, then)
 
-    def _read(self, rows: Sequence[T], size: int) -> Sequence[T]:
+    def _read(self, txn: Any, below: int | None, size: int, then: Callable[[Sequence[T]], R]) -> R:
+        rows = self.page(txn, below, size)
         self.left -= len(rows)
         self.done = len(rows) < size or self.left <= 0
         if rows:
             self.below = self.number(rows[-1])
-        return rows
+        return then(rows)
 
 
 def records_page(
