@@ -12,7 +12,13 @@ from twisted.internet.task import Clock
 from balanca.records.transaction import Rules
 from balanca.store import ledger
 from balanca.store.recordbook import RecordBook, RecordRefused
-from balanca.store.transactions import Filters, Transactions, rebuild
+from balanca.store.transactions import (
+    Filters,
+    Transactions,
+    open_transaction,
+    rebuild,
+    void_transaction,
+)
 from tests.storebase import MariaDBCase, SQLiteCase, make_reading, wait_until
 from tests.test_recordbook import KEY
 
@@ -54,6 +60,9 @@ class TransactionStoreCases:
         case.assertEqual(
             (tare["kind"], tare["source"], tare["weight"]), ("tare", "manual", "14000")
         )
+        wrong = await desk.store_tare("ABC1D23", {**manual, "weight": "1400", "reason": "x"}, None)
+        case.assertEqual((await desk.vehicle("ABC1D23"))["tare"], wrong)
+        await book.void(wrong["number"], "um zero a menos", None)  # the one before is back
         self.now.advance(89 * DAY)
         vehicle = await desk.vehicle("ABC1D23")
         case.assertEqual(vehicle["tare"], tare)
@@ -139,6 +148,23 @@ class TransactionStoreCases:
         case.assertEqual(await desk.listing(Filters()), before)
         refused = desk.open(make_reading(6, "25000"), {"plate": "BBB2222"})
         case.assertEqual(await self.refused(refused), "transaction_open")
+
+    async def test_a_write_sent_again_after_a_lost_connection_writes_nothing_twice(self) -> None:
+        """The store runs an interaction once more when the link drops; if the first try had
+        committed, the second finds its records by the write's uid."""
+        case: Any = self
+        book, desk = await self.desk()
+        draft = book.capture_draft(make_reading(1, "30000"), {"kind": "in", "plate": "ABC1234"})
+        args = (book.dialect, book.signer, desk.rules, draft, False, "f" * 32, None)
+        first = await book.write(open_transaction, *args)
+        second = await book.write(open_transaction, *args)
+        case.assertEqual(second, first)
+        case.assertEqual(len(await desk.listing(Filters())), 1)
+        void = book.draft({"kind": "void", "reason": "x"})
+        args = (book.dialect, book.signer, desk.rules, first["id"], void, "e" * 32, None)
+        voided = await book.write(void_transaction, *args)
+        case.assertEqual(await book.write(void_transaction, *args), voided)
+        case.assertEqual((await book.verify()).records, 2)
 
 
 class SQLiteTransactionStore(TransactionStoreCases, SQLiteCase):

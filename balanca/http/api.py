@@ -35,10 +35,11 @@ if TYPE_CHECKING:
     from balanca.scales import ScaleParts
 
 MAX_BODY = 16 * 1024
+MAX_LIMIT = 1000
 HANDLERS = ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post"), (b"PUT", "put"))
 """Each method an endpoint may answer, and the name of its handler."""
 WRITES = (b"POST", b"PUT")
-MAX_LIMIT = 1000
+"""Methods that write: they need the write token and spend the write budget."""
 Answer = tuple[int, "dict[str, Any] | list[Any] | bytes"]
 
 

@@ -370,11 +370,9 @@ class WeighingsCsv(CsvEndpoint[Record]):
         self.records = records
 
     def pages(self, request: Request) -> Pages[Record]:
-        filters = listing_filters(
-            request, self.api.scale_query(request), most=EVERYTHING, default=EVERYTHING
-        )
+        filters = listing_filters(_without_limit(request), self.api.scale_query(request))
         page: Page[Record] = partial(records_page, dialect=self.records.dialect, filters=filters)
-        return Pages(self.records.interact, page, _number, filters.before, filters.limit)
+        return Pages(self.records.interact, page, _number, filters.before, export_limit(request))
 
 
 def _number(record: Record) -> int:
@@ -442,7 +440,6 @@ class TransactionsCsv(CsvEndpoint[Transaction]):
         self.records, self.transactions = records, transactions
 
     def pages(self, request: Request) -> Pages[Transaction]:
-        limit = query_int(request, "limit", EVERYTHING, 1, EVERYTHING) or EVERYTHING
         filters = transaction_filters(_without_limit(request))
         page: Page[Transaction] = partial(
             transactions_page,
@@ -450,12 +447,23 @@ class TransactionsCsv(CsvEndpoint[Transaction]):
             rules=self.transactions.rules,
             filters=filters,
         )
-        return Pages(self.records.interact, page, lambda t: int(t["id"]), filters.before, limit)
+        return Pages(
+            self.records.interact,
+            page,
+            lambda t: int(t["id"]),
+            filters.before,
+            export_limit(request),
+        )
+
+
+def export_limit(request: Request) -> int:
+    """`limit=`: as many rows at most; without it, every one (400 unless a whole number)."""
+    return query_int(request, "limit", EVERYTHING, 1, EVERYTHING) or EVERYTHING
 
 
 def _without_limit(request: Request) -> Request:
-    """`request` as the listing's own filter parser should see it: `limit` is read here (the
-    listing caps it at 1000, an export at nothing)."""
+    """`request` as a listing's own filter parser should see it: an export reads `limit`
+    itself (a listing caps it at 1000, an export at nothing)."""
     view = copy(request)
     view.args = {k: v for k, v in request.args.items() if k != b"limit"}
     return view

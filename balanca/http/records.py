@@ -70,11 +70,16 @@ def capture_fields(body: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {name: text_field(body, name, n) for name, n in CAPTURE_FIELDS.items()}
     if fields["plate"] is not None:
         fields["plate"] = normal_plate(fields["plate"])
-    again = body.get("again", False)
-    if not isinstance(again, bool):
-        raise ApiError(400, "bad again", "again must be true or false")
-    fields["again"] = again
+    fields["again"] = flag(body, "again")
     return fields
+
+
+def flag(body: dict[str, Any], name: str) -> bool:
+    """Optional boolean field `name` of a JSON body (400 unless true or false)."""
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise ApiError(400, f"bad {name}", f"{name} must be true or false")
+    return value
 
 
 class KeyedWrite(KeyedEndpoint):
@@ -119,25 +124,30 @@ class RecordsRoot(WeighingsEndpoint):
         return NotFound()
 
 
-def listing_filters(
-    request: Request, scale_id: str | None, most: int = MAX_LIMIT, default: int = 50
-) -> ledger.Filters:
-    """A listing's filters from its query (400 when one is malformed): at most `most`
-    records, `default` when `limit` is not given."""
+def listing_filters(request: Request, scale_id: str | None) -> ledger.Filters:
+    """A listing's filters from its query (400 when one is malformed)."""
     kind = query(request, "kind")
     if kind is not None and kind not in KINDS:
         raise ApiError(400, "bad kind", f"kind is one of {', '.join(KINDS)}")
+    return ledger.Filters(scale=scale_id, plate=query_plate(request), kind=kind, **window(request))
+
+
+def query_plate(request: Request) -> str | None:
+    """The `plate=` query parameter as stored (400 when it is not a plate), or None."""
     plate = query(request, "plate")
+    return None if plate is None else normal_plate(plate)
+
+
+def window(request: Request) -> dict[str, Any]:
+    """What every listing's query takes besides its own filters (400 when malformed):
+    `since_utc` and `until_utc` (from `since`, `until`), `before` and `limit` (50)."""
     since, until = query_time(request, "since"), query_time(request, "until")
-    return ledger.Filters(
-        scale=scale_id,
-        plate=None if plate is None else normal_plate(plate),
-        kind=kind,
-        since_utc=None if since is None else utc_text(since),
-        until_utc=None if until is None else utc_text(until),
-        before=query_int(request, "before", None, 1, 2**63 - 1),
-        limit=query_int(request, "limit", default, 1, most) or default,
-    )
+    return {
+        "since_utc": None if since is None else utc_text(since),
+        "until_utc": None if until is None else utc_text(until),
+        "before": query_int(request, "before", None, 1, 2**63 - 1),
+        "limit": query_int(request, "limit", 50, 1, MAX_LIMIT) or 50,
+    }
 
 
 def capture(endpoint: KeyedWrite, request: Request, body: Any, hub: Hub) -> defer.Deferred[Answer]:

@@ -31,20 +31,26 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from balanca.http.api import (
-    MAX_LIMIT,
     Answer,
     Api,
     ApiError,
     NotFound,
     query,
-    query_int,
-    query_time,
     text_field,
 )
-from balanca.http.records import KeyedWrite, capture_fields, guarded, normal_plate, void_reason
+from balanca.http.records import (
+    KeyedWrite,
+    capture_fields,
+    flag,
+    guarded,
+    normal_plate,
+    query_plate,
+    void_reason,
+    window,
+)
 from balanca.store.idempotency import Receipt
 from balanca.store.recordbook import RecordBook, RecordRefused
-from balanca.store.schema import MAX_DECIMALS, MAX_INTEGER_DIGITS, utc_text
+from balanca.store.schema import MAX_DECIMALS, MAX_INTEGER_DIGITS
 from balanca.store.transactions import Filters, Transactions
 
 T = TypeVar("T")
@@ -60,14 +66,6 @@ async def answered(write: Awaitable[T]) -> T:
         return await write
     except RecordRefused as e:
         raise ApiError(e.status, e.error, e.detail, e.code) from None
-
-
-def flag(body: dict[str, Any], name: str) -> bool:
-    """Optional boolean field `name` (400 unless true or false)."""
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise ApiError(400, f"bad {name}", f"{name} must be true or false")
-    return value
 
 
 class TransactionWrite(KeyedWrite):
@@ -117,39 +115,36 @@ class TransactionsRoot(TransactionWrite):
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path.isdigit() and len(path) <= 18:
-            one = TransactionEndpoint(self.api, self.records, self.transactions, int(path))
-            one.putChild(b"close", CloseEndpoint(self.api, self.records, self.transactions, one))
-            one.putChild(b"void", VoidEndpoint(self.api, self.records, self.transactions, one))
+            parts = (self.api, self.records, self.transactions, int(path))
+            one = TransactionEndpoint(*parts)
+            one.putChild(b"close", CloseEndpoint(*parts))
+            one.putChild(b"void", VoidEndpoint(*parts))
             return one
         return NotFound()
 
 
 def transaction_filters(request: Request) -> Filters:
     """A listing's filters from its query (400 when one is malformed)."""
-    wanted, plate = query(request, "state"), query(request, "plate")
+    wanted = query(request, "state")
     if wanted is not None and wanted not in STATES:
         raise ApiError(400, "bad state", f"state is one of {', '.join(STATES)}")
-    since, until = query_time(request, "since"), query_time(request, "until")
-    return Filters(
-        state=wanted,
-        plate=None if plate is None else normal_plate(plate),
-        since_utc=None if since is None else utc_text(since),
-        until_utc=None if until is None else utc_text(until),
-        before=query_int(request, "before", None, 1, 2**63 - 1),
-        limit=query_int(request, "limit", 50, 1, MAX_LIMIT) or 50,
-    )
+    return Filters(state=wanted, plate=query_plate(request), **window(request))
 
 
-class TransactionEndpoint(TransactionWrite):
-    """`GET /api/transactions/T`."""
-
-    isLeaf = False
+class OneTransaction(TransactionWrite):
+    """An endpoint of transaction `transaction_id`."""
 
     def __init__(
         self, api: Api, records: RecordBook, transactions: Transactions, transaction_id: int
     ) -> None:
         super().__init__(api, records, transactions)
         self.id = transaction_id
+
+
+class TransactionEndpoint(OneTransaction):
+    """`GET /api/transactions/T`."""
+
+    isLeaf = False
 
     def get(self, request: Request) -> defer.Deferred[Answer]:
         def answer(found: dict[str, Any] | None) -> Answer:
@@ -160,15 +155,9 @@ class TransactionEndpoint(TransactionWrite):
         return self.transactions.get(self.id).addCallback(answer)
 
 
-class CloseEndpoint(TransactionWrite):
+class CloseEndpoint(OneTransaction):
     """`POST /api/transactions/T/close` `{"scale"?, "again"?}`: the `out` record, on any
     scale (`scale` may be left out when there is one)."""
-
-    def __init__(
-        self, api: Api, records: RecordBook, transactions: Transactions, of: TransactionEndpoint
-    ) -> None:
-        super().__init__(api, records, transactions)
-        self.id = of.id
 
     def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
         if not isinstance(body, dict) or set(body) - {"scale", "again"}:
@@ -194,14 +183,8 @@ class CloseEndpoint(TransactionWrite):
         return self.keyed(request, act)
 
 
-class VoidEndpoint(TransactionWrite):
+class VoidEndpoint(OneTransaction):
     """`POST /api/transactions/T/void` `{"reason"}`: every record of T voided at once."""
-
-    def __init__(
-        self, api: Api, records: RecordBook, transactions: Transactions, of: TransactionEndpoint
-    ) -> None:
-        super().__init__(api, records, transactions)
-        self.id = of.id
 
     def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
         reason, operator = void_reason(body), self.operator(request)

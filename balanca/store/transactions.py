@@ -233,9 +233,9 @@ def open_transaction(
     """Write the first record of a new transaction: the `in` record, or with `one_pass` an
     `out` record against the plate's stored tare. 409 `transaction_open` while the plate has
     one open, `no_stored_tare` (one pass) without a tare in force."""
+    ledger.head(txn, dialect)  # locks the chain on MySQL first: what follows sees every append
     if (done := _done(txn, dialect, rules, uid)) is not None:
         return done
-    ledger.head(txn, dialect)  # on MySQL, locks the chain: the checks see every append
     plate, now = draft["plate"], datetime.fromisoformat(draft["captured"])
     txn.execute(dialect.sql("SELECT id FROM transactions WHERE open_plate = ?"), (plate,))
     if (row := txn.fetchone()) is not None:
@@ -268,9 +268,9 @@ def close_transaction(
     """Write the `out` record of an open transaction: gross the larger weight, tare the
     smaller, net sealed in it. 404, 409 `transaction_closed`, `already_void`,
     `unit_mismatch`, `net_not_positive`."""
+    ledger.head(txn, dialect)
     if (done := _done(txn, dialect, rules, uid)) is not None:
         return done
-    ledger.head(txn, dialect)
     records = _existing(txn, dialect, transaction_id)
     if (now := state(records)) != "open":
         code = "already_void" if now == "void" else "transaction_closed"
@@ -301,9 +301,9 @@ def void_transaction(
     receipt: Receipt | None,
 ) -> dict[str, Any]:
     """Write a void record for each record of a transaction. 404, 409 `already_void`."""
+    ledger.head(txn, dialect)
     if (done := _done(txn, dialect, rules, uid)) is not None:
         return done
-    ledger.head(txn, dialect)
     records = _existing(txn, dialect, transaction_id)
     if state(records) == "void":
         raise RecordRefused(409, "already_void", "already void", f"transaction {transaction_id}")
