@@ -21,6 +21,7 @@ from typing import Any
 import pymysql
 from twisted.internet import defer, task
 
+from balanca.http import exports
 from balanca.reading import Measurement
 from balanca.store import ledger
 from balanca.store.recordbook import RecordBook
@@ -354,7 +355,9 @@ class WeighingsCsvOnSQLite(SiteCase):
         self.assertEqual([r[0] for r in rows], ["1"])
 
     @defer.inlineCallbacks
-    def test_a_client_that_stops_reading_pauses_the_database_reads(self) -> defer.Generator:
+    def paused_export(self) -> Any:
+        """A chain of 20,001 records and a client that asks for their export and reads
+        nothing: (its socket, the export's stream, the endpoint) once the stream pauses."""
         yield self.start_site()
         yield self.capture("truck", "35420.5", "kg", note="x" * 400)
         book = next(s for s in self.service if isinstance(s, RecordBook))
@@ -362,6 +365,7 @@ class WeighingsCsvOnSQLite(SiteCase):
             yield book.interact(copies, book.dialect, book.signer, 5000)
         endpoint = self.csv_endpoint()
         client = socket.socket()
+        self.addCleanup(client.close)
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         client.setblocking(False)
         client.connect_ex(("127.0.0.1", self.port()))
@@ -372,11 +376,16 @@ class WeighingsCsvOnSQLite(SiteCase):
                 break
             yield sleep(0.05)
         (stream,) = endpoint.streams
-        paused_at = -1
         for _ in range(20):  # the socket's buffers fill, then the stream pauses
-            paused_at, _ = stream.rows, (yield sleep(0.5))
-            if stream.rows == paused_at:
+            before, _ = stream.rows, (yield sleep(0.5))
+            if stream.rows == before:
                 break
+        return client, stream, endpoint
+
+    @defer.inlineCallbacks
+    def test_a_client_that_stops_reading_pauses_the_database_reads(self) -> defer.Generator:
+        client, stream, endpoint = yield self.paused_export()
+        paused_at = stream.rows
         yield sleep(1.0)
         self.assertEqual(stream.rows, paused_at, "no page read while the client reads nothing")
         self.assertLess(paused_at, 10000, "the socket's buffers hold a few thousand rows at most")
@@ -389,9 +398,26 @@ class WeighingsCsvOnSQLite(SiteCase):
                 continue
             self.assertTrue(data, "the service closed the stream early")
             received += data
-        client.close()
         self.assertEqual(stream.rows, 20001)
         self.assertEqual(endpoint.streams, set())
+        self.assertEqual(received.count(b"\r\nTotal;20001;"), 1)
+
+    @defer.inlineCallbacks
+    def test_a_client_that_reads_nothing_for_the_stall_time_is_cut(self) -> defer.Generator:
+        self.patch(exports, "STALL", 1.0)
+        client, stream, endpoint = yield self.paused_export()
+        self.assertLess(stream.rows, 20001)
+        yield sleep(2.0)
+        self.assertEqual(endpoint.streams, set(), "the export is over")
+        received = bytearray()
+        try:
+            while data := client.recv(65536):
+                received += data
+        except ConnectionResetError:
+            pass  # cut: the kernel may drop what the client had not read
+        except BlockingIOError:
+            self.fail("the service still holds the connection")
+        self.assertNotIn(b"\r\n0\r\n\r\n", received[-16:], "no last chunk: a cut transfer")
 
     def csv_endpoint(self) -> Any:
         from balanca.http.exports import WeighingsCsv
