@@ -344,6 +344,11 @@ class WeighingsCsvOnSQLite(SiteCase):
         ):
             response = yield fetch(self.url(path))
             self.assertEqual(response.code, code, path)
+        head = yield fetch(self.url("/api/weighings.csv?token=leitura"), b"HEAD")
+        self.assertEqual((head.code, head.header("Content-Type"), head.body),
+                         (200, "text/csv; charset=utf-8", b""))  # fmt: skip
+        posted = yield fetch(self.url("/api/weighings.csv"), b"POST", b"{}", bearer)
+        self.assertEqual((posted.code, posted.json()["code"]), (405, "method_not_allowed"))
         unauthorized = yield fetch(self.url("/api/weighings.csv"))
         self.assertEqual(unauthorized.json()["code"], "unauthorized")
         self.assertEqual(unauthorized.header("WWW-Authenticate"), 'Bearer realm="balanca"')
