@@ -1,7 +1,8 @@
 """CSV exports, streamed: `GET /api/weighings.csv` and `GET /api/transactions.csv`.
 
 The listings' filters, newest first, the whole range unless `limit` says otherwise. The file
-is written as it is read: a page of rows from the database (balanca.store.export), written
+is written as it is read: a page of rows read from the database and turned into CSV bytes in
+the same database thread (balanca.store.export's `Pages`, this module's `Writer`), written
 to the client, then the next page only once the client has taken it. The stream is a push
 producer registered on the request, so a client that reads slowly pauses the database reads
 instead of filling the service's memory; one that stops reading for STALL seconds is cut.
