@@ -424,6 +424,20 @@ class WeighingsCsvOnSQLite(SiteCase):
             self.fail("the service still holds the connection")
         self.assertNotIn(b"\r\n0\r\n\r\n", received[-16:], "no last chunk: a cut transfer")
 
+    @defer.inlineCallbacks
+    def test_a_client_gone_before_the_first_page_leaves_no_error(self) -> defer.Generator:
+        yield self.start_site()
+        yield self.capture("truck", "1000.0", "kg")
+        endpoint = self.csv_endpoint()
+        for _ in range(5):
+            client = socket.create_connection(("127.0.0.1", self.port()))
+            client.sendall(b"GET /api/weighings.csv HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.close()
+        yield sleep(0.5)  # trial fails the test if the service logged an error meanwhile
+        self.assertEqual(endpoint.streams, set())
+        response = yield fetch(self.url("/api/weighings.csv"))
+        self.assertEqual(response.code, 200)
+
     def csv_endpoint(self) -> Any:
         from balanca.http.exports import WeighingsCsv
 

@@ -313,6 +313,8 @@ class CsvEndpoint(Endpoint, Generic[T]):
         stream = CsvStream(request, pages, writer, self.api.clock)
 
         def started(first: Chunk) -> Answer:
+            if getattr(request, "_disconnected", False):
+                return 200, b""  # the client left while the first page was read
             self.streams.add(stream)
             request.notifyFinish().addBoth(lambda _: self.streams.discard(stream))
             stream.start(first)
