@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import socket
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from twisted.internet import defer
 
 from tests.base import fetch
 from tests.test_exports import HOSTILE, SiteCase
+from tests.test_scale_serial import sleep
 
 SITE = """
 [site]
@@ -238,3 +240,14 @@ class TransactionTickets(PrintingCase):
         )
         self.assertIn("Parte do ticket de pesagem nº 1", record)
         yield self.ticket("/tickets/transactions/99", 404)
+
+    @defer.inlineCallbacks
+    def test_a_reader_gone_before_the_ticket_is_ready_leaves_no_error(self) -> defer.Generator:
+        yield self.start_printing()
+        yield self.capture("truck", "1000.0", "kg", {"Authorization": "Bearer tok-ana"})
+        for path in ("/tickets/weighings/1", "/tickets/weighings/9", "/tickets/transactions/1"):
+            client = socket.create_connection(("127.0.0.1", self.port()))
+            client.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            client.close()
+        yield sleep(0.5)  # trial fails the test if the service logged an error meanwhile
+        yield self.ticket("/tickets/weighings/1")
