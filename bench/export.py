@@ -166,23 +166,35 @@ def _index_row(first: dict[str, Any], last: dict[str, Any]) -> tuple[Any, ...]:
 
 
 class Memory(threading.Thread):
-    """Samples a process's resident memory (VmRSS) every 20 ms; keeps the peak."""
+    """Samples the resident memory (VmRSS) of a process and of its children (an export's
+    worker) every 20 ms; keeps the peaks."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak, self.running = pid, 0, True
+        self.pid, self.peak, self.peak_tree, self.running = pid, 0, 0, True
 
-    def now(self) -> int:
-        """VmRSS now, in KiB."""
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+    def now(self, pid: int | None = None) -> int:
+        """VmRSS of `pid` (the service) now, in KiB."""
+        try:
+            with open(f"/proc/{pid or self.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except FileNotFoundError:  # a child gone meanwhile
+            pass
         return 0
+
+    def tree(self) -> int:
+        """VmRSS of the service and its children now, in KiB."""
+        children = []
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            children += (task / "children").read_text().split()
+        return self.now() + sum(self.now(int(child)) for child in children)
 
     def run(self) -> None:
         while self.running:
             self.peak = max(self.peak, self.now())
+            self.peak_tree = max(self.peak_tree, self.tree())
             time.sleep(SAMPLE)
 
 
@@ -280,6 +292,7 @@ def export_bench(count: int, sealed: bool = False, mysql: bool = False) -> dict[
             rows_per_second=count / seconds,
             megabytes=size / 1e6,
             rss_peak_mib=memory.peak / 1024,
+            rss_peak_with_worker_mib=memory.peak_tree / 1024,
             rss_after_mib=memory.now() / 1024,
             during_export=probe.percentiles(),
             probe_errors=probe.errors,
@@ -304,7 +317,7 @@ def export_line(outcome: dict[str, Any]) -> str:
         f" /api/transactions.csv ({outcome['megabytes']:.0f} MB) in"
         f" {outcome['stream_seconds']:.1f} s, {outcome['rows_per_second']:,.0f} rows/s; server"
         f" RSS {outcome['rss_before_mib']:.1f} MiB before, peak {outcome['rss_peak_mib']:.1f} MiB"
-        f" during; GET /api/weight meanwhile p50 {during['p50_ms']:.2f} ms, p99"
+        f" during ({outcome['rss_peak_with_worker_mib']:.1f} MiB with the export's worker); GET /api/weight meanwhile p50 {during['p50_ms']:.2f} ms, p99"
         f" {during['p99_ms']:.2f} ms ({outcome['probe_errors']} errors); read back with csv:"
         f" {outcome['rows_read_back']:,} rows, totals equal; filling took"
         f" {outcome['fill_seconds']:.0f} s{' (sealed)' if outcome['sealed'] else ''}"

@@ -29,29 +29,42 @@ from copy import copy
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from balanca.http.api import Answer, Api, Endpoint, query_int
+from balanca.http.api import Answer, Api, ApiError, Endpoint, query_int
 from balanca.http.language import Lang, decimal_text, language, local_text, word
 from balanca.http.records import listing_filters
 from balanca.http.transactions import transaction_filters
 from balanca.records.seal import Record
-from balanca.store.export import EVERYTHING, Page, Pages, records_page, transactions_page
+from balanca.store.export import (
+    EVERYTHING,
+    Page,
+    Pages,
+    Worker,
+    records_page,
+    transactions_page,
+)
 from balanca.store.recordbook import RecordBook
 from balanca.store.transactions import Transactions
+
+if TYPE_CHECKING:
+    from balanca.config import DatabaseSpec
 
 T = TypeVar("T")
 Kind = Literal["int", "text", "decimal", "time", "word", "bool"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 STALL = 60.0
 """Seconds a client may leave an export unread before it is cut."""
+MAX_EXPORTS = 2
+"""Exports of one kind under way at a time (each has a worker process)."""
 DELIMITERS: dict[Lang, str] = {"pt-BR": ";", "en": ","}
 
 
@@ -288,39 +301,62 @@ class CsvStream(Generic[T]):
 
 
 class CsvEndpoint(Endpoint, Generic[T]):
-    """An export: the listing's filters, then the file streamed page by page."""
+    """An export: the listing's filters, then the file streamed page by page from a worker
+    process of its own (at most MAX_EXPORTS at a time, each with its process)."""
 
     token_in_query = True
 
-    def __init__(self, api: Api, sheet: Sheet[T]) -> None:
+    def __init__(self, api: Api, sheet: Sheet[T], spec: DatabaseSpec) -> None:
         super().__init__(api)
-        self.sheet = sheet
+        self.sheet, self.spec = sheet, spec
+        self.workers = 0
+        """Exports with a worker process (from their first page to their end)."""
         self.streams: set[CsvStream[T]] = set()
         """The exports under way."""
 
-    def pages(self, request: Request) -> Pages[T]:
-        """The rows the request asks for (400 when a filter is malformed)."""
+    def listing(self, request: Request) -> tuple[Page[T], Callable[[T], int], int | None]:
+        """What the request asks for: its page, a row's number and the listing's `before`
+        (400 when a filter is malformed)."""
         raise NotImplementedError
 
     def get(self, request: Request) -> Answer | defer.Deferred[Answer]:
-        lang, pages = language(request), self.pages(request)
+        lang, (page, number, before) = language(request), self.listing(request)
+        limit = export_limit(request)
         if request.method == b"HEAD":
             csv_headers(request, self.sheet.name)
             request.write(b"")
             request.finish()
             return 200, b""
+        if self.workers >= MAX_EXPORTS:
+            raise ApiError(
+                503, "exports busy", f"at most {MAX_EXPORTS} at a time: try again", "exports_busy"
+            )
+        worker = Worker(self.spec, lambda future: deferToThread(future.result))
+        self.workers += 1
+
+        def done(_: object = None) -> None:
+            worker.close()
+            self.workers -= 1
+
         writer = Writer(self.sheet, lang)
-        stream = CsvStream(request, pages, writer, self.api.clock)
+        stream = CsvStream(
+            request, Pages(worker, page, number, before, limit), writer, self.api.clock
+        )
 
         def started(first: Chunk) -> Answer:
             if getattr(request, "_disconnected", False):
+                done()
                 return 200, b""  # the client left while the first page was read
             self.streams.add(stream)
-            request.notifyFinish().addBoth(lambda _: self.streams.discard(stream))
+            request.notifyFinish().addBoth(lambda _: self.streams.discard(stream)).addBoth(done)
             stream.start(first)
             return 200, b""  # under way: `finish` leaves it to the stream
 
-        return pages.next(writer.page).addCallback(started)
+        def failed(failure: Failure) -> Failure:
+            done()
+            return failure
+
+        return stream.pages.next(writer.page).addCallbacks(started, failed)
 
 
 def record_values(record: Record) -> Mapping[str, Any]:
@@ -369,16 +405,16 @@ class WeighingsCsv(CsvEndpoint[Record]):
     """`GET /api/weighings.csv`: the records `GET /api/weighings` lists, every one of them."""
 
     def __init__(self, api: Api, records: RecordBook) -> None:
-        super().__init__(api, WEIGHINGS)
+        super().__init__(api, WEIGHINGS, records.spec)
         self.records = records
 
-    def pages(self, request: Request) -> Pages[Record]:
+    def listing(self, request: Request) -> tuple[Page[Record], Callable[[Record], int], int | None]:
         filters = listing_filters(_without_limit(request), self.api.scale_query(request))
         page: Page[Record] = partial(records_page, dialect=self.records.dialect, filters=filters)
-        return Pages(self.records.interact, page, _number, filters.before, export_limit(request))
+        return page, record_number, filters.before
 
 
-def _number(record: Record) -> int:
+def record_number(record: Record) -> int:
     return int(record["number"])
 
 
@@ -399,6 +435,15 @@ def transaction_values(transaction: Transaction) -> Mapping[str, Any]:
     operators = (r["operator"] for r in (transaction["in"], transaction["out"]) if r)
     values["operator"] = ", ".join(dict.fromkeys(o for o in operators if o))
     return values
+
+
+def transaction_counted(transaction: Transaction) -> bool:
+    """A closed transaction adds to the totals (an open or a voided one does not)."""
+    return bool(transaction["state"] == "closed")
+
+
+def transaction_id(transaction: Transaction) -> int:
+    return int(transaction["id"])
 
 
 TRANSACTIONS = Sheet[Transaction](
@@ -429,7 +474,7 @@ TRANSACTIONS = Sheet[Transaction](
         Column("note", "Observação", "Note"),
     ),
     values=transaction_values,
-    counted=lambda transaction: transaction["state"] == "closed",
+    counted=transaction_counted,
     sums=("gross", "tare", "net"),
 )
 
@@ -439,10 +484,12 @@ class TransactionsCsv(CsvEndpoint[Transaction]):
     of them; the totals add up the closed ones."""
 
     def __init__(self, api: Api, records: RecordBook, transactions: Transactions) -> None:
-        super().__init__(api, TRANSACTIONS)
+        super().__init__(api, TRANSACTIONS, records.spec)
         self.records, self.transactions = records, transactions
 
-    def pages(self, request: Request) -> Pages[Transaction]:
+    def listing(
+        self, request: Request
+    ) -> tuple[Page[Transaction], Callable[[Transaction], int], int | None]:
         filters = transaction_filters(_without_limit(request))
         page: Page[Transaction] = partial(
             transactions_page,
@@ -450,13 +497,7 @@ class TransactionsCsv(CsvEndpoint[Transaction]):
             rules=self.transactions.rules,
             filters=filters,
         )
-        return Pages(
-            self.records.interact,
-            page,
-            lambda t: int(t["id"]),
-            filters.before,
-            export_limit(request),
-        )
+        return page, transaction_id, filters.before
 
 
 def export_limit(request: Request) -> int:
