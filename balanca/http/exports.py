@@ -2,8 +2,8 @@
 
 The listings' filters, newest first, the whole range unless `limit` says otherwise. The file
 is written as it is read: a page of rows read from the database and turned into CSV bytes in
-the same database thread (balanca.store.export's `Pages`, this module's `Writer`), written
-to the client, then the next page only once the client has taken it. The stream is a push
+the export's own worker process (balanca.store.export's `Pages` and `Worker`, this module's
+`Writer`), written to the client, then the next page only once the client has taken it. The stream is a push
 producer registered on the request, so a client that reads slowly pauses the database reads
 instead of filling the service's memory; one that stops reading for STALL seconds is cut.
 
@@ -163,8 +163,8 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Writer(Generic[T]):
-    """Writes a sheet in a language: the header, pages of rows, the totals. Pure, so pages
-    are written in the database thread that read them."""
+    """Writes a sheet in a language: the header, pages of rows, the totals. Pure and made
+    of module-level parts, so it crosses to the worker process that writes the pages."""
 
     sheet: Sheet[T]
     lang: Lang
