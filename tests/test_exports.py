@@ -425,6 +425,27 @@ class WeighingsCsvOnSQLite(SiteCase):
         self.assertNotIn(b"\r\n0\r\n\r\n", received[-16:], "no last chunk: a cut transfer")
 
     @defer.inlineCallbacks
+    def test_a_third_export_at_once_is_told_to_come_back(self) -> defer.Generator:
+        first, _, endpoint = yield self.paused_export()
+        second = socket.create_connection(("127.0.0.1", self.port()))
+        self.addCleanup(second.close)
+        second.sendall(b"GET /api/weighings.csv HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(100):
+            if len(endpoint.streams) == 2:
+                break
+            yield sleep(0.05)
+        busy = yield fetch(self.url("/api/weighings.csv"))
+        self.assertEqual((busy.code, busy.json()["code"]), (503, "exports_busy"))
+        first.close()
+        for _ in range(100):
+            if len(endpoint.streams) == 1:
+                break
+            yield sleep(0.05)
+        again = yield fetch(self.url("/api/weighings.csv?limit=3"))
+        self.assertEqual(again.code, 200)
+        self.assertEqual(len(read_csv(again.body, "pt-BR")[1]), 3)
+
+    @defer.inlineCallbacks
     def test_a_client_gone_before_the_first_page_leaves_no_error(self) -> defer.Generator:
         yield self.start_site()
         yield self.capture("truck", "1000.0", "kg")
