@@ -235,7 +235,6 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     # everything the scales published before the process exits.
     store.setServiceParent(top)
     book.setServiceParent(top)
-    transactions.setServiceParent(top)
     for parts in scales.values():
         parts.link.setServiceParent(top)
     for description, endpoint in settings.http:

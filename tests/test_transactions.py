@@ -259,7 +259,12 @@ class TruckWeighing(SerialCase):
         for wrong in ({**typed, "reason": ""}, {**typed, "tare": "0"}, {**typed, "tare": "-5"},
                       {**typed, "tare": "1e3"}, {**typed, "unit": ""}):  # fmt: skip
             await self.refused(tare_path, wrong, 400, "bad_request")
-        await self.assert_chain_whole(4)
+        await self.refused("/api/vehicles/AB_12/tare", typed, 400, "bad_request")
+        bad = await fetch(self.url("/api/vehicles/ABCDEFGHIJK"))
+        self.assertEqual((bad.code, bad.json()["code"]), (400, "bad_request"))
+        await self.created("/api/weighings/1/void", {"reason": "pesada errada"})
+        await self.refused(tare_path, {"weighing": 1}, 409, "already_void")
+        await self.assert_chain_whole(5)
 
     async def test_a_stored_tare_expires_after_tare_days(self) -> None:
         truck = (await self.service({"truck": "kg"}, "--tare-days", "0.00003"))["truck"]

@@ -9,7 +9,7 @@ the reactor thread) and every record again as it is written; a broken chain turn
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -93,6 +93,7 @@ class RecordBook(Service):
         """The wait before the next try to check the chain while the database is away."""
         self._emptied: dict[str, bool] = {}
         """Per scale: an empty scale was seen since its last capture in this run."""
+        self._at_start: list[Callable[[], Awaitable[None]]] = []
 
     def startService(self) -> None:
         self.key = self.load_key()
@@ -100,6 +101,11 @@ class RecordBook(Service):
         self.fingerprint = fingerprint(self.key.public_key())
         super().startService()
         self._checking.run(lambda: Deferred.fromCoroutine(self._check_at_start()))
+
+    def at_start(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` at start once the chain is checked (both tried again while the database
+        is away): for what is kept beside the records and must agree with them."""
+        self._at_start.append(work)
 
     @property
     def signer(self) -> Ed25519PrivateKey:
@@ -255,6 +261,8 @@ class RecordBook(Service):
                         count=sealed,
                     )
                 verdict = await self._check_all()
+                for work in self._at_start:
+                    await work()
             except Exception as error:  # the database is away: try again shortly
                 if not self.running:
                     return  # stopped while it was being checked

@@ -11,8 +11,8 @@ disagrees with them (`sync`).
 
 For the rest of the service (tickets, exports, fleet publishing):
 
-    Transactions(book, rules)                     a Service; every write goes through the
-                                                  record book's one writer
+    Transactions(book, rules)                     writes (coroutines) go through the record
+                                                  book's one writer; `sync` runs at its start
       .open(reading, fields, one_pass, receipt)   -> transaction (the `in`, or one-pass `out`)
       .close(T, reading, fields, receipt)         -> transaction (the `out` record)
       .void(T, reason, operator, receipt)         -> transaction (a void record per record)
@@ -41,9 +41,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from balanca.reading import Reading, isotime, local_time
@@ -52,7 +50,7 @@ from balanca.records.seal import Record
 from balanca.records.transaction import Figures, Rules, expiry, figures, passes, state, view
 from balanca.store import ledger
 from balanca.store.idempotency import Receipt, keep_answer, receipt_cutoff
-from balanca.store.recordbook import CAPTURE_KINDS, RETRY, RecordBook, RecordRefused
+from balanca.store.recordbook import CAPTURE_KINDS, RecordBook, RecordRefused
 from balanca.store.schema import Dialect, utc_text
 
 NEWEST = 2**62
@@ -70,6 +68,10 @@ INDEX_COLUMNS = (
     "id", "plate", "state", "open_plate", "in_number", "out_number", "compared_tare",
     "opened_utc", "closed_utc", "last_number",
 )  # fmt: skip
+INSERT_INDEX = (
+    f"INSERT INTO transactions ({', '.join(INDEX_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(INDEX_COLUMNS))})"
+)
 
 
 @dataclass(frozen=True)
@@ -85,23 +87,15 @@ class Filters:
     limit: int = 50
 
 
-class Transactions(Service):
-    """Truck weighing on the record book: opens, closes, voids, stored tares, and reads."""
+class Transactions:
+    """Truck weighing on the record book: opens, closes, voids, stored tares, and reads.
+    When the book starts, the index is brought in line with the records (`sync`)."""
 
     log = Logger()
 
     def __init__(self, book: RecordBook, rules: Rules) -> None:
         self.book, self.rules = book, rules
-        self._retry: Deferred[None] | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        Deferred.fromCoroutine(self._sync_at_start())
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._retry is not None:
-            self._retry.cancel()
+        book.at_start(self.sync)
 
     # Writes: each one database transaction, as the book's one writer.
 
@@ -182,6 +176,17 @@ class Transactions(Service):
         now = local_time(self.book.clock.seconds())
         return self.book.interact(vehicle, self.book.dialect, self.rules, plate, now)
 
+    async def sync(self) -> None:
+        """Rebuild the index from the records if it disagrees with them (logged), as the
+        book's one writer."""
+        rebuilt = await self.book.write(sync, self.book.dialect, self.rules)
+        if rebuilt is not None:
+            self.log.info(
+                "transactions: the index disagreed with the records; rebuilt it from them"
+                " ({count} transactions)",
+                count=rebuilt,
+            )
+
     # Inside.
 
     async def _write(self, interaction: Any, *args: Any, receipt: Receipt | None) -> Any:
@@ -191,30 +196,6 @@ class Transactions(Service):
         return await book.write(
             interaction, book.dialect, book.signer, self.rules, *args, uid, receipt
         )
-
-    async def _sync_at_start(self) -> None:
-        while self.running:
-            try:
-                rebuilt = await self.book.write(sync, self.book.dialect, self.rules)
-            except Exception as error:  # the database is away (or not migrated yet)
-                if not self.running:
-                    return
-                self.log.info("transactions: index not checked yet ({error})", error=error)
-                self._retry = deferLater(self.book.clock, RETRY, lambda: None)
-                try:
-                    await self._retry
-                except CancelledError:
-                    return
-                finally:
-                    self._retry = None
-                continue
-            if rebuilt is not None:
-                self.log.info(
-                    "transactions: the index disagreed with the records; rebuilt it from them"
-                    " ({count} transactions)",
-                    count=rebuilt,
-                )
-            return
 
 
 # Writes (interactions: one database transaction each, under the book's one writer).
@@ -441,6 +422,8 @@ def rebuild(txn: Any, dialect: Dialect, rules: Rules) -> int:
     txn.execute("DELETE FROM transactions")
     txn.execute("SELECT MAX(transaction_id) FROM records")
     newest, count = int(txn.fetchone()[0] or 0), 0
+    txn.execute("SELECT DISTINCT plate FROM records WHERE kind = 'tare'")
+    with_tares = {row[0] for row in txn.fetchall()}
     for low in range(0, newest, BATCH):
         txn.execute(
             dialect.sql(
@@ -452,14 +435,16 @@ def rebuild(txn: Any, dialect: Dialect, rules: Rules) -> int:
         grouped: dict[int, list[Record]] = {}
         for record in map(ledger.decode, txn.fetchall()):
             grouped.setdefault(record["transaction"], []).append(record)
+        rows = []
         for transaction_id, records in sorted(grouped.items()):
             first, last = passes(records)
             compared = None
-            if first is not None and last is not None:  # a two-pass close
-                closed = datetime.fromisoformat(last["captured"])
+            if first is not None and last is not None and last["plate"] in with_tares:
+                closed = datetime.fromisoformat(last["captured"])  # a two-pass close
                 compared = stored_tare(txn, dialect, last["plate"], last["number"], closed, rules)
-            _index(txn, dialect, transaction_id, records, compared)
-            count += 1
+            rows.append(_index_row(transaction_id, records, compared))
+        txn.executemany(dialect.sql(INSERT_INDEX), rows)
+        count += len(rows)
     return count
 
 
@@ -568,11 +553,19 @@ def _index(
     compared: Mapping[str, Any] | None,
 ) -> None:
     """Write the index row of a transaction from its records."""
+    txn.execute(dialect.sql("DELETE FROM transactions WHERE id = ?"), (transaction_id,))
+    txn.execute(dialect.sql(INSERT_INDEX), _index_row(transaction_id, records, compared))
+
+
+def _index_row(
+    transaction_id: int, records: Sequence[Record], compared: Mapping[str, Any] | None
+) -> tuple[Any, ...]:
+    """The index row of a transaction (INDEX_COLUMNS), from its records."""
     first, last = passes(records)
     head = first or last
     assert head is not None
     now = state(records)
-    row = (
+    return (
         transaction_id,
         head["plate"],
         now,
@@ -583,14 +576,6 @@ def _index(
         _utc(head),
         None if last is None else _utc(last),
         max(r["number"] for r in records),
-    )
-    txn.execute(dialect.sql("DELETE FROM transactions WHERE id = ?"), (transaction_id,))
-    columns = ", ".join(INDEX_COLUMNS)
-    txn.execute(
-        dialect.sql(
-            f"INSERT INTO transactions ({columns}) VALUES ({', '.join('?' * len(INDEX_COLUMNS))})"
-        ),
-        row,
     )
 
 
