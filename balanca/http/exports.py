@@ -224,6 +224,11 @@ class CsvStream(Generic[T]):
         self._write(first, self.writer.header())
         self._pump()
 
+    @property
+    def waiting(self) -> bool:
+        """Paused by the client's full buffers, with no page being read."""
+        return self._paused and not self._reading
+
     # IPushProducer: the request's transport says when the client keeps up.
 
     def pauseProducing(self) -> None:
@@ -333,30 +338,31 @@ class CsvEndpoint(Endpoint, Generic[T]):
             )
         worker = Worker(self.spec, lambda future: deferToThread(future.result))
         self.workers += 1
-
-        def done(_: object = None) -> None:
-            worker.close()
-            self.workers -= 1
-
         writer = Writer(self.sheet, lang)
         stream = CsvStream(
             request, Pages(worker, page, number, before, limit), writer, self.api.clock
         )
 
+        def done(_: object) -> None:
+            """The answer is over (written, refused, or its client gone): the worker goes."""
+            worker.close()
+            self.workers -= 1
+            self.streams.discard(stream)
+
+        request.notifyFinish().addBoth(done)
+
         def started(first: Chunk) -> Answer:
+            if not getattr(request, "_disconnected", False):
+                self.streams.add(stream)
+                stream.start(first)
+            return 200, b""  # under way (or nobody to answer): `finish` leaves it be
+
+        def failed(failure: Failure) -> Answer:
             if getattr(request, "_disconnected", False):
-                done()
-                return 200, b""  # the client left while the first page was read
-            self.streams.add(stream)
-            request.notifyFinish().addBoth(lambda _: self.streams.discard(stream)).addBoth(done)
-            stream.start(first)
-            return 200, b""  # under way: `finish` leaves it to the stream
+                return 200, b""  # the client left (and its worker with it): nothing to say
+            failure.raiseException()
 
-        def failed(failure: Failure) -> Failure:
-            done()
-            return failure
-
-        return stream.pages.next(writer.page).addCallbacks(started, failed)
+        return stream.pages.next(writer.page).addCallbacks(started).addErrback(failed)
 
 
 def record_values(record: Record) -> Mapping[str, Any]:
