@@ -251,3 +251,24 @@ class TransactionTickets(PrintingCase):
             client.close()
         yield sleep(0.5)  # trial fails the test if the service logged an error meanwhile
         yield self.ticket("/tickets/weighings/1")
+
+    @defer.inlineCallbacks
+    def test_a_closing_tare_far_from_the_stored_one_says_tara_divergente(self) -> defer.Generator:
+        yield self.start_printing()
+        ana = {"Authorization": "Bearer tok-ana"}
+        stored = yield self.send("/api/vehicles/MIS1234/tare",
+                                 {"tare": "10000.0", "unit": "kg", "reason": "aferida"},
+                                 ana, b"PUT")  # fmt: skip
+        self.assertEqual(stored.code, 201, stored.body)
+        opening = "/api/scales/{scale}/transactions"
+        opened = yield self.capture("truck", "38000.0", "kg", ana, opening, plate="MIS1234")
+        closing = f"/api/transactions/{opened['id']}/close"
+        closed = yield self.capture("truck", "20000.0", "kg", ana, closing, scale="truck")
+        self.assertTrue(closed["tare_mismatch"])
+        text = text_of((yield self.ticket(f"/tickets/transactions/{opened['id']}")).body)
+        self.assertEqual(text.count("Tara divergente"), 2)
+        self.assertIn("Peso bruto 38000,0 kg Tara 20000,0 kg Peso líquido 18000,0 kg", text)
+        english = text_of((yield self.ticket(f"/tickets/transactions/{opened['id']}?lang=en")).body)
+        self.assertIn("Tare mismatch", english)
+        csv_text = (yield fetch(self.url("/api/transactions.csv?lang=en"))).body.decode()
+        self.assertIn(",38000.0,20000.0,18000.0,kg,weighing,yes,", csv_text)
