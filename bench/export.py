@@ -280,6 +280,8 @@ def export_bench(count: int, sealed: bool = False, mysql: bool = False) -> dict[
         _wait(lambda: _answers(port), 120)
         checked = (b"records checked", b"chain BROKEN")
         _wait(lambda: any(word in log.read_bytes() for word in checked), 900)
+        outcome["chain"] = "ok" if checked[0] in log.read_bytes() else "broken (unsealed)"
+        assert not sealed or outcome["chain"] == "ok", "the sealed chain does not verify"
         time.sleep(2)  # the index check at start, then quiet
         outcome["rss_before_mib"] = memory.now() / 1024
         probe.start()
