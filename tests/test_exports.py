@@ -9,7 +9,9 @@ import codecs
 import csv
 import io
 import json
+import os
 import re
+import signal
 import socket
 import tempfile
 import uuid
@@ -427,6 +429,31 @@ class WeighingsCsvOnSQLite(SiteCase):
         except BlockingIOError:
             self.fail("the service still holds the connection")
         self.assertNotIn(b"\r\n0\r\n\r\n", received[-16:], "no last chunk: a cut transfer")
+
+    @defer.inlineCallbacks
+    def test_an_export_whose_worker_dies_is_cut_short_not_finished(self) -> defer.Generator:
+        client, stream, endpoint = yield self.paused_export()
+        for pid in list(stream.pages.worker.pool._processes):  # the worker dies (OOM, a kill)
+            os.kill(pid, signal.SIGKILL)
+        received = bytearray()
+        for _ in range(1500):  # a zero window is probed at growing intervals: give it time
+            try:
+                data = client.recv(65536)
+            except BlockingIOError:
+                yield sleep(0.02)
+                continue
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            received += data
+        else:
+            self.fail("the service kept the connection open")
+        self.assertNotIn(b"\r\n0\r\n\r\n", received[-16:], "no last chunk: a cut transfer")
+        self.assertNotIn(b"\r\nTotal;", received, "no totals line")
+        self.assertLess(stream.rows, 20001)
+        self.assertEqual((endpoint.workers, endpoint.streams), (0, set()))
+        self.flushLoggedErrors()  # the pool's own report of its dead process, if any
 
     @defer.inlineCallbacks
     def test_a_third_export_at_once_is_told_to_come_back(self) -> defer.Generator:
