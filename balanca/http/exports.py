@@ -25,7 +25,6 @@ import codecs
 import csv
 import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from copy import copy
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -39,7 +38,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from balanca.http.api import Answer, Api, ApiError, Endpoint, query_int
+from balanca.http.api import Answer, Api, ApiError, Endpoint
 from balanca.http.language import Lang, decimal_text, language, local_text, word
 from balanca.http.records import listing_filters
 from balanca.http.transactions import transaction_filters
@@ -57,6 +56,9 @@ from balanca.store.transactions import Transactions
 
 if TYPE_CHECKING:
     from balanca.config import DatabaseSpec
+
+EXPORT_LIMITS = (EVERYTHING, EVERYTHING)
+"""An export's `limit=`: every row unless it names fewer."""
 
 T = TypeVar("T")
 Kind = Literal["int", "text", "decimal", "time", "word", "bool"]
@@ -319,14 +321,13 @@ class CsvEndpoint(Endpoint, Generic[T]):
         self.streams: set[CsvStream[T]] = set()
         """The exports under way."""
 
-    def listing(self, request: Request) -> tuple[Page[T], Callable[[T], int], int | None]:
-        """What the request asks for: its page, a row's number and the listing's `before`
-        (400 when a filter is malformed)."""
+    def listing(self, request: Request) -> tuple[Page[T], Callable[[T], int], int | None, int]:
+        """What the request asks for: its page, a row's number, the listing's `before` and
+        `limit` (every row unless it names one; 400 when a filter is malformed)."""
         raise NotImplementedError
 
     def get(self, request: Request) -> Answer | defer.Deferred[Answer]:
-        lang, (page, number, before) = language(request), self.listing(request)
-        limit = export_limit(request)
+        lang, (page, number, before, limit) = language(request), self.listing(request)
         if request.method == b"HEAD":
             csv_headers(request, self.sheet.name)
             request.write(b"")
@@ -414,10 +415,12 @@ class WeighingsCsv(CsvEndpoint[Record]):
         super().__init__(api, WEIGHINGS, records.spec)
         self.records = records
 
-    def listing(self, request: Request) -> tuple[Page[Record], Callable[[Record], int], int | None]:
-        filters = listing_filters(_without_limit(request), self.api.scale_query(request))
+    def listing(
+        self, request: Request
+    ) -> tuple[Page[Record], Callable[[Record], int], int | None, int]:
+        filters = listing_filters(request, self.api.scale_query(request), EXPORT_LIMITS)
         page: Page[Record] = partial(records_page, dialect=self.records.dialect, filters=filters)
-        return page, record_number, filters.before
+        return page, record_number, filters.before, filters.limit
 
 
 def record_number(record: Record) -> int:
@@ -495,25 +498,12 @@ class TransactionsCsv(CsvEndpoint[Transaction]):
 
     def listing(
         self, request: Request
-    ) -> tuple[Page[Transaction], Callable[[Transaction], int], int | None]:
-        filters = transaction_filters(_without_limit(request))
+    ) -> tuple[Page[Transaction], Callable[[Transaction], int], int | None, int]:
+        filters = transaction_filters(request, EXPORT_LIMITS)
         page: Page[Transaction] = partial(
             transactions_page,
             dialect=self.records.dialect,
             rules=self.transactions.rules,
             filters=filters,
         )
-        return page, transaction_id, filters.before
-
-
-def export_limit(request: Request) -> int:
-    """`limit=`: as many rows at most; without it, every one (400 unless a whole number)."""
-    return query_int(request, "limit", EVERYTHING, 1, EVERYTHING) or EVERYTHING
-
-
-def _without_limit(request: Request) -> Request:
-    """`request` as a listing's own filter parser should see it: an export reads `limit`
-    itself (a listing caps it at 1000, an export at nothing)."""
-    view = copy(request)
-    view.args = {k: v for k, v in request.args.items() if k != b"limit"}
-    return view
+        return page, transaction_id, filters.before, filters.limit
