@@ -242,10 +242,12 @@ class WeighingsCsv(CsvEndpoint[Record]):
 
 
 def record_number(record: Record) -> int:
+    """A record's number, the key its listing is paged on."""
     return int(record["number"])
 
 
 def transaction_id(transaction: Transaction) -> int:
+    """A transaction's id, the key its listing is paged on."""
     return int(transaction["id"])
 
 

@@ -42,6 +42,7 @@ class Column:
     kind: Kind = "text"
 
     def header(self, lang: Lang) -> str:
+        """The column's header in `lang`."""
         return self.pt if lang == "pt-BR" else self.en
 
 
@@ -98,6 +99,7 @@ class Totals:
         self.units[unit or ""] = (had + count, sums)
 
     def merge(self, other: Totals) -> None:
+        """Add up `other`'s counts and sums, unit by unit."""
         for unit, (count, sums) in other.units.items():
             self.add(unit, count, sums)
 
@@ -134,10 +136,12 @@ class Writer(Generic[T]):
     lang: Lang
 
     def header(self) -> bytes:
+        """The header row (after a UTF-8 BOM in pt-BR)."""
         bom = codecs.BOM_UTF8 if self.lang == "pt-BR" else b""
         return bom + self._csv([[neutral(c.header(self.lang)) for c in self.sheet.columns]])
 
     def page(self, rows: Sequence[T]) -> Chunk:
+        """A page of rows as written, with what the counted ones add up to."""
         sheet, lang, totals, lines = self.sheet, self.lang, Totals(self.sheet.sums), []
         for row in rows:
             values = sheet.values(row)
@@ -147,6 +151,7 @@ class Writer(Generic[T]):
         return Chunk(self._csv(lines), len(rows), totals)
 
     def totals(self, totals: Totals) -> bytes:
+        """The last lines: the totals per unit."""
         return self._csv(totals.lines(self.sheet.columns, self.lang))
 
     def _csv(self, lines: Iterable[Sequence[str]]) -> bytes:

@@ -86,7 +86,7 @@ class TicketsRoot(Resource):
         return transaction_ticket(transaction, tare, voids, lang)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        return ErrorPage(404, "not_found", request.path.decode("utf-8", "replace"))
+        return not_found(request)
 
     def render(self, request: Request) -> bytes:
         return ErrorPage(404, "not_found", "/tickets").render(request)
@@ -102,10 +102,10 @@ class TicketKind(Resource):
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path.isdigit() and len(path) <= 18 and not request.postpath:
             return TicketPage(self.printer, self.find, int(path))
-        return ErrorPage(404, "not_found", request.path.decode("utf-8", "replace"))
+        return not_found(request)
 
     def render(self, request: Request) -> bytes:
-        return ErrorPage(404, "not_found", request.path.decode("utf-8", "replace")).render(request)
+        return not_found(request).render(request)
 
 
 class TicketPage(Resource):
@@ -139,8 +139,7 @@ class TicketPage(Resource):
 
     def _answer(self, ticket: Ticket | None, request: Request, lang: Lang, paper: Paper) -> None:
         if ticket is None:
-            detail = request.path.decode("utf-8", "replace")
-            _send(request, 404, ErrorPage(404, "not_found", detail).page(lang))
+            _send(request, 404, not_found(request).page(lang))
             return
         printer = self.printer
         printed = local_text(isotime(local_time(printer.api.clock.seconds())), lang)
@@ -189,6 +188,7 @@ class ErrorPage(Resource):
         self.status, self.title, self.detail = status, title, detail
 
     def page(self, lang: Lang) -> bytes:
+        """The error's page in `lang`."""
         title = f"{self.status} — {TEXTS[lang][self.title]}"
         return html_page(
             title, lang, "a4", [tag("main", tag("h1", title), tag("p", self.detail), cls="error")]
@@ -197,6 +197,11 @@ class ErrorPage(Resource):
     def render(self, request: Request) -> bytes:
         _headers(request, self.status)
         return self.page("pt-BR")
+
+
+def not_found(request: Request) -> ErrorPage:
+    """The 404 page of the path asked for."""
+    return ErrorPage(404, "not_found", request.path.decode("utf-8", "replace"))
 
 
 def _headers(request: Request, status: int) -> None:
