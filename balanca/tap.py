@@ -30,6 +30,7 @@ from balanca.http.metrics import BalancaCollector, MetricsResource
 from balanca.http.scales_api import api_tree
 from balanca.http.security import RateLimiter
 from balanca.http.site import site_tree, web_root
+from balanca.http.tickets import Printer, TicketsRoot
 from balanca.hub import Hub
 from balanca.options import Options, Settings
 from balanca.publish.mqtt import Publisher
@@ -242,6 +243,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         settings.access,
         limiter,
         reactor,
+        TicketsRoot(Printer(api, settings.site, book, transactions)),
     )
     collector.site = site
     top.parts = Parts(scales, live, store, site, limiter)

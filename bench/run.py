@@ -32,7 +32,8 @@ stdout; progress goes to stderr.
 many readings it cost. `--fleet` runs bench/fleet.py instead: 20 sites publishing to one
 Mosquitto, readings/s and latency end to end, records lost across a broker restart.
 `--records` runs bench/records.py instead: a chain of 1,000,000 sealed records checked while
-`GET /api/weight` is measured.
+`GET /api/weight` is measured. `--export` runs bench/export.py: 1,000,000 transactions
+streamed as `/api/transactions.csv`, rows/s and the server's memory.
 """
 
 from __future__ import annotations
@@ -863,6 +864,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fleet-sites", type=int, default=20, help="balanca processes (sites)")
     p.add_argument("--fleet-seconds", type=float, default=20.0, help="seconds measured")
     p.add_argument("--fleet-cut", type=float, default=10.0, help="seconds the broker is down")
+    p.add_argument("--export", action="store_true",
+                   help="instead: stream /api/transactions.csv (bench/export.py)")  # fmt: skip
+    p.add_argument("--export-count", type=int, default=1_000_000, help="transactions to export")
+    p.add_argument("--export-sealed", action="store_true", help="chain and sign the records")
+    p.add_argument("--export-mysql", action="store_true", help="MariaDB instead of SQLite")
     return p.parse_args(argv)
 
 
@@ -882,6 +888,13 @@ def main(argv: list[str] | None = None) -> int:
         log(json.dumps(figures))
         print(fleet_line(figures))
         return 0 if figures["records_lost"] == 0 else 1
+    if args.export:
+        from export import export_bench, export_line
+
+        figures = export_bench(args.export_count, args.export_sealed, args.export_mysql)
+        log(json.dumps(figures))
+        print(export_line(figures))
+        return 0
     if args.records:
         from records import records_bench, records_line
 

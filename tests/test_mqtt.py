@@ -157,12 +157,12 @@ class Publishing(ApiCase):
         return dict(self.service.getServiceNamed("mqtt").health())
 
     async def capture(self) -> dict[str, Any]:
-        for _ in range(300):
+        for _ in range(600):
             response = await self.post("/api/weighings", {"again": True, "plate": "ABC1234"})
             if response.code == 201:
                 return dict(response.json())
             await deferLater(reactor, 0.05, lambda: None)
-        self.fail("no capture within 15 s")
+        self.fail(f"no capture within 30 s: {response.body!r}")
 
     async def late_subscriber_sees_the_site(self, *args: str) -> Subscriber:
         await self.publishing(*args)
@@ -259,7 +259,7 @@ class Publishing(ApiCase):
                            {"Content-Type": "application/json"})  # fmt: skip
         self.assertEqual(tare.code, 201, tare.body)
         body = {"plate": "ABC1234", "stored_tare": True, "again": True}
-        for _ in range(300):  # a stable load of the simulator above the tare
+        for _ in range(600):  # a stable load of the simulator above the tare
             closed = await self.post("/api/scales/default/transactions", body)
             if closed.code == 201:
                 break

@@ -153,8 +153,9 @@ def scale_unavailable(hub: Hub, status: int = 503) -> ApiError:
 
 
 def finish(request: Request, status: int, body: dict[str, Any] | list[Any] | bytes) -> None:
-    """Write a JSON answer, unless the client has gone."""
-    if getattr(request, "_disconnected", False) or request.finished:
+    """Write a JSON answer, unless the client has gone or an answer is under way (streamed by
+    the endpoint itself: an export)."""
+    if getattr(request, "_disconnected", False) or request.finished or request.startedWriting:
         return
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/json")
@@ -174,6 +175,13 @@ def require(request: Request, allowed: bool, what: str, limiter: RateLimiter) ->
     raise ApiError(401, "unauthorized", f"{what} need Authorization: Bearer TOKEN")
 
 
+def presented_token(request: Request, in_query: bool = False) -> str | None:
+    """The token a request presents: `Authorization: Bearer`, else (where `in_query`: a page or
+    a download a browser opens by its URL, which cannot carry a header) `?token=`."""
+    token = bearer(request.getHeader(b"Authorization"))
+    return query(request, "token") if token is None and in_query else token
+
+
 def rate_limited() -> ApiError:
     """The 429 of a client that spent its budget."""
     return ApiError(429, "too many requests", "writes and failed authentications are limited")
@@ -185,6 +193,8 @@ class Endpoint(Resource):
     isLeaf = True
     public = False
     """Reads need no token even when a read token is set."""
+    token_in_query = False
+    """A read may carry its token as `?token=` (a URL a browser opens itself)."""
     log = Logger()
 
     def __init__(self, api: Api) -> None:
@@ -232,7 +242,8 @@ class Endpoint(Resource):
             raise ApiError(
                 405, "method not allowed", f"use {', '.join(m.decode() for m in allowed)}"
             )
-        access, token = self.api.access, bearer(request.getHeader(b"Authorization"))
+        access = self.api.access
+        token = presented_token(request, self.token_in_query and request.method not in WRITES)
         if request.method in WRITES:
             require(request, access.may_write(token), "writes", self.api.limiter)
         elif not self.public:

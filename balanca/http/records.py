@@ -48,6 +48,8 @@ from balanca.store.schema import utc_text
 CAPTURE_FIELDS = {"reference": 100, "note": 500, "plate": 10, "product": 100, "party": 100}
 """Text fields a capture takes, with their longest length."""
 KINDS = ("weighing", "in", "out", "tare", "void")
+LISTING_LIMITS = (50, MAX_LIMIT)
+"""A listing's `limit=`: its default and its most."""
 PLATE = re.compile(r"[A-Z0-9]{1,10}")
 
 
@@ -124,12 +126,16 @@ class RecordsRoot(WeighingsEndpoint):
         return NotFound()
 
 
-def listing_filters(request: Request, scale_id: str | None) -> ledger.Filters:
-    """A listing's filters from its query (400 when one is malformed)."""
+def listing_filters(
+    request: Request, scale_id: str | None, limits: tuple[int, int] = LISTING_LIMITS
+) -> ledger.Filters:
+    """A listing's filters from its query (400 when one is malformed); `limits` as `window`'s."""
     kind = query(request, "kind")
     if kind is not None and kind not in KINDS:
         raise ApiError(400, "bad kind", f"kind is one of {', '.join(KINDS)}")
-    return ledger.Filters(scale=scale_id, plate=query_plate(request), kind=kind, **window(request))
+    return ledger.Filters(
+        scale=scale_id, plate=query_plate(request), kind=kind, **window(request, limits)
+    )
 
 
 def query_plate(request: Request) -> str | None:
@@ -138,15 +144,16 @@ def query_plate(request: Request) -> str | None:
     return None if plate is None else normal_plate(plate)
 
 
-def window(request: Request) -> dict[str, Any]:
+def window(request: Request, limits: tuple[int, int] = LISTING_LIMITS) -> dict[str, Any]:
     """What every listing's query takes besides its own filters (400 when malformed):
-    `since_utc` and `until_utc` (from `since`, `until`), `before` and `limit` (50)."""
+    `since_utc` and `until_utc` (from `since`, `until`), `before` and `limit` (`limits`: its
+    default and its most)."""
     since, until = query_time(request, "since"), query_time(request, "until")
     return {
         "since_utc": None if since is None else utc_text(since),
         "until_utc": None if until is None else utc_text(until),
         "before": query_int(request, "before", None, 1, 2**63 - 1),
-        "limit": query_int(request, "limit", 50, 1, MAX_LIMIT) or 50,
+        "limit": query_int(request, "limit", limits[0], 1, limits[1]) or limits[0],
     }
 
 

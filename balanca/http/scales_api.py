@@ -26,6 +26,7 @@ from balanca.http.api import (
     query_time,
     scale_unavailable,
 )
+from balanca.http.exports import TransactionsCsv, WeighingsCsv
 from balanca.http.keyed import KeyedEndpoint
 from balanca.http.records import RecordsRoot, WeighingsEndpoint
 from balanca.http.transactions import OpenEndpoint, TransactionsRoot, VehiclesRoot
@@ -232,7 +233,9 @@ def api_tree(api: Api, records: RecordBook, transactions: Transactions) -> Resou
         b"readings": ReadingsEndpoint(api),
         b"scales": ScalesRoot(api, records, transactions),
         b"weighings": RecordsRoot(api, records),
+        b"weighings.csv": WeighingsCsv(api, records),
         b"transactions": TransactionsRoot(api, records, transactions),
+        b"transactions.csv": TransactionsCsv(api, records, transactions),
         b"vehicles": VehiclesRoot(api, records, transactions),
         **scale_children(api, None),
     }

@@ -39,6 +39,7 @@ from balanca.http.api import (
     text_field,
 )
 from balanca.http.records import (
+    LISTING_LIMITS,
     KeyedWrite,
     capture_fields,
     flag,
@@ -123,12 +124,12 @@ class TransactionsRoot(TransactionWrite):
         return NotFound()
 
 
-def transaction_filters(request: Request) -> Filters:
-    """A listing's filters from its query (400 when one is malformed)."""
+def transaction_filters(request: Request, limits: tuple[int, int] = LISTING_LIMITS) -> Filters:
+    """A listing's filters from its query (400 when one is malformed); `limits` as `window`'s."""
     wanted = query(request, "state")
     if wanted is not None and wanted not in STATES:
         raise ApiError(400, "bad state", f"state is one of {', '.join(STATES)}")
-    return Filters(state=wanted, plate=query_plate(request), **window(request))
+    return Filters(state=wanted, plate=query_plate(request), **window(request, limits))
 
 
 class OneTransaction(TransactionWrite):

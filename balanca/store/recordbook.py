@@ -21,6 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from balanca.reading import Reading, isotime, local_time
 from balanca.records.guards import empties
@@ -167,7 +168,7 @@ class RecordBook(Service):
 
         async def written() -> T:
             result: T = await self.interact(self._queued(interaction), *args)
-            self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
+            self._check_soon()
             return result
 
         return await self._appending.run(lambda: Deferred.fromCoroutine(written()))
@@ -259,8 +260,17 @@ class RecordBook(Service):
             uuid.uuid4().hex,
             receipt,
         )
-        self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
+        self._check_soon()
         return record
+
+    def _check_soon(self) -> None:
+        """Check the records just written, after any check under way. A database that fails
+        meanwhile, or a stop, leaves them to the next check (logged, never raised)."""
+        checked = self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
+        checked.addErrback(self._not_checked)
+
+    def _not_checked(self, failure: Failure) -> None:
+        self.log.info("records: newest records not checked yet ({error})", error=failure.value)
 
     async def _check_at_start(self) -> None:
         while self.running:
@@ -311,7 +321,7 @@ class RecordBook(Service):
         return verdict
 
     async def _check_new(self) -> None:
-        if self.state == "broken" or self.verdict is None:
+        if not self.running or self.state == "broken" or self.verdict is None:
             return  # a broken chain stays broken until a whole check passes; none yet: at start
         after = 0 if self._verified is None else self._verified["number"]
         records = await self.interact(ledger.batch, self.dialect, after, SEGMENT)
