@@ -233,6 +233,11 @@ class Publishing(ApiCase):
         self.assertGreater(self.mqtt()["readings_dropped"], dropped)
         health = await fetch(self.url("/api/health"))
         self.assertEqual(health.code, 200, "a broker away alone leaves the service healthy")
+        mqtt = health.json()["mqtt"]
+        self.assertEqual(
+            (mqtt["state"], mqtt["code"], mqtt["outbox"]), ("degraded", "broker_unreachable", 3)
+        )
+        self.assertGreaterEqual(mqtt["oldest"], 5)
         proxy.restore()
         back = time.monotonic()
         await wait_until(lambda: len({r["number"] for r in central.payloads("records")}) == 5, 30)
