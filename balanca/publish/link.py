@@ -37,7 +37,8 @@ MAX_WAIT = 15.0
 """Seconds: no wait between attempts is longer (so the outbox goes within 30 s of the
 broker's return: a wait, a connection, a round of acknowledgements)."""
 KEEPALIVE = 20
-"""Seconds of MQTT keepalive: a broker that stops answering is given up after 1.5 times it."""
+"""Seconds of MQTT keepalive: a broker that stops answering is given up after about twice it
+(a ping after that long without a byte from it, then as long again for its answer)."""
 CONNECT_TIMEOUT = 10.0
 """Seconds for TCP, TLS and the broker's CONNACK together."""
 SESSION_EXPIRY = 86400
