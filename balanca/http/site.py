@@ -30,6 +30,7 @@ from balanca.http.api import (
     finish,
     require,
 )
+from balanca.http.fastsend import DirectChannel
 from balanca.http.security import SECURITY_HEADERS, Access, RateLimiter, bearer
 
 REQUEST_DEADLINE = 10.0
@@ -91,7 +92,7 @@ def bare_answer(
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-class DeadlineChannel(http.HTTPChannel):
+class DeadlineChannel(DirectChannel):
     """An HTTP connection whose every request must arrive whole (request line, headers and
     body) within `site.request_deadline` seconds of its start, or is answered 408 and closed:
     a client cannot hold a connection by sending a header a byte at a time (slowloris). The
@@ -165,7 +166,7 @@ class DeadlineChannel(http.HTTPChannel):
 
     def _refuse(self, status: int, phrase: bytes, error: str, detail: str) -> None:
         """Answer with an error of the channel's own, and close."""
-        self.transport.write(bare_answer(status, phrase, error, detail))  # type: ignore[union-attr]
+        self.write(bare_answer(status, phrase, error, detail))  # after any answer still held
         self.loseConnection()
         self._cut_after(self.abortTimeout)
 
