@@ -5,7 +5,9 @@ bytes Twisted's own channel sends."""
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +136,8 @@ class Answers(TestCase):
         root = Resource()
         root.putChild(b"small", Data(b'{"weight": "1.00"}', "application/json"))
         root.putChild(b"big", Data(BIG, "text/plain"))
-        folder = Path(self.mktemp())
-        folder.mkdir()
+        folder = Path(tempfile.mkdtemp(prefix="balanca-fastsend-"))
+        self.addCleanup(shutil.rmtree, folder)
         (folder / "big.txt").write_bytes(BIG)
         root.putChild(b"files", File(str(folder)))
         self.ports: dict[str, Any] = {}
