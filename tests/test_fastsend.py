@@ -16,7 +16,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.static import Data, File
 
 from balanca.http import fastsend
@@ -122,6 +122,25 @@ def without_date(answers: bytes) -> bytes:
     return re.sub(rb"\r\nDate: [^\r]*", b"", answers)
 
 
+class Later(Resource):
+    """Answers from the reactor's next turn, not while the request is handled."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> int:
+        def answer() -> None:
+            request.setHeader(b"Content-Type", b"text/plain")
+            request.write(b"later")
+            request.finish()
+
+        reactor.callLater(0, answer)  # type: ignore[attr-defined]
+        return NOT_DONE_YET
+
+
+class Stamped(fastsend.DirectChannel):
+    every_answer = b"X-Stamp: 1\r\n"
+
+
 GET = b"GET /%s HTTP/1.1\r\nHost: balanca.test\r\n\r\n"
 LAST = b"GET /%s HTTP/1.1\r\nHost: balanca.test\r\nConnection: close\r\n\r\n"
 BIG = b"".join(b"%08d\n" % i for i in range(800_000))  # 7.2 MB, more than socket buffers
@@ -140,8 +159,14 @@ class Answers(TestCase):
         self.addCleanup(shutil.rmtree, folder)
         (folder / "big.txt").write_bytes(BIG)
         root.putChild(b"files", File(str(folder)))
+        root.putChild(b"later", Later())
         self.ports: dict[str, Any] = {}
-        for name, channel in (("twisted", http.HTTPChannel), ("direct", fastsend.DirectChannel)):
+        channels = {
+            "twisted": http.HTTPChannel,
+            "direct": fastsend.DirectChannel,
+            "stamped": Stamped,
+        }
+        for name, channel in channels.items():
             site = Site(root)
             site.protocol = channel  # type: ignore[assignment]
             self.ports[name] = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
@@ -209,3 +234,16 @@ class Answers(TestCase):
             self.assertEqual(answers.count(BIG), 1)
             self.assertEqual(answers, expected)
             self.assertGreater(self.started_writing, 0, "the socket took it all: too small")
+
+    @defer.inlineCallbacks
+    def test_every_answer_carries_the_channel_own_headers(self) -> defer.Generator:
+        """Answered at once or later, a HEAD and a 404 too."""
+        request = (
+            GET % b"small" + GET % b"later" + GET.replace(b"GET", b"HEAD") % b"small"
+            + LAST % b"nothing"
+        )  # fmt: skip
+        expected = yield self.exchange("twisted", request)
+        answers = yield self.exchange("stamped", request)
+        self.assertEqual(answers.count(b"X-Stamp: 1\r\n\r\n"), 4)
+        self.assertEqual(answers.replace(b"X-Stamp: 1\r\n", b""), expected)
+        self.assertIn(b"X-Stamp: 1\r\n\r\n5\r\nlater", answers)  # chunked: no length

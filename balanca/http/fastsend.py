@@ -98,6 +98,9 @@ class DirectChannel(http.HTTPChannel):
     request as Twisted does (a `getsockname` and two address objects each).
     """
 
+    every_answer = b""
+    """Header lines (`Name: value\r\n` each) that every answer carries after its own,
+    written out once (site.py: the security headers)."""
     _held: list[bytes] | None = None
     """Bytes of answers written while handling received bytes, not sent yet (None: not
     handling received bytes, so writes go to the transport)."""
@@ -130,17 +133,17 @@ class DirectChannel(http.HTTPChannel):
     def writeHeaders(
         self, version: bytes, code: bytes, reason: bytes, headers: Headers | Any
     ) -> None:
-        """Twisted's status line and headers, held with the answer they begin."""
-        if self._held is None or not isinstance(headers, Headers):
-            self.send_held()
-            super().writeHeaders(version, code, reason, headers)
-            return
-        held = self._held
-        held += (version, b" ", code, b" ", reason, b"\r\n")
+        """Twisted's status line and headers, then `every_answer`'s."""
+        if not isinstance(headers, Headers):  # the (name, value) pairs Twisted also takes
+            pairs, headers = headers, Headers()
+            for name, value in pairs:
+                headers.addRawHeader(name, value)
+        lines = [version, b" ", code, b" ", reason, b"\r\n"]
         for name, values in headers.getAllRawHeaders():
             for value in values:
-                held += (name, b": ", value, b"\r\n")
-        held.append(b"\r\n")
+                lines += (name, b": ", value, b"\r\n")
+        lines += (self.every_answer, b"\r\n")
+        self.writeSequence(lines)
 
     def write(self, data: bytes) -> None:
         if self._held is None:

@@ -108,6 +108,10 @@ class DeadlineChannel(DirectChannel):
     and cancel a timer each."""
 
     site: BalancaSite
+    every_answer = b"".join(
+        name + b": " + value + b"\r\n" for name, value in SECURITY_HEADERS.items()
+    )
+    """The security headers, on every answer (`bare_answer` adds them to the channel's own)."""
     abortTimeout = 3
     """Seconds a refused or timed-out peer has to let the connection close before it is cut
     (TLS waits for the peer's close_notify, which a slowloris never sends); Twisted's default
@@ -225,8 +229,8 @@ class DeadlineChannel(DirectChannel):
 
 
 class BalancaRequest(Request):
-    """A request that carries the security headers and keeps at most MAX_BODY body bytes;
-    a larger body is read and dropped, and the request answered 413."""
+    """A request that keeps at most MAX_BODY body bytes; a larger body is read and dropped,
+    and the request answered 413."""
 
     body_too_large = False
 
@@ -249,11 +253,6 @@ class BalancaRequest(Request):
         if since and not _http_date(since[0]):
             self.requestHeaders.removeHeader(b"If-Modified-Since")
         return super().setLastModified(when)  # type: ignore[no-any-return]
-
-    def process(self) -> None:
-        for name, value in SECURITY_HEADERS.items():
-            self.setHeader(name, value)
-        super().process()
 
     def render(self, resrc: IResource) -> None:
         if self.body_too_large and not isinstance(resrc, Endpoint):
