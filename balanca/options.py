@@ -36,6 +36,7 @@ from balanca.config import (
 )
 from balanca.config_file import OptionKind, Site, read_config
 from balanca.http.security import Access, read_operators_file, read_token_file
+from balanca.records.transaction import Rules
 
 T = TypeVar("T")
 LIST_DEFAULTS = {
@@ -76,6 +77,13 @@ class Options(usage.Options):
             "days of readings to keep (older ones are pruned) [default: all]",
         ],
         ["min-weight", None, "0", "capture minimum of every scale without its own min-weight="],
+        ["tare-days", None, "90", "days a stored vehicle tare stays in force"],
+        [
+            "tare-tolerance",
+            None,
+            "10",
+            "percent a closing tare may differ from the stored tare before it is flagged",
+        ],
         ["site-id", None, None, "the site's id (MQTT topics) [default: [site] id, or host name]"],
         ["token-file", None, None, "file holding the bearer token that writes need"],
         ["read-token-file", None, None, "file holding a token that reads and /ws need too"],
@@ -205,6 +213,8 @@ class Settings:
     keep_readings: float | None
     stale_after: float
     min_weight: Decimal
+    rules: Rules
+    """Stored tares: `--tare-days`, `--tare-tolerance`."""
     site: Site
     access: Access
     records_key: str
@@ -273,6 +283,12 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         keep_readings=_positive(options, "keep-readings") if options["keep-readings"] else None,
         stale_after=stale_after,
         min_weight=checked(options, "min-weight", lambda t: nonnegative_decimal(t, "--min-weight")),
+        rules=Rules(
+            _positive(options, "tare-days"),
+            checked(
+                options, "tare-tolerance", lambda t: nonnegative_decimal(t, "--tare-tolerance")
+            ),
+        ),
         site=site_from(options),
         access=Access(write_token, read_token, tuple(options["allowed-origin"]), operators),
         records_key=options["records-key"],

@@ -20,9 +20,10 @@ from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.task import react
 
 from balanca.reading import Measurement, decimal_text
-from balanca.scale.detect import Detector, Verdict, line_text, plan, set_serial_line
+from balanca.scale.detect import Detector, plan, set_serial_line
 from balanca.scale.protocols import PROTOCOLS
 from balanca.scale.protocols.base import DecodeError, LineSettings
+from balanca.scale.sniffer import Verdict, line_text
 
 TCP = "tcp:"
 

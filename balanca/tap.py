@@ -30,6 +30,7 @@ from balanca.http.metrics import BalancaCollector, MetricsResource
 from balanca.http.scales_api import api_tree
 from balanca.http.security import RateLimiter
 from balanca.http.site import site_tree, web_root
+from balanca.http.tickets import Printer, TicketsRoot
 from balanca.hub import Hub
 from balanca.options import Options, Settings
 from balanca.records.key import fingerprint, load_or_create
@@ -39,6 +40,7 @@ from balanca.scales import ScaleParts, build_scale
 from balanca.store.idempotency import Idempotency
 from balanca.store.recordbook import RecordBook
 from balanca.store.store import Store
+from balanca.store.transactions import Transactions
 
 __all__ = ["BalancaService", "Listener", "Options", "Parts", "Settings", "makeService"]
 
@@ -206,6 +208,7 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     for parts in scales.values():
         parts.hub.subscribe(book)
     collector.book = book
+    transactions = Transactions(book, settings.rules)
     api = Api(
         reactor,
         scales,
@@ -217,13 +220,14 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         Idempotency(store.interact, store.dialect, reactor),
     )
     site = site_tree(
-        api_tree(api, book),
+        api_tree(api, book, transactions),
         WebSocketResource(live),
         MetricsResource(registry),
         web_root(),
         settings.access,
         limiter,
         reactor,
+        TicketsRoot(Printer(api, settings.site, book, transactions)),
     )
     collector.site = site
     top.parts = Parts(scales, live, store, site, limiter)

@@ -34,7 +34,8 @@ stdout; progress goes to stderr.
 
 `--crash-drill` runs bench/crash.py instead: `kill -9` during a 30 s database cut, and how
 many readings it cost. `--records` runs bench/records.py instead: a chain of 1,000,000 sealed
-records checked while `GET /api/weight` is measured.
+records checked while `GET /api/weight` is measured. `--export` runs bench/export.py: 1,000,000
+transactions streamed as `/api/transactions.csv`, rows/s and the server's memory.
 """
 
 from __future__ import annotations
@@ -959,6 +960,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--records", action="store_true",
                    help="instead: check a chain of sealed records (bench/records.py)")  # fmt: skip
     p.add_argument("--records-count", type=int, default=1_000_000, help="records in the chain")
+    p.add_argument("--export", action="store_true",
+                   help="instead: stream /api/transactions.csv (bench/export.py)")  # fmt: skip
+    p.add_argument("--export-count", type=int, default=1_000_000, help="transactions to export")
+    p.add_argument("--export-sealed", action="store_true", help="chain and sign the records")
+    p.add_argument("--export-mysql", action="store_true", help="MariaDB instead of SQLite")
     return p.parse_args(argv)
 
 
@@ -971,6 +977,13 @@ def main(argv: list[str] | None = None) -> int:
         outcome = crash_drill(args.crash_cut, int(args.rate))
         print(crash_line(outcome))
         return 1 if "error" in outcome else 0
+    if args.export:
+        from export import export_bench, export_line
+
+        figures = export_bench(args.export_count, args.export_sealed, args.export_mysql)
+        log(json.dumps(figures))
+        print(export_line(figures))
+        return 0
     if args.records:
         from records import records_bench, records_line
 

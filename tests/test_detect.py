@@ -20,12 +20,10 @@ from balanca.scale.detect import (
     WATCH_SECONDS,
     Detector,
     LineSettings,
-    Sniffer,
-    Verdict,
-    line_text,
     plan,
 )
 from balanca.scale.protocols import PROTOCOLS
+from balanca.scale.sniffer import Sniffer, Verdict, line_text
 from tests.test_scale_serial import SAMPLES
 
 

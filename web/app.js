@@ -1,9 +1,10 @@
 // balanca live view: shows what dataWorker.js hears on the WebSocket and sends tare/zero/
 // clear-tare through the HTTP API; records.js captures, lists and voids the sealed records
-// with this file's HTTP helpers; grid.js keeps what is heard per scale and chooses what is
-// shown: one scale's full view, or with several the grid of cards. No framework and no build
-// step: the page must run from the service itself on LANs without internet, under a strict
-// Content-Security-Policy (no inline script or style), on a kiosk left on for weeks.
+// with this file's HTTP helpers, and gate.js weighs trucks in and out; grid.js keeps what is
+// heard per scale and chooses what is shown: one scale's full view, or with several the grid
+// of cards. No framework and no build step: the page must run from the service itself on
+// LANs without internet, under a strict Content-Security-Policy (no inline script or style),
+// on a kiosk left on for weeks.
 // Every text on screen comes from TEXT (i18n.js), by key or by the server's machine `code`;
 // the server's English `detail` and `reason` go to the console only.
 "use strict";
@@ -182,6 +183,7 @@ function renderConnection() {
   $("reason").textContent = state.needsToken ? t("tokenNeeded") : reason;
   renderDatabase(connection);
   renderRecordButton(connection, scale);
+  renderGateButtons(connection, scale);
 }
 
 // The database's state beside the connection's: a weighing needs both. Unknown (hidden) until
@@ -567,16 +569,25 @@ function showAnswer(tone, text, status = null, again = null) {
   renderAnswer();
 }
 
-// The text of `code`, from `table` when it has its own words for it (a void's), else `codes`.
-function showCode(tone, code, status = null, { table = "codes", again = null } = {}) {
+// The answer saying `code`, from `table` when it has its own words for it (a void's, the
+// gate's), else `codes`.
+function codeAnswer(tone, code, status = null, { table = "codes", again = null } = {}) {
   const from = typeof lookup("pt-BR", `${table}.${code}`) === "string" ? table : "codes";
-  showAnswer(tone, () => codeText(from, code, "unknownCode"), status, again);
+  return { tone, text: () => codeText(from, code, "unknownCode"), status, again };
+}
+
+function showCode(tone, code, status = null, options = {}) {
+  state.answer = codeAnswer(tone, code, status, options);
+  renderAnswer();
 }
 
 function renderAnswer() {
-  const el = $("answer");
-  const answer = state.answer;
-  $("again").hidden = !(answer && answer.again);
+  paintAnswer($("answer"), $("again"), state.answer);
+}
+
+// An answer line (`el`) and its "again" button, as `answer` says (gate.js has one too).
+function paintAnswer(el, againButton, answer) {
+  againButton.hidden = !(answer && answer.again);
   if (!answer) return;
   const message = document.createElement("span");
   message.textContent = answer.text();
@@ -590,25 +601,29 @@ function renderAnswer() {
   el.dataset.tone = answer.tone;
 }
 
-// A refusal, by its code; the server's English words go to the console for whoever debugs.
-// `command` names a command the service may lack; `table` and `again` as showCode's.
-function showFailure(answer, { command = null, table = "codes", again = null } = {}) {
-  if (answer.status === 0) {
-    showAnswer("error", () => t("unreachable"));
-    return;
-  }
+// The answer for a refusal, by its code (from `table` when it has its own words for it,
+// else `codes`); the server's English words go to the console for whoever debugs. `again`
+// is offered after a same_load refusal.
+function refusalAnswer(answer, { table = "codes", again = null } = {}) {
+  if (answer.status === 0) return { tone: "error", text: () => t("unreachable"), status: null, again: null };
   const body = answer.body || {};
   console.warn("balanca: refused", answer.status, body.code, body.error, body.detail);
   if (answer.status === 401 && state.tokenDeclined) {
-    showAnswer("error", () => t("tokenRequired"));
-    return;
+    return { tone: "error", text: () => t("tokenRequired"), status: null, again: null };
   }
-  if (command && body.code === "command_unsupported") {
+  return codeAnswer("error", body.code, answer.status, { table, again: body.code === "same_load" ? again : null });
+}
+
+// A refusal on the answer line. `command` names a command the service may lack; `table` and
+// `again` as refusalAnswer's.
+function showFailure(answer, { command = null, table = "codes", again = null } = {}) {
+  if (command && answer.body && answer.body.code === "command_unsupported") {
     const scale = shownScale();
     if (scale) scale.unsupported.add(command);
     scheduleRender();
   }
-  showCode("error", body.code, answer.status, { table, again: body.code === "same_load" ? again : null });
+  state.answer = refusalAnswer(answer, { table, again });
+  renderAnswer();
 }
 
 async function withButton(button, work) {
@@ -666,6 +681,7 @@ function applyLanguage() {
   announce(""); // what was said in the other language is not repeated in this one
   state.announced = null;
   renderRecords();
+  renderGate();
   renderAnswer();
   render();
 }
@@ -692,6 +708,7 @@ function start() {
   startWorker();
   startScales();
   startRecords();
+  startGate();
   setInterval(tick, TICK_MS);
 }
 

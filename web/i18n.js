@@ -1,10 +1,10 @@
 // balanca live view: every text the page shows, in Portuguese (the default) and English.
 // Loaded before app.js by its own script tag (the Content-Security-Policy allows no inline
 // script). The server speaks in machine codes (CONTRACT/README "Errors"): `codes` holds API
-// errors and command replies (`voidCodes` those a void words otherwise), `states` the scale's
-// state codes, `db` the database's, `kinds` the records' kinds. The server's English
-// `detail`/`reason` words never reach the screen; a code missing here shows `unknownCode` with
-// the code itself, so nothing untranslated ever appears.
+// errors and command replies (`voidCodes` and `gateCodes` those a void or the gate words
+// otherwise), `states` the scale's state codes, `db` the database's, `kinds` the records'
+// kinds. The server's English `detail`/`reason` words never reach the screen; a code missing
+// here shows `unknownCode` with the code itself, so nothing untranslated ever appears.
 "use strict";
 
 const TEXT = {
@@ -76,6 +76,37 @@ const TEXT = {
     voided: "Pesagem nº {number} anulada (anulação nº {void}).",
     signingKey: "Chave de assinatura: {fingerprint}",
     signingKeyHelp: "Compare com a impressão digital que você recebeu, não só com esta:",
+    // The gate (gate.js): trucks weighed in and out.
+    desks: "Trabalho",
+    gateTab: "Caminhões",
+    gateHeading: "Entrada e saída de caminhões",
+    product: "Produto",
+    party: "Cliente ou fornecedor",
+    storedTare: "Tara cadastrada: pesar uma vez só",
+    gateIn: "Entrada",
+    gateOut: "Saída",
+    gateAgain: "Pesar de novo",
+    gatePlateInvalid: "Placa: de 1 a 10 letras e números, como ABC1D23.",
+    plateRequired: "Digite a placa.",
+    gateOpened: "Entrada de {plate}: {weight} {unit} (passagem nº {id}).",
+    gateClosed: "Saída de {plate}: líquido {net} {unit} (passagem nº {id}).",
+    gateNoneOpen: "Nenhuma passagem aberta para {plate}: use Entrada.",
+    gateVoided: "Passagem nº {id} ({plate}) anulada.",
+    gateVoidLabel: "Anular a passagem nº {id} ({plate})",
+    gateVoidHelp: "As pesagens da passagem continuam no registro, marcadas como anuladas, com o motivo.",
+    gateCloseLabel: "Saída de {plate}",
+    gatePassage: "Passagem nº {id}",
+    gateTare: "Tara",
+    gateTareStored: "Tara cadastrada do veículo.",
+    gateTareMismatch: "Tara divergente da cadastrada: confira o caminhão.",
+    gateVoidMark: "Anulada",
+    printTicket: "Imprimir ticket",
+    yard: "Passagens abertas",
+    yardEmpty: "Nenhuma passagem aberta.",
+    gateEntered: "entrada às {time}: {weight} {unit}",
+    gateAgeNow: "há menos de 1 min",
+    gateAgeMinutes: "há {n} min",
+    gateAgeHours: "há {h} h {m} min",
     kinds: {
       weighing: "pesagem",
       in: "entrada",
@@ -139,6 +170,19 @@ const TEXT = {
       not_found: "Pesagem não encontrada.",
       db_unavailable: "Banco de dados fora do ar: anulação não registrada.",
       db_error: "O banco de dados recusou a gravação: anulação não registrada.",
+    },
+    // The gate's refusals, where they differ from a capture's (unknown ones fall back on codes).
+    gateCodes: {
+      transaction_open: "Já existe uma passagem aberta para esta placa.",
+      no_stored_tare: "Não há tara cadastrada (ou válida) para esta placa.",
+      unit_mismatch: "A entrada e a saída foram pesadas em unidades diferentes.",
+      net_not_positive: "O líquido não seria positivo: confira o caminhão e a balança.",
+      already_void: "Esta passagem já foi anulada.",
+      transaction_closed: "Esta passagem já foi fechada.",
+      not_found: "Passagem não encontrada.",
+      same_load: "Esta carga já foi registrada. Mesma carga?",
+      db_unavailable: "Banco de dados fora do ar: passagem não registrada.",
+      db_error: "O banco de dados recusou a gravação: passagem não registrada.",
     },
     states: {
       connecting: "Conectando à balança.",
@@ -226,6 +270,36 @@ const TEXT = {
     voided: "Weighing no. {number} voided (void no. {void}).",
     signingKey: "Signing key: {fingerprint}",
     signingKeyHelp: "Compare it with the fingerprint you were given, not only with this one:",
+    desks: "Work",
+    gateTab: "Trucks",
+    gateHeading: "Trucks in and out",
+    product: "Product",
+    party: "Customer or supplier",
+    storedTare: "Stored tare: weigh once only",
+    gateIn: "In",
+    gateOut: "Out",
+    gateAgain: "Weigh again",
+    gatePlateInvalid: "Plate: 1 to 10 letters and digits, like ABC1D23.",
+    plateRequired: "Type the plate.",
+    gateOpened: "{plate} in: {weight} {unit} (transaction no. {id}).",
+    gateClosed: "{plate} out: net {net} {unit} (transaction no. {id}).",
+    gateNoneOpen: "No open transaction for {plate}: use In.",
+    gateVoided: "Transaction no. {id} ({plate}) voided.",
+    gateVoidLabel: "Void transaction no. {id} ({plate})",
+    gateVoidHelp: "The transaction's weighings stay on record, marked void, with the reason.",
+    gateCloseLabel: "{plate} out",
+    gatePassage: "Transaction no. {id}",
+    gateTare: "Tare",
+    gateTareStored: "The vehicle's stored tare.",
+    gateTareMismatch: "Tare far from the stored one: check the truck.",
+    gateVoidMark: "Void",
+    printTicket: "Print ticket",
+    yard: "Open transactions",
+    yardEmpty: "No open transactions.",
+    gateEntered: "in at {time}: {weight} {unit}",
+    gateAgeNow: "for under 1 min",
+    gateAgeMinutes: "for {n} min",
+    gateAgeHours: "for {h} h {m} min",
     kinds: {
       weighing: "weighing",
       in: "in",
@@ -287,6 +361,18 @@ const TEXT = {
       not_found: "No such weighing.",
       db_unavailable: "Database down: void not recorded.",
       db_error: "The database refused the write: void not recorded.",
+    },
+    gateCodes: {
+      transaction_open: "This plate already has an open transaction.",
+      no_stored_tare: "No stored tare (or none still valid) for this plate.",
+      unit_mismatch: "In and out were weighed in different units.",
+      net_not_positive: "The net would not be positive: check the truck and the scale.",
+      already_void: "This transaction is already void.",
+      transaction_closed: "This transaction is already closed.",
+      not_found: "No such transaction.",
+      same_load: "This load has already been recorded. Same load?",
+      db_unavailable: "Database down: transaction not recorded.",
+      db_error: "The database refused the write: transaction not recorded.",
     },
     states: {
       connecting: "Connecting to the scale.",

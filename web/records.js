@@ -173,13 +173,16 @@ function actionCell(record) {
 
 // ---- voids ----
 
-// Asks for the reason (required, up to 500 characters): the reason, or null when cancelled.
-function askVoidReason(number) {
+// Asks for the reason (required, up to 500 characters) under `heading`, with the words of
+// `help` (an i18n key) on what a void does: the reason, or null when cancelled.
+function askVoidReason(heading, help = "voidHelp") {
   const dialog = $("void-dialog");
   const input = $("void-reason");
   input.value = "";
   $("void-why").textContent = "";
-  $("void-heading").textContent = t("voidLabel", { number });
+  $("void-heading").textContent = heading;
+  $("void-help").dataset.i18n = help;
+  $("void-help").textContent = t(help);
   dialog.returnValue = "";
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok" ? input.value.trim() : null), { once: true });
@@ -198,7 +201,7 @@ function checkVoidReason(event) {
 
 async function voidRecord(number) {
   if (records.voiding.has(number)) return;
-  const reason = await askVoidReason(number);
+  const reason = await askVoidReason(t("voidLabel", { number }));
   if (reason === null) return;
   records.voiding.add(number);
   renderWeighings();

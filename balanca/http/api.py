@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 MAX_BODY = 16 * 1024
 MAX_LIMIT = 1000
+HANDLERS = ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post"), (b"PUT", "put"))
+"""Each method an endpoint may answer, and the name of its handler."""
+WRITES = (b"POST", b"PUT")
+"""Methods that write: they need the write token and spend the write budget."""
 Answer = tuple[int, "dict[str, Any] | list[Any] | bytes"]
 
 
@@ -147,8 +151,9 @@ def scale_unavailable(hub: Hub, status: int = 503) -> ApiError:
 
 
 def finish(request: Request, status: int, body: dict[str, Any] | list[Any] | bytes) -> None:
-    """Write a JSON answer, unless the client has gone."""
-    if getattr(request, "_disconnected", False) or request.finished:
+    """Write a JSON answer, unless the client has gone or an answer is under way (streamed by
+    the endpoint itself: an export)."""
+    if getattr(request, "_disconnected", False) or request.finished or request.startedWriting:
         return
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/json")
@@ -170,6 +175,13 @@ def require(request: Request, allowed: bool, what: str, limiter: RateLimiter) ->
     raise ApiError(401, "unauthorized", f"{what} need Authorization: Bearer TOKEN")
 
 
+def presented_token(request: Request, in_query: bool = False) -> str | None:
+    """The token a request presents: `Authorization: Bearer`, else (where `in_query`: a page or
+    a download a browser opens by its URL, which cannot carry a header) `?token=`."""
+    token = bearer(request.getHeader(b"Authorization"))
+    return query(request, "token") if token is None and in_query else token
+
+
 def rate_limited() -> ApiError:
     """The 429 of a client that spent its budget."""
     return ApiError(429, "too many requests", "writes and failed authentications are limited")
@@ -181,6 +193,8 @@ class Endpoint(Resource):
     isLeaf = True
     public = False
     """Reads need no token even when a read token is set."""
+    token_in_query = False
+    """A read may carry its token as `?token=` (a URL a browser opens itself)."""
     log = Logger()
 
     def __init__(self, api: Api) -> None:
@@ -192,9 +206,7 @@ class Endpoint(Resource):
             if issubclass(cls, Endpoint) and cls is not Endpoint
             for name in vars(cls)
         }
-        self.methods = [
-            m for m, name in ((b"GET", "get"), (b"HEAD", "get"), (b"POST", "post")) if name in own
-        ]
+        self.methods = [m for m, name in HANDLERS if name in own]
         """The methods this endpoint answers: those whose handler its class (or a class it
         extends) defines."""
 
@@ -204,6 +216,10 @@ class Endpoint(Resource):
 
     def post(self, request: Request, body: Any) -> Answer | defer.Deferred[Answer]:
         """Answer a POST with its parsed JSON body (endpoints that take writes override this)."""
+        raise NotImplementedError
+
+    def put(self, request: Request, body: Any) -> Answer | defer.Deferred[Answer]:
+        """Answer a PUT with its parsed JSON body (endpoints that replace a thing)."""
         raise NotImplementedError
 
     def render(self, request: Request) -> bytes | int:
@@ -226,8 +242,9 @@ class Endpoint(Resource):
             raise ApiError(
                 405, "method not allowed", f"use {', '.join(m.decode() for m in allowed)}"
             )
-        access, token = self.api.access, bearer(request.getHeader(b"Authorization"))
-        if request.method == b"POST":
+        access = self.api.access
+        token = presented_token(request, self.token_in_query and request.method not in WRITES)
+        if request.method in WRITES:
             require(request, access.may_write(token), "writes", self.api.limiter)
         elif not self.public:
             require(request, access.may_read(token), "reads", self.api.limiter)
@@ -235,6 +252,8 @@ class Endpoint(Resource):
             raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
         if request.method == b"POST":
             return self.post(request, parse_body(request))
+        if request.method == b"PUT":
+            return self.put(request, parse_body(request))
         return self.get(request)
 
     def limit(self, request: Request) -> None:

@@ -38,6 +38,7 @@ from balanca.http.api import (
 )
 from balanca.http.keyed import KeyedEndpoint
 from balanca.hub import Hub
+from balanca.reading import Reading
 from balanca.records.guards import Capture, refusal
 from balanca.store import ledger
 from balanca.store.idempotency import Receipt
@@ -47,6 +48,8 @@ from balanca.store.schema import utc_text
 CAPTURE_FIELDS = {"reference": 100, "note": 500, "plate": 10, "product": 100, "party": 100}
 """Text fields a capture takes, with their longest length."""
 KINDS = ("weighing", "in", "out", "tare", "void")
+LISTING_LIMITS = (50, MAX_LIMIT)
+"""A listing's `limit=`: its default and its most."""
 PLATE = re.compile(r"[A-Z0-9]{1,10}")
 
 
@@ -69,11 +72,16 @@ def capture_fields(body: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {name: text_field(body, name, n) for name, n in CAPTURE_FIELDS.items()}
     if fields["plate"] is not None:
         fields["plate"] = normal_plate(fields["plate"])
-    again = body.get("again", False)
-    if not isinstance(again, bool):
-        raise ApiError(400, "bad again", "again must be true or false")
-    fields["again"] = again
+    fields["again"] = flag(body, "again")
     return fields
+
+
+def flag(body: dict[str, Any], name: str) -> bool:
+    """Optional boolean field `name` of a JSON body (400 unless true or false)."""
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise ApiError(400, f"bad {name}", f"{name} must be true or false")
+    return value
 
 
 class KeyedWrite(KeyedEndpoint):
@@ -118,22 +126,35 @@ class RecordsRoot(WeighingsEndpoint):
         return NotFound()
 
 
-def listing_filters(request: Request, scale_id: str | None) -> ledger.Filters:
-    """A listing's filters from its query (400 when one is malformed)."""
+def listing_filters(
+    request: Request, scale_id: str | None, limits: tuple[int, int] = LISTING_LIMITS
+) -> ledger.Filters:
+    """A listing's filters from its query (400 when one is malformed); `limits` as `window`'s."""
     kind = query(request, "kind")
     if kind is not None and kind not in KINDS:
         raise ApiError(400, "bad kind", f"kind is one of {', '.join(KINDS)}")
-    plate = query(request, "plate")
-    since, until = query_time(request, "since"), query_time(request, "until")
     return ledger.Filters(
-        scale=scale_id,
-        plate=None if plate is None else normal_plate(plate),
-        kind=kind,
-        since_utc=None if since is None else utc_text(since),
-        until_utc=None if until is None else utc_text(until),
-        before=query_int(request, "before", None, 1, 2**63 - 1),
-        limit=query_int(request, "limit", 50, 1, MAX_LIMIT) or 50,
+        scale=scale_id, plate=query_plate(request), kind=kind, **window(request, limits)
     )
+
+
+def query_plate(request: Request) -> str | None:
+    """The `plate=` query parameter as stored (400 when it is not a plate), or None."""
+    plate = query(request, "plate")
+    return None if plate is None else normal_plate(plate)
+
+
+def window(request: Request, limits: tuple[int, int] = LISTING_LIMITS) -> dict[str, Any]:
+    """What every listing's query takes besides its own filters (400 when malformed):
+    `since_utc` and `until_utc` (from `since`, `until`), `before` and `limit` (`limits`: its
+    default and its most)."""
+    since, until = query_time(request, "since"), query_time(request, "until")
+    return {
+        "since_utc": None if since is None else utc_text(since),
+        "until_utc": None if until is None else utc_text(until),
+        "before": query_int(request, "before", None, 1, 2**63 - 1),
+        "limit": query_int(request, "limit", limits[0], 1, limits[1]) or limits[0],
+    }
 
 
 def capture(endpoint: KeyedWrite, request: Request, body: Any, hub: Hub) -> defer.Deferred[Answer]:
@@ -142,24 +163,40 @@ def capture(endpoint: KeyedWrite, request: Request, body: Any, hub: Hub) -> defe
     operator = endpoint.operator(request)
 
     async def act(receipt: Receipt | None) -> Answer:
-        book, reading = endpoint.records, hub.latest
-        minimum = endpoint.records.min_weight(hub.scale)
-        capture = Capture(hub.state, reading, minimum, emptied=True, again=fields["again"])
-        refused = refusal(capture)  # the scale's own state first: it needs no database
-        if refused is None and not fields["again"] and not await book.emptied(hub.scale):
-            refused = refusal(replace(capture, emptied=False))
-        if refused is not None:
-            if refused.code == "scale_not_live":
-                raise scale_unavailable(hub, 409)
-            raise ApiError(409, refused.error, refused.detail, refused.code)
-        endpoint.limit(request)
-        assert reading is not None
-        record = await book.capture(
+        reading = await guarded(endpoint, request, hub, fields["again"])
+        record = await endpoint.records.capture(
             reading, {**fields, "kind": "weighing", "operator": operator}, receipt
         )
         return 201, record
 
     return endpoint.keyed(request, act)
+
+
+async def guarded(endpoint: KeyedWrite, request: Request, hub: Hub, again: bool) -> Reading:
+    """The reading a capture on `hub`'s scale takes (a weighing, an `in` or an `out`), once
+    it has passed the capture guards (409) and the rate limit (429)."""
+    book, reading = endpoint.records, hub.latest
+    capture = Capture(hub.state, reading, book.min_weight(hub.scale), emptied=True, again=again)
+    refused = refusal(capture)  # the scale's own state first: it needs no database
+    if refused is None and not again and not await book.emptied(hub.scale):
+        refused = refusal(replace(capture, emptied=False))
+    if refused is not None:
+        if refused.code == "scale_not_live":
+            raise scale_unavailable(hub, 409)
+        raise ApiError(409, refused.error, refused.detail, refused.code)
+    endpoint.limit(request)
+    assert reading is not None
+    return reading
+
+
+def void_reason(body: Any) -> str:
+    """The reason of a void request `{"reason": "..."}` (400 unless 1 to 500 characters)."""
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        raise ApiError(400, "malformed body", 'expected {"reason": "..."}')
+    reason = text_field(body, "reason", 500)
+    if not reason or not reason.strip():
+        raise ApiError(400, "reason required", "a void needs a reason (1 to 500 characters)")
+    return reason
 
 
 class RecordEndpoint(KeyedWrite):
@@ -189,11 +226,7 @@ class VoidEndpoint(KeyedWrite):
         self.number = number
 
     def post(self, request: Request, body: Any) -> defer.Deferred[Answer]:
-        if not isinstance(body, dict) or set(body) - {"reason"}:
-            raise ApiError(400, "malformed body", 'expected {"reason": "..."}')
-        reason = text_field(body, "reason", 500)
-        if not reason or not reason.strip():
-            raise ApiError(400, "reason required", "a void needs a reason (1 to 500 characters)")
+        reason = void_reason(body)
         operator = self.operator(request)
 
         async def act(receipt: Receipt | None) -> Answer:

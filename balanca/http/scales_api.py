@@ -26,12 +26,15 @@ from balanca.http.api import (
     query_time,
     scale_unavailable,
 )
+from balanca.http.exports import TransactionsCsv, WeighingsCsv
 from balanca.http.keyed import KeyedEndpoint
 from balanca.http.records import RecordsRoot, WeighingsEndpoint
+from balanca.http.transactions import OpenEndpoint, TransactionsRoot, VehiclesRoot
 from balanca.reading import Reply, isotime, local_time
 from balanca.scales import ScaleParts
 from balanca.store.idempotency import Receipt
 from balanca.store.recordbook import RecordBook
+from balanca.store.transactions import Transactions
 
 COMMAND_CODES = {"tare": "tared", "zero": "zeroed", "clear-tare": "tare_cleared"}
 """The `code` of a command's success reply."""
@@ -204,7 +207,7 @@ class ScalesRoot(Resource):
     """`/api/scales`: the list, and under it each scale's endpoints (a JSON 404 for an
     unknown id or path)."""
 
-    def __init__(self, api: Api, records: RecordBook) -> None:
+    def __init__(self, api: Api, records: RecordBook, transactions: Transactions) -> None:
         super().__init__()
         self.listing = ScalesEndpoint(api)
         for scale_id in api.scales:
@@ -213,6 +216,7 @@ class ScalesRoot(Resource):
                 one.putChild(name, child)
             one.putChild(b"health", ScaleHealthEndpoint(api, scale_id))
             one.putChild(b"weighings", WeighingsEndpoint(api, records, scale_id))
+            one.putChild(b"transactions", OpenEndpoint(api, records, transactions, scale_id))
             self.putChild(scale_id.encode(), one)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
@@ -222,15 +226,19 @@ class ScalesRoot(Resource):
         return self.listing.render(request)
 
 
-def api_tree(api: Api, records: RecordBook) -> Resource:
+def api_tree(api: Api, records: RecordBook, transactions: Transactions) -> Resource:
     """The `/api` resource with its children."""
     root = NotFound()
     children: dict[bytes, Resource] = {
         b"time": TimeEndpoint(api),
         b"health": HealthEndpoint(api),
         b"readings": ReadingsEndpoint(api),
-        b"scales": ScalesRoot(api, records),
+        b"scales": ScalesRoot(api, records, transactions),
         b"weighings": RecordsRoot(api, records),
+        b"weighings.csv": WeighingsCsv(api, records),
+        b"transactions": TransactionsRoot(api, records, transactions),
+        b"transactions.csv": TransactionsCsv(api, records, transactions),
+        b"vehicles": VehiclesRoot(api, records, transactions),
         **scale_children(api, None),
     }
     for name, child in children.items():

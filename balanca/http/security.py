@@ -122,6 +122,8 @@ WIDER_PREFIXES = ((56, 2), (48, 4))
 
 @dataclass
 class TokenBucket:
+    """One client's budget: the tokens left, and when it was last refilled."""
+
     tokens: float
     updated: float
 

@@ -46,11 +46,18 @@ ROUTES = {
     b"/api/scales",
     b"/api/weighings",
     b"/api/readings",
+    b"/api/weighings.csv",
+    b"/api/transactions",
+    b"/api/transactions.csv",
     b"/ws",
     b"/metrics",
     b"/",
 }
-SCALE_ROUTE = re.compile(rb"/api/scales/[^/]+/(weight|health|tare|zero|clear-tare|weighings)")
+TICKET_ROUTE = re.compile(rb"/tickets/(weighings|transactions)/[0-9]+")
+"""A ticket, counted as `/tickets/KIND/N`."""
+SCALE_ROUTE = re.compile(
+    rb"/api/scales/[^/]+/(weight|health|tare|zero|clear-tare|weighings|transactions)"
+)
 """A per-scale path, counted as `/api/scales/ID/...` (the id left out: no label per guess)."""
 
 
@@ -60,6 +67,8 @@ def route(path: bytes) -> str:
         return path.decode()
     if match := SCALE_ROUTE.fullmatch(path):
         return "/api/scales/ID/" + match.group(1).decode()
+    if match := TICKET_ROUTE.fullmatch(path):
+        return f"/tickets/{match.group(1).decode()}/N"
     return "other"
 
 
@@ -375,12 +384,16 @@ def site_tree(
     access: Access,
     limiter: RateLimiter,
     reactor: Any,
+    tickets: IResource | None = None,
 ) -> BalancaSite:
     """The site: the live view's files at `/`, public so that the page can load and ask for a
-    token, with `/api`, `/ws` and `/metrics` (a read) beside it; failed authentications spend
-    from `limiter`; time runs on `reactor`."""
+    token, with `/api`, `/ws`, `/metrics` (a read) and `/tickets` (printed tickets, reads
+    that check their own token) beside it; failed authentications spend from `limiter`; time
+    runs on `reactor`."""
     static = StaticFiles(str(root))
     static.putChild(b"api", api)
+    if tickets is not None:
+        static.putChild(b"tickets", tickets)
     static.putChild(b"ws", ws)
     static.putChild(b"metrics", ReadGuard(metrics, access, limiter))
     return BalancaSite(static, timeout=60, reactor=reactor)

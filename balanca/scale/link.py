@@ -110,17 +110,18 @@ class ScaleLink(Service):
         if self._opening is not None and not self._opening.called:
             self._opening.cancel()
         protocol, self._protocol = self._protocol, None
-        self.scale.hub.stop()
         self.log.info(
             "scale {scale}: stopped after {readings} readings this run",
             scale=self.scale.hub.scale,
             readings=self.scale.counters.readings,
         )
         if protocol is None or protocol.transport is None:
+            self.scale.hub.stop()
             return defer.succeed(None)
         lost = protocol.lost
         protocol.transport.loseConnection()
-        return lost.addBoth(lambda _: None)
+        # Frames read until the port is closed restart the hub's stale timer: stop it after.
+        return lost.addBoth(lambda _: self.scale.hub.stop())
 
     def _appeared(self) -> None:
         """The device may be back: open it now instead of at the next retry."""

@@ -9,10 +9,10 @@ the reactor thread) and every record again as it is written; a broken chain turn
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twisted.application.service import Service
@@ -21,6 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from balanca.reading import Reading, isotime, local_time
 from balanca.records.guards import empties
@@ -43,6 +44,7 @@ RETRY = 2.0
 Interact = Callable[..., Deferred[Any]]
 """Runs an interaction in a database thread (the store's, retried once on a lost link)."""
 State = Literal["checking", "ok", "broken"]
+T = TypeVar("T")
 
 
 class RecordRefused(Exception):
@@ -92,6 +94,7 @@ class RecordBook(Service):
         """The wait before the next try to check the chain while the database is away."""
         self._emptied: dict[str, bool] = {}
         """Per scale: an empty scale was seen since its last capture in this run."""
+        self._at_start: list[Callable[[], Awaitable[None]]] = []
 
     def startService(self) -> None:
         self.key = self.load_key()
@@ -99,6 +102,11 @@ class RecordBook(Service):
         self.fingerprint = fingerprint(self.key.public_key())
         super().startService()
         self._checking.run(lambda: Deferred.fromCoroutine(self._check_at_start()))
+
+    def at_start(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` at start once the chain is checked (both tried again while the database
+        is away): for what is kept beside the records and must agree with them."""
+        self._at_start.append(work)
 
     @property
     def signer(self) -> Ed25519PrivateKey:
@@ -122,8 +130,15 @@ class RecordBook(Service):
     ) -> Record:
         """Seal a capture of `reading` (kind and request fields in `fields`) and write it,
         with the answer to `receipt`'s Idempotency-Key in the same transaction."""
+        record = await self._append(self.capture_draft(reading, fields), receipt)
+        self.noted(reading.scale)
+        return record
+
+    def capture_draft(self, reading: Reading, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The draft of a capture of `reading`: the reading's keys, and `fields` (kind and
+        the request's fields)."""
         assert reading.weight is not None
-        draft = self._draft(
+        return self.draft(
             fields,
             scale=reading.scale,
             run=self.run,
@@ -139,10 +154,22 @@ class RecordBook(Service):
             frame=reading.frame.hex() if reading.frame else None,
             again=bool(fields.get("again", False)),
         )
-        record = await self._append(draft, receipt)
-        self._captured[reading.scale] = True
-        self._emptied[reading.scale] = False
-        return record
+
+    def noted(self, scale: str) -> None:
+        """A capture on `scale` was written: the same-load rule waits for it to be emptied."""
+        self._captured[scale] = True
+        self._emptied[scale] = False
+
+    async def write(self, interaction: Callable[..., T], *args: Any) -> T:
+        """Run `interaction(txn, *args)`, a database interaction that appends records with
+        `ledger.append`, as the book's one writer; the chain check then covers them."""
+
+        async def written() -> T:
+            result: T = await self.interact(interaction, *args)
+            self._check_soon()
+            return result
+
+        return await self._appending.run(lambda: Deferred.fromCoroutine(written()))
 
     async def void(
         self, number: int, reason: str, operator: str | None, receipt: Receipt | None = None
@@ -162,7 +189,7 @@ class RecordBook(Service):
                     "part of a transaction",
                     f"void transaction {target['transaction']} instead",
                 )
-            draft = self._draft(
+            draft = self.draft(
                 {"kind": "void", "voids": number, "reason": reason, "operator": operator}
             )
             return await self._write(draft, receipt)
@@ -199,9 +226,7 @@ class RecordBook(Service):
             self._captured[scale] = await self.interact(_has_capture, self.dialect, scale)
         return not self._captured[scale] or self._emptied.get(scale, False)
 
-    # Inside.
-
-    def _draft(self, fields: Mapping[str, Any], **values: Any) -> dict[str, Any]:
+    def draft(self, fields: Mapping[str, Any], **values: Any) -> dict[str, Any]:
         """Every key of a record to be sealed, empty unless given."""
         draft = dict.fromkeys(
             k for k in ledger.STORED_KEYS if k not in ("number", *ledger.SEAL_KEYS)
@@ -210,6 +235,8 @@ class RecordBook(Service):
         draft.update(values)
         draft["captured"] = isotime(local_time(self.clock.seconds()))
         return draft
+
+    # Inside.
 
     async def _append(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
         return await self._appending.run(
@@ -221,8 +248,17 @@ class RecordBook(Service):
         record: Record = await self.interact(
             ledger.append, self.dialect, draft, self.signer, captured_utc, uuid.uuid4().hex, receipt
         )
-        self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
+        self._check_soon()
         return record
+
+    def _check_soon(self) -> None:
+        """Check the records just written, after any check under way. A database that fails
+        meanwhile, or a stop, leaves them to the next check (logged, never raised)."""
+        checked = self._checking.run(lambda: Deferred.fromCoroutine(self._check_new()))
+        checked.addErrback(self._not_checked)
+
+    def _not_checked(self, failure: Failure) -> None:
+        self.log.info("records: newest records not checked yet ({error})", error=failure.value)
 
     async def _check_at_start(self) -> None:
         while self.running:
@@ -235,6 +271,8 @@ class RecordBook(Service):
                         count=sealed,
                     )
                 verdict = await self._check_all()
+                for work in self._at_start:
+                    await work()
             except Exception as error:  # the database is away: try again shortly
                 if not self.running:
                     return  # stopped while it was being checked
@@ -271,7 +309,7 @@ class RecordBook(Service):
         return verdict
 
     async def _check_new(self) -> None:
-        if self.state == "broken" or self.verdict is None:
+        if not self.running or self.state == "broken" or self.verdict is None:
             return  # a broken chain stays broken until a whole check passes; none yet: at start
         after = 0 if self._verified is None else self._verified["number"]
         records = await self.interact(ledger.batch, self.dialect, after, SEGMENT)
