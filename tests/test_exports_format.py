@@ -11,10 +11,10 @@ from decimal import Decimal
 
 import pytest
 
-from balanca.http.exports import TRANSACTIONS, WEIGHINGS, Totals, Writer, cell, neutral
 from balanca.http.language import decimal_text, local_text
+from balanca.http.sheets import TRANSACTIONS, WEIGHINGS, Totals, Writer, cell, neutral
 from balanca.http.site import route
-from balanca.http.tickets import esc, tag
+from balanca.http.ticket_html import esc, tag
 
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])

@@ -22,8 +22,8 @@ from balanca.config import DatabaseSpec
 from balanca.http.metrics import BalancaCollector
 from balanca.hub import Hub
 from balanca.reading import Reading, Status
+from balanca.store import database as database_module
 from balanca.store import deadletters, ledger, prune, schema
-from balanca.store import store as store_module
 from balanca.store.backlog import BATCH
 from balanca.store.journal import dump, open_file
 from balanca.store.schema import encode_reading, identity, migrations
@@ -426,7 +426,7 @@ class StoreRobustnessTests(Base):
         self.assertEqual(self.query("SELECT MAX(version) FROM schema_version"), [(900,)])
 
     async def test_a_migration_retried_after_a_lost_connection_completes(self) -> None:
-        real, cut = store_module.migrate, []
+        real, cut = database_module.migrate, []
 
         def cut_once(txn: Any, dialect: schema.Dialect) -> list[str]:
             if cut:
@@ -434,7 +434,7 @@ class StoreRobustnessTests(Base):
             cut.append(True)
             return real(CutAfter(txn, 4), dialect)
 
-        self.patch(store_module, "migrate", cut_once)
+        self.patch(database_module, "migrate", cut_once)
         store = await self.start_store()
         self.assertEqual((cut, store.state), ([True], "ok"))
         self.assertEqual(

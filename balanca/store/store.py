@@ -10,9 +10,7 @@ Queries for the HTTP API return Deferreds of JSON-ready dicts; another part's in
 (`interact`: a sealed record) is answered within CAPTURE_TIMEOUT seconds whatever the database
 does.
 
-adbapi retries nothing by itself: every interaction is sent once more after a lost connection
-(the pools reconnect), which is harmless because readings are unique on (scale, run, seq) and
-a record's capture carries a uid it is found by (ledger.py).
+Calls to the database go through database.py (one retry after a lost connection, bounds).
 """
 
 from __future__ import annotations
@@ -25,11 +23,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from twisted.application.service import Service
-from twisted.enterprise import adbapi
-from twisted.internet.defer import CancelledError, Deferred, DeferredLock, TimeoutError, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from balanca.reading import Reading
@@ -39,10 +35,9 @@ from balanca.store.condition import (
     DatabaseRefused,
     DatabaseUnavailable,
     describe,
-    refusal,
 )
+from balanca.store.database import CLOSE_TIMEOUT, Database
 from balanca.store.journal import LEGACY_JOURNAL, Journal, default_journal_path
-from balanca.store.pool import close_in_background, connection_pool, ensure_database
 from balanca.store.prune import Pruner
 from balanca.store.schema import (
     DIALECTS,
@@ -50,8 +45,6 @@ from balanca.store.schema import (
     Row,
     encode_reading,
     identity,
-    lost_connection,
-    migrate,
     reading_dict,
     refused,
     utc_text,
@@ -70,8 +63,6 @@ CAPTURE_TIMEOUT = 4.5
 """Seconds a record waits for the database before it is answered 503 `db_unavailable`."""
 STOP_WRITE_TIMEOUT = 3.0
 """Seconds a stop gives the database, once everything pending is on disk."""
-CLOSE_TIMEOUT = 1.0
-"""Seconds a stop waits for the pools' threads to let go (they never hold the exit)."""
 
 
 class Store(Service):
@@ -118,8 +109,7 @@ class Store(Service):
         self.last_batch_seconds: float | None = None
         self.db = Condition(self._clock, spec.describe(), lambda: len(self._queue))
         self._reasons_logged: set[str] = set()
-        self._schema_ready = False
-        self._pool: adbapi.ConnectionPool | None = None
+        self.database = Database(spec, reactor, self._clock, self.db)
         self._writing = DeferredLock()
         self._last_stable: dict[str, tuple[Decimal | None, str, str, Decimal | None]] = {}
         """The `stable` policy's memory, per scale: the weight it recorded last."""
@@ -131,7 +121,12 @@ class Store(Service):
             None
             if keep_days is None
             else Pruner(
-                d, self.scales, keep_days, self._clock, self._interact, lambda: self._schema_ready
+                d,
+                self.scales,
+                keep_days,
+                self._clock,
+                self.database.run,
+                lambda: self.database.ready,
             )
         )
 
@@ -201,7 +196,7 @@ class Store(Service):
                 " replayed into {database} (see the README, 'The journal')",
                 path=LEGACY_JOURNAL, database=self.spec.describe(),
             )  # fmt: skip
-        self._pool = connection_pool(self.spec, self._reactor)
+        self.database.open()
         self._queue.open()
         self._loop.start(FLUSH_INTERVAL, now=True)
         if self.pruner is not None:
@@ -213,7 +208,7 @@ class Store(Service):
         Readings that arrive from now on are not recorded. Fires within about
         STOP_WRITE_TIMEOUT + CLOSE_TIMEOUT seconds, whatever the database does.
         """
-        if self._pool is None:
+        if not self.running:
             return succeed(None)
         super().stopService()
         if self._loop.running:
@@ -244,10 +239,10 @@ class Store(Service):
         when the database does not answer within CAPTURE_TIMEOUT seconds."""
 
         async def bounded() -> T:
-            if not self._schema_ready:
+            if not self.database.ready:
                 raise DatabaseUnavailable(self.last_error)
-            done = Deferred.fromCoroutine(self._interact(interaction, *args))
-            return await self._bounded(done, CAPTURE_TIMEOUT, "answer")
+            done = Deferred.fromCoroutine(self.database.run(interaction, *args))
+            return await self.database.bounded(done, CAPTURE_TIMEOUT, "answer")
 
         return Deferred.fromCoroutine(bounded())
 
@@ -312,32 +307,20 @@ class Store(Service):
     async def _drain(self) -> bool:
         """Write the backlog, oldest first, until it is empty; False if the database failed."""
         try:
-            if not self._schema_ready:
-                await self._prepare()
+            if not self.database.ready:
+                await self.database.prepare()
             wrote = False
             while await self._queue.write_oldest(self._write):
                 wrote = True
                 self.db.progressed()
             if not wrote and self._clock.seconds() - self.db.last_contact >= PING_INTERVAL:
-                await self._interact(_fetch, "SELECT 1", ())
+                await self.database.run(_fetch, "SELECT 1", ())
         except CancelledError:
             raise
         except Exception as error:  # whatever failed, the rows stay queued
             self.db.failed(error)
             return False
         return True
-
-    async def _prepare(self) -> None:
-        if self._pool is None:
-            raise DatabaseUnavailable("the store is not running")
-        await deferToThreadPool(self._reactor, self._pool.threadpool, ensure_database, self.spec)
-        applied = await self._interact(migrate, self.dialect)
-        self._schema_ready = True
-        self.log.info(
-            "database {database} ready{applied}",
-            database=self.spec.describe(),
-            applied=f", applied {', '.join(applied)}" if applied else "",
-        )
 
     async def _write(self, rows: list[Row]) -> list[tuple[Row, str]]:
         """Write `rows`; a batch the database refuses goes row by row, and the rows it refuses
@@ -346,13 +329,13 @@ class Store(Service):
         aside: list[tuple[Row, str]] = []
         try:
             try:
-                inserted = await self._interact(_insert_many, self._insert_reading, rows)
+                inserted = await self.database.run(_insert_many, self._insert_reading, rows)
             except DatabaseRefused as error:
                 cause = error.__cause__
-                if self._pool is None or cause is None or not refused(cause, self._pool.dbapi):
+                if cause is None or not refused(cause, self.database.dbapi):
                     raise
-                inserted, aside = await self._interact(
-                    _insert_each, self._insert_reading, rows, self._pool.dbapi
+                inserted, aside = await self.database.run(
+                    _insert_each, self._insert_reading, rows, self.database.dbapi
                 )
         except Exception:
             self.failures += 1
@@ -370,46 +353,12 @@ class Store(Service):
                 )  # fmt: skip
         return aside
 
-    async def _interact(self, interaction: Callable[..., T], *args: Any) -> T:
-        """Run `interaction` in a pool thread, once more if the connection was lost."""
-        pool = self._pool
-        if pool is None:
-            raise DatabaseUnavailable("the store is not running")
-        token = self.db.call_started()
-        try:
-            try:
-                result: T = await pool.runInteraction(interaction, *args)
-            except Exception as error:
-                if not lost_connection(error, pool.dbapi):
-                    raise refusal(error, pool.dbapi) from error
-                if self.db.reachable:
-                    self.log.info("database connection lost ({error}), trying again", error=error)
-                try:
-                    result = await pool.runInteraction(interaction, *args)
-                except Exception as again:
-                    if not lost_connection(again, pool.dbapi):
-                        raise refusal(again, pool.dbapi) from again
-                    self.db.failed(again)
-                    raise DatabaseUnavailable(self.last_error) from again
-        finally:
-            self.db.call_ended(token)
-        self.db.answered()
-        return result
-
-    async def _bounded(self, deferred: Deferred[T], seconds: float, what: str) -> T:
-        """`deferred`'s result, or DatabaseUnavailable once `seconds` have passed."""
-        deferred.addTimeout(seconds, self._clock)
-        try:
-            return await deferred
-        except TimeoutError:
-            raise DatabaseUnavailable(f"the database did not {what} within {seconds:g} s") from None
-
     async def _select(
         self, sql: str, params: list[Any], shape: Callable[[Row], dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        if not self._schema_ready:
+        if not self.database.ready:
             raise DatabaseUnavailable(self.last_error)
-        rows = await self._interact(_fetch, self.dialect.sql(sql), tuple(params))
+        rows = await self.database.run(_fetch, self.dialect.sql(sql), tuple(params))
         return [shape(row) for row in rows]
 
     async def _flush(self) -> None:
@@ -428,7 +377,7 @@ class Store(Service):
         try:
             await self._queue.keep()
             try:
-                await self._bounded(
+                await self.database.bounded(
                     self._writing.run(self._drain), STOP_WRITE_TIMEOUT, "take the backlog"
                 )
             except DatabaseUnavailable as error:
@@ -441,15 +390,10 @@ class Store(Service):
                     path=self._queue.journal.path,
                 )  # fmt: skip
         finally:
-            pool, self._pool = self._pool, None
-            closing = [self._queue.close()]
-            if pool is not None:
-                closing.append(close_in_background(pool, self._reactor))
-            self._schema_ready = False
-            for closed in closing:
+            for closed in (self._queue.close(), self.database.close()):
                 if closed is not None:
                     try:
-                        await self._bounded(closed, CLOSE_TIMEOUT, "let go")
+                        await self.database.bounded(closed, CLOSE_TIMEOUT, "let go")
                     except DatabaseUnavailable:
                         self.log.info("database threads still busy at stop: not waiting for them")
 
