@@ -42,8 +42,8 @@ from balanca.store import outbox
 from balanca.store.idempotency import Idempotency
 from balanca.store.recordbook import RecordBook
 from balanca.store.store import Store
+from balanca.store.transaction_index import get as transactions_view
 from balanca.store.transactions import Transactions
-from balanca.store.transactions import get as transactions_view
 
 __all__ = ["BalancaService", "Listener", "Options", "Parts", "Settings", "makeService"]
 

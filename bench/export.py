@@ -46,7 +46,7 @@ from records import TWISTD, Probe, _answers, _free_port, _sign, _wait  # noqa: E
 from balanca.records.key import load_or_create  # noqa: E402
 from balanca.records.seal import GENESIS, record_hash  # noqa: E402
 from balanca.store import ledger, schema  # noqa: E402
-from balanca.store.transactions import INDEX_COLUMNS  # noqa: E402
+from balanca.store.transaction_index import INDEX_COLUMNS  # noqa: E402
 
 CHUNK = 10_000
 """Transactions written per database transaction while filling."""

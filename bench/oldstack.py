@@ -46,6 +46,8 @@ latest: dict[str, Any] = {}
 latest_lock = threading.Lock()
 clients: set[ServerConnection] = set()
 """Open WebSocket connections, touched only from the asyncio thread."""
+ACCESS_LOG = True
+"""Write a log line per HTTP request, as the old system did (`--no-access-log`: none)."""
 
 
 def decode_toledo(frame: bytes) -> dict[str, Any] | None:
@@ -135,6 +137,11 @@ class WeightHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """One access log line per request on stderr (the old system's), unless turned off."""
+        if ACCESS_LOG:
+            super().log_request(code, size)
+
 
 async def ws_handler(ws: ServerConnection) -> None:
     """Keep the connection in `clients` until it closes."""
@@ -188,8 +195,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--http-port", type=int, required=True)
     p.add_argument("--ws-port", type=int, required=True)
     p.add_argument("--broadcast", choices=("loop", "helper"), default="loop")
+    p.add_argument("--no-access-log", dest="access_log", action="store_false",
+                   help="no log line per HTTP request (the old stack as its kindest rival)")  # fmt: skip
     return p.parse_args(argv)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    arguments = parse_args()
+    ACCESS_LOG = arguments.access_log
+    asyncio.run(main(arguments))

@@ -21,8 +21,12 @@ clients following all of them (`/ws`); its server CPU per delivered message is c
 the single-scale run at that N. Each scale's frames carry weights in their own range (scale i,
 frame k: 2(k + i * SCALE_SPAN)), so a client's record tells which scale a reading came from.
 
-Then, per server, `wrk` loads `GET /api/weight` (10 connections, 8 s) on a fresh instance
-while frames keep arriving (`--no-wrk` leaves it out). Results go to bench/results/latest.json and, as Markdown, to
+Then `wrk` loads `GET /api/weight` (10 connections, 8 s) on a fresh instance of each server
+while frames keep arriving, `--wrk-rounds` times (3), the servers taking turns and the order
+reversed every other round, medians reported (`--no-wrk` leaves it out). Besides the two servers,
+this row also runs the old stack without its log line per request (`--no-access-log`) and
+balanca as of `--baseline` (0.1.0's commit, checked out from this repository's history): issue
+19's goal is twice the first, issue 14's not to fall below the second. Results go to bench/results/latest.json and, as Markdown, to
 stdout; progress goes to stderr.
 
     python bench/run.py [--clients 10,100,1000] [--rate 20] [--seconds 20] [--only old|balanca]
@@ -50,6 +54,7 @@ import resource
 import selectors
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,11 +83,14 @@ SETTLE_SECONDS = 1.0
 READY_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 90.0
 WRK_CONNECTIONS, WRK_SECONDS, WRK_THREADS = 10, 8, 2
+BASELINE = "6b9b419"
+"""The commit of balanca 0.1.0, the `--baseline` the wrk row compares with by default."""
 TARGETS = {
     "delivery": 1.0,  # balanca at 1000 clients
     "p99_ratio": 0.75,  # balanca p99 / old p99 at 1000 clients, at most
     "cpu_ratio": 0.5,  # balanca CPU / old CPU at 1000 clients, at most
-    "rps_ratio": 2.0,  # balanca req/s / old req/s, at least
+    "rps_ratio": 2.0,  # balanca req/s / old req/s (with or without its access log), at least
+    "rps_baseline_ratio": 1.0,  # balanca req/s / the baseline's (0.1.0), at least
     "wrk_p99_ms": 10.0,  # balanca, below
     "wrk_errors": 0,
     "multi_cpu_ratio": 1.10,  # CPU per delivered message, several scales / one, at most
@@ -186,6 +194,8 @@ class ServerSpec:
     command: Callable[[Launch], list[str]]
     ws_path: str
     ws_on_http_port: bool
+    root: Path = ROOT
+    """The source tree it runs from (balanca's checkout, or the baseline's)."""
 
 
 @dataclass(frozen=True)
@@ -200,12 +210,12 @@ class RunningServer:
     """Answers 200 once every scale is read (`/api/weight` of a lone scale)."""
 
 
-def old_command(launch: Launch, broadcast: str = "loop") -> list[str]:
+def old_command(launch: Launch, broadcast: str = "loop", access_log: bool = True) -> list[str]:
     """The old stack: bench/oldstack.py, HTTP and WebSocket on two ports."""
     return [
         sys.executable, str(HERE / "oldstack.py"), "--serial", launch.ttys[0],
         "--http-port", str(launch.http_port), "--ws-port", str(launch.ws_port),
-        "--broadcast", broadcast,
+        "--broadcast", broadcast, *([] if access_log else ["--no-access-log"]),
     ]  # fmt: skip
 
 
@@ -229,6 +239,8 @@ def balanca_command(launch: Launch) -> list[str]:
 
 
 SERVER_NAMES = ("old", "balanca")
+QUIET_OLD, BASELINE_NAME = "old, no access log", "balanca at baseline"
+"""The servers only the wrk row runs."""
 
 
 def server_specs(old_broadcast: str) -> dict[str, ServerSpec]:
@@ -241,19 +253,50 @@ def server_specs(old_broadcast: str) -> dict[str, ServerSpec]:
     }
 
 
-def server_env() -> dict[str, str]:
-    """The servers' environment: the source tree the benchmark lives in comes first on the path.
+def wrk_only_specs(old_broadcast: str, baseline: Path | None) -> dict[str, ServerSpec]:
+    """The wrk row's rivals besides the two servers: the old stack without its access log and,
+    when a baseline tree is given, balanca as it was there."""
+    quiet = partial(old_command, broadcast=old_broadcast, access_log=False)
+    specs = {QUIET_OLD: ServerSpec(QUIET_OLD, quiet, "/", ws_on_http_port=False)}
+    if baseline is not None:
+        specs[BASELINE_NAME] = ServerSpec(
+            BASELINE_NAME, balanca_command, "/ws", ws_on_http_port=True, root=baseline
+        )
+    return specs
+
+
+@contextmanager
+def baseline_tree(commit: str) -> Iterator[Path | None]:
+    """The files of `commit` of this repository in a scratch directory (None when `commit`
+    is empty or git cannot give it)."""
+    if not commit:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="balanca-baseline-") as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit],
+                                 check=False, capture_output=True)  # fmt: skip
+        if archive.returncode != 0:
+            log(f"baseline {commit}: {archive.stderr.decode(errors='replace').strip()}")
+            yield None
+            return
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        yield Path(tmp)
+
+
+def server_env(root: Path = ROOT) -> dict[str, str]:
+    """The servers' environment: the source tree (by default the one the benchmark lives in)
+    comes first on the path.
 
     So balanca runs from this checkout (installed or not), as the test suite does; Twisted's
     plugin finder does not see `twisted/plugins` through PEP 660 editable installs anyway.
     """
-    path = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    path = [str(root), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 def unavailable(spec: ServerSpec) -> str | None:
     """Why `spec` cannot run here, or None."""
-    if spec.name != "balanca":
+    if spec.command is not balanca_command:
         return None
     try:
         out = subprocess.run(
@@ -262,12 +305,12 @@ def unavailable(spec: ServerSpec) -> str | None:
             capture_output=True,
             text=True,
             timeout=60,
-            env=server_env(),
+            env=server_env(spec.root),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"twistd not runnable: {exc!r}"
     if not re.search(r"^\s+balanca\s", out.stdout, re.MULTILINE):
-        return f"no `balanca` twistd plugin in {ROOT} or this Python"
+        return f"no `balanca` twistd plugin in {spec.root} or this Python"
     return None
 
 
@@ -290,7 +333,7 @@ def running_server(
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             spec.command(launch), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=workdir, env=server_env(),
+            cwd=workdir, env=server_env(spec.root),
         )  # fmt: skip
     try:
         server = RunningServer(
@@ -581,7 +624,42 @@ def measure_wrk(spec: ServerSpec, args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
         result = parse_wrk(done.stdout)
         result.update(cpu_s=cpu, peak_rss_mib=peak_rss_mib(server.proc.pid), raw=done.stdout)
+        result["cpu_us_per_request"] = (
+            1e6 * cpu / result["requests"] if result["requests"] else math.nan
+        )
         return result
+
+
+def bench_wrk(specs: dict[str, ServerSpec], args: argparse.Namespace) -> dict[str, Any]:
+    """The wrk row: every server `args.wrk_rounds` times, taking turns, the order reversed
+    every other round (the machine's load drifts); per server, the median of each figure."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for name, spec in specs.items():
+        reason = unavailable(spec)
+        if reason:
+            log(f"wrk, {name}: skipped: {reason}")
+        else:
+            runs[name] = []
+    log("wrk GET /api/weight:")
+    for i in range(args.wrk_rounds):
+        for name in list(runs) if i % 2 == 0 else list(reversed(runs)):
+            what = f"{name}, round {i + 1} of {args.wrk_rounds}"
+            runs[name].append(guarded(what, partial(measure_wrk, specs[name], args)))
+    return {name: median_run(done) for name, done in runs.items()}
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over a server's wrk runs (errors: their sum), with the runs."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return {"error": runs[-1]["error"] if runs else "no run", "runs": runs}
+    summary: dict[str, Any] = {
+        key: statistics.median(r[key] for r in ok)
+        for key in ("rps", "p50_ms", "p99_ms", "cpu_s", "cpu_us_per_request", "peak_rss_mib")
+    }
+    summary["errors"] = sum(r["errors"] for r in ok) + len(runs) - len(ok)
+    summary["runs"] = runs
+    return summary
 
 
 def guarded(what: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -626,8 +704,6 @@ def bench_server(spec: ServerSpec, args: argparse.Namespace) -> dict[str, Any]:
         n = max(args.clients)
         what = f"{args.scales} scales at {args.scale_rate:g}/s, {n} WebSocket clients"
         result["multi"] = guarded(what, partial(measure_ws, spec, n, args, args.scales))
-    if args.wrk:
-        result["wrk"] = guarded("wrk GET /api/weight", partial(measure_wrk, spec, args))
     return result
 
 
@@ -657,13 +733,26 @@ def compare(servers: dict[str, Any], clients: list[int]) -> list[dict[str, Any]]
                         TARGETS["p99_ratio"] if at_target else None, "<="))  # fmt: skip
         rows.append(row(f"server CPU, {n} clients", b.get("cpu_s"), o.get("cpu_s"),
                         TARGETS["cpu_ratio"] if at_target else None, "<="))  # fmt: skip
-    if "wrk" in old and "wrk" in new:
-        ow, bw = old["wrk"], new["wrk"]
-        rows.append(row("wrk req/s", bw.get("rps"), ow.get("rps"), TARGETS["rps_ratio"], ">="))
-        rows.append(row("wrk p99 ms (balanca)", bw.get("p99_ms"), None, TARGETS["wrk_p99_ms"], "<"))
-        rows.append(
-            row("wrk errors (balanca)", bw.get("errors"), None, TARGETS["wrk_errors"], "<=")
-        )
+    return rows
+
+
+def wrk_rows(servers: dict[str, Any]) -> list[dict[str, Any]]:
+    """balanca's wrk figures against each rival's that ran: the old stack with and without its
+    access log (at least 2×) and balanca at the baseline (at least 1×)."""
+    bw = servers.get("balanca", {}).get("wrk", {})
+    if "rps" not in bw:
+        return []
+    rows = []
+    for name, label, target in (
+        ("old", "wrk req/s", TARGETS["rps_ratio"]),
+        (QUIET_OLD, "wrk req/s / old without access log", TARGETS["rps_ratio"]),
+        (BASELINE_NAME, "wrk req/s / balanca at baseline", TARGETS["rps_baseline_ratio"]),
+    ):
+        rival = servers.get(name, {}).get("wrk", {})
+        if "rps" in rival:
+            rows.append(row(label, bw["rps"], rival["rps"], target, ">="))
+    rows.append(row("wrk p99 ms (balanca)", bw.get("p99_ms"), None, TARGETS["wrk_p99_ms"], "<"))
+    rows.append(row("wrk errors (balanca)", bw.get("errors"), None, TARGETS["wrk_errors"], "<="))
     return rows
 
 
@@ -731,7 +820,7 @@ def markdown(results: dict[str, Any]) -> str:
         if "unavailable" in server:
             out.append(f"| {name} | — | not run: {server['unavailable']} |||||||||")
             continue
-        for n, r in server["ws"].items():
+        for n, r in server.get("ws", {}).items():
             if "error" in r:
                 out.append(f"| {name} | {n} | failed: {last_line(r['error'])} |||||||||")
                 continue
@@ -750,19 +839,28 @@ def markdown(results: dict[str, Any]) -> str:
             if r and "error" not in r
         ),
         "",
-        f"### GET /api/weight: wrk, {WRK_CONNECTIONS} connections, {WRK_SECONDS} s",
+        (
+            f"### GET /api/weight: wrk, {WRK_CONNECTIONS} connections, {WRK_SECONDS} s,"
+            f" median of {meta['wrk_rounds']} runs taking turns (baseline: {meta['baseline']})"
+        ),
         "",
-        "| server | req/s | p50 ms | p99 ms | errors (non-2xx + socket) | server CPU s |",
-        "|---|---:|---:|---:|---:|---:|",
+        (
+            "| server | req/s | p50 ms | p99 ms | errors (non-2xx + socket) | server CPU s "
+            "| µs server CPU per request | each run's req/s |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, server in results["servers"].items():
         w = server.get("wrk")
         if w is None or "error" in w:
-            out.append(f"| {name} | {'failed: ' + last_line(w['error']) if w else 'not run'} |||||")
+            failed = "failed: " + last_line(w["error"]) if w else "not run"
+            out.append(f"| {name} | {failed} |||||||")
             continue
+        each = ", ".join(fmt(r.get("rps"), ".0f") for r in w["runs"])
         out.append(
             f"| {name} | {fmt(w['rps'], '.0f')} | {fmt(w['p50_ms'], '.2f')}"
-            f" | {fmt(w['p99_ms'], '.2f')} | {w['errors']} | {fmt(w['cpu_s'], '.2f')} |"
+            f" | {fmt(w['p99_ms'], '.2f')} | {w['errors']} | {fmt(w['cpu_s'], '.2f')}"
+            f" | {fmt(w['cpu_us_per_request'], '.1f')} | {each} |"
         )
     if results["comparison"]:
         out += ["", "### balanca / old", "", "| figure | measured | target | met |",
@@ -852,6 +950,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="frames per second of each scale in the multi-scale row (default 10)")  # fmt: skip
     p.add_argument("--wrk", action=argparse.BooleanOptionalAction, default=True,
                    help="load GET /api/weight with wrk (default; --no-wrk leaves it out)")  # fmt: skip
+    p.add_argument("--wrk-rounds", type=int, default=3,
+                   help="wrk runs per server, taking turns (default 3; medians reported)")  # fmt: skip
+    p.add_argument("--baseline", default=BASELINE,
+                   help=f"the commit whose balanca the wrk row also loads (default {BASELINE}, "
+                        "0.1.0; empty: none)")  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     p.add_argument("--crash-drill", action="store_true",
                    help="instead: kill -9 during a database cut (bench/crash.py; MariaDB)")  # fmt: skip
@@ -922,12 +1025,20 @@ def main(argv: list[str] | None = None) -> int:
             "old_broadcast": args.old_broadcast,
             "scales": args.scales,
             "scale_rate": args.scale_rate,
+            "wrk_rounds": args.wrk_rounds,
+            "baseline": args.baseline or "none",
             "versions": versions(),
         },
         "servers": {name: bench_server(specs[name], args) for name in names},
     }
+    if args.wrk:
+        with baseline_tree(args.baseline if args.only is None else "") as baseline:
+            rivals = wrk_only_specs(args.old_broadcast, baseline) if args.only is None else {}
+            wrk_specs = {name: specs[name] for name in names} | rivals
+            for name, summary in bench_wrk(wrk_specs, args).items():
+                results["servers"].setdefault(name, {})["wrk"] = summary
     results["meta"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    results["comparison"] = compare(results["servers"], args.clients)
+    results["comparison"] = compare(results["servers"], args.clients) + wrk_rows(results["servers"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(without_nan(results), indent=2) + "\n")
     log(f"results written to {args.out}")

@@ -234,6 +234,19 @@ class RequestDeadline(TestCase):
         self.assertTrue(self.transport.disconnecting)
         self.assertIn(b" 408 ", self.transport.value())
 
+    def test_a_request_started_late_on_a_keep_alive_connection_gets_its_whole_deadline(
+        self,
+    ) -> None:
+        self.channel.dataReceived(GET)
+        self.clock.advance(9)
+        self.channel.dataReceived(GET[:10])  # its deadline is 19 s, not the first one's 10
+        self.clock.advance(9.9)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertIn(b" 408 ", self.transport.value())
+        self.assertEqual(self.answers(), 1)
+
     def test_a_request_line_or_header_over_16_kib_gets_431_and_is_closed(self) -> None:
         for request in (b"GET /" + b"a" * 20_000, GET[:-2] + b"X-Pad: " + b"p" * 20_000):
             channel, transport = channel_on(self.clock)

@@ -12,13 +12,8 @@ from twisted.internet.task import Clock
 from balanca.records.transaction import Rules
 from balanca.store import ledger
 from balanca.store.recordbook import RecordBook, RecordRefused
-from balanca.store.transactions import (
-    Filters,
-    Transactions,
-    open_transaction,
-    rebuild,
-    void_transaction,
-)
+from balanca.store.transaction_index import Filters, rebuild
+from balanca.store.transactions import Transactions, open_transaction, void_transaction
 from tests.storebase import MariaDBCase, SQLiteCase, make_reading, wait_until
 from tests.test_recordbook import KEY
 

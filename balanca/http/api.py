@@ -160,7 +160,9 @@ def finish(request: Request, status: int, body: dict[str, Any] | list[Any] | byt
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/json")
     request.setHeader(b"Cache-Control", b"no-store")
-    request.write(body if isinstance(body, bytes) else json_bytes(body))
+    data = body if isinstance(body, bytes) else json_bytes(body)
+    request.setHeader(b"Content-Length", b"%d" % len(data))  # whole, not chunked
+    request.write(data)
     request.finish()
 
 

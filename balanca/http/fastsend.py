@@ -1,4 +1,5 @@
-"""Writing a broadcast frame straight to a client's socket when nothing is queued before it.
+"""Writing straight to a client's socket when nothing is queued before it: the WebSocket
+broadcast's frames (live.py) and the HTTP answers of `DirectChannel` (site.py).
 
 `transport.write` buffers every write for the next reactor turn, which costs two `epoll_ctl`
 calls per client per message. When a plain TCP transport has nothing buffered, a direct
@@ -17,7 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import abstract, tcp
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import IAddress, ISSLTransport
+from twisted.web import http
+from twisted.web.http_headers import Headers
+from twisted.web.server import Request
 
 SUPPORTED = all(
     hasattr(abstract.FileDescriptor, name) for name in ("dataBuffer", "offset", "producerPaused")
@@ -81,3 +85,89 @@ def sender(transport: Any) -> Callable[[bytes], bool]:
         return False
 
     return direct
+
+
+class DirectChannel(http.HTTPChannel):
+    """An HTTP connection that spares the reactor work per request.
+
+    The answers it writes while it handles bytes it received (a request answered at once,
+    as `GET /api/weight` is) are held and sent in one piece, straight to the socket, when
+    the request is done (before the connection may close) or the bytes are handled: no
+    `epoll_ctl` pair and no reactor turn per answer. Answers written later (from a Deferred,
+    a producer) take Twisted's own path. It learns its two addresses once, not once per
+    request as Twisted does (a `getsockname` and two address objects each).
+    """
+
+    every_answer = b""
+    """Header lines (`Name: value\r\n` each) that every answer carries after its own,
+    written out once (site.py: the security headers)."""
+    _held: list[bytes] | None = None
+    """Bytes of answers written while handling received bytes, not sent yet (None: not
+    handling received bytes, so writes go to the transport)."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._send = sender(self.transport)
+        self._host: IAddress = super().getHost()
+        self._peer: IAddress = super().getPeer()
+
+    def getHost(self) -> IAddress:
+        """The connection's own address (it does not change while the connection is open)."""
+        return self._host
+
+    def getPeer(self) -> IAddress:
+        """The client's address."""
+        return self._peer
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._held is not None:  # a pipelined request, handed back by requestDone
+            super().dataReceived(data)
+            return
+        self._held = []
+        try:
+            super().dataReceived(data)
+        finally:
+            self.send_held()
+            self._held = None
+
+    def writeHeaders(
+        self, version: bytes, code: bytes, reason: bytes, headers: Headers | Any
+    ) -> None:
+        """Twisted's status line and headers, then `every_answer`'s."""
+        if not isinstance(headers, Headers):  # the (name, value) pairs Twisted also takes
+            pairs, headers = headers, Headers()
+            for name, value in pairs:
+                headers.addRawHeader(name, value)
+        lines = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                lines += (name, b": ", value, b"\r\n")
+        lines += (self.every_answer, b"\r\n")
+        self.writeSequence(lines)
+
+    def write(self, data: bytes) -> None:
+        if self._held is None:
+            super().write(data)
+        else:
+            self._held.append(data)
+
+    def writeSequence(self, iovec: list[bytes]) -> None:
+        if self._held is None:
+            super().writeSequence(iovec)
+        else:
+            self._held += iovec
+
+    def requestDone(self, request: Request) -> None:
+        self.send_held()  # before the next pipelined answer, or the close
+        super().requestDone(request)
+
+    def loseConnection(self) -> None:
+        self.send_held()
+        super().loseConnection()
+
+    def send_held(self) -> None:
+        """Send what is held, straight to the socket when nothing waits before it."""
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            self._send(data)

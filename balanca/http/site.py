@@ -30,6 +30,7 @@ from balanca.http.api import (
     finish,
     require,
 )
+from balanca.http.fastsend import DirectChannel
 from balanca.http.security import SECURITY_HEADERS, Access, RateLimiter, bearer
 
 REQUEST_DEADLINE = 10.0
@@ -100,7 +101,7 @@ def bare_answer(
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-class DeadlineChannel(http.HTTPChannel):
+class DeadlineChannel(DirectChannel):
     """An HTTP connection whose every request must arrive whole (request line, headers and
     body) within `site.request_deadline` seconds of its start, or is answered 408 and closed:
     a client cannot hold a connection by sending a header a byte at a time (slowloris). The
@@ -109,15 +110,27 @@ class DeadlineChannel(http.HTTPChannel):
     business; it stops once a request is in, so a WebSocket upgraded from it runs on.
 
     A connection closing after its last answer is cut when the idle timeout has passed: a
-    TLS peer that never sends its close_notify cannot keep it open."""
+    TLS peer that never sends its close_notify cannot keep it open.
+
+    The deadline is checked by one pending call that stays scheduled when a request comes in
+    on time and looks again when it fires, so a stream of keep-alive requests does not make
+    and cancel a timer each."""
 
     site: BalancaSite
+    every_answer = b"".join(
+        name + b": " + value + b"\r\n" for name, value in SECURITY_HEADERS.items()
+    )
+    """The security headers, on every answer (`bare_answer` adds them to the channel's own)."""
     abortTimeout = 3
     """Seconds a refused or timed-out peer has to let the connection close before it is cut
     (TLS waits for the peer's close_notify, which a slowloris never sends); Twisted's default
     is 15."""
-    _deadline: IDelayedCall | None = None
-    """When this connection must have sent its request (or, closing, be gone) by."""
+    _deadline: float | None = None
+    """When the request being read must be in by (None: none is being read)."""
+    _check: IDelayedCall | None = None
+    """The pending look at `_deadline`."""
+    _cut: IDelayedCall | None = None
+    """When this closing connection is cut if it is not gone."""
     _awaiting = True
     """Waiting for a request or reading one (not handling one)."""
     _closing = False
@@ -143,6 +156,8 @@ class DeadlineChannel(http.HTTPChannel):
         self._awaiting = False
         self._stop()
         super().allContentReceived()
+        if self.transport is None:  # a WebSocket took the connection (autobahn's resource)
+            self._cancel_calls()
 
     def requestDone(self, request: Request) -> None:
         self._awaiting = True
@@ -157,6 +172,7 @@ class DeadlineChannel(http.HTTPChannel):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._stop()
+        self._cancel_calls()
         super().connectionLost(reason)
 
     def _respondToBadRequestAndDisconnect(self) -> None:
@@ -174,7 +190,7 @@ class DeadlineChannel(http.HTTPChannel):
 
     def _refuse(self, status: int, phrase: bytes, error: str, detail: str) -> None:
         """Answer with an error of the channel's own, and close."""
-        self.transport.write(bare_answer(status, phrase, error, detail))  # type: ignore[union-attr]
+        self.write(bare_answer(status, phrase, error, detail))  # after any answer still held
         self.loseConnection()
         self._cut_after(self.abortTimeout)
 
@@ -184,18 +200,34 @@ class DeadlineChannel(http.HTTPChannel):
         self._closing = True
         self._stop()
         self.setTimeout(None)
-        self._deadline = self.callLater(grace, self.forceAbortClient)
+        if self._cut is None:
+            self._cut = self.callLater(grace, self.forceAbortClient)
 
     def _start(self) -> None:
         if self._deadline is None:
-            self._deadline = self.callLater(self.site.request_deadline, self._expired)
+            self._deadline = self.site.reactor.seconds() + self.site.request_deadline
+            if self._check is None:
+                self._check = self.callLater(self.site.request_deadline, self._look)
 
     def _stop(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
         self._deadline = None
 
-    def _expired(self) -> None:
+    def _cancel_calls(self) -> None:
+        for call in (self._check, self._cut):
+            if call is not None and call.active():
+                call.cancel()
+        self._check = self._cut = None
+
+    def _look(self) -> None:
+        """The deadline's pending call: 408 if the request being read is late, a later look
+        if one is being read in time, nothing if none is."""
+        self._check = None
+        if self._deadline is None:
+            return
+        left = self._deadline - self.site.reactor.seconds()
+        if left > 0:
+            self._check = self.callLater(left, self._look)
+            return
         self._deadline = None
         self._refuse(
             408,
@@ -206,8 +238,8 @@ class DeadlineChannel(http.HTTPChannel):
 
 
 class BalancaRequest(Request):
-    """A request that carries the security headers and keeps at most MAX_BODY body bytes;
-    a larger body is read and dropped, and the request answered 413."""
+    """A request that keeps at most MAX_BODY body bytes; a larger body is read and dropped,
+    and the request answered 413."""
 
     body_too_large = False
 
@@ -230,11 +262,6 @@ class BalancaRequest(Request):
         if since and not _http_date(since[0]):
             self.requestHeaders.removeHeader(b"If-Modified-Since")
         return super().setLastModified(when)  # type: ignore[no-any-return]
-
-    def process(self) -> None:
-        for name, value in SECURITY_HEADERS.items():
-            self.setHeader(name, value)
-        super().process()
 
     def render(self, resrc: IResource) -> None:
         if self.body_too_large and not isinstance(resrc, Endpoint):

@@ -52,7 +52,8 @@ from balanca.http.records import (
 from balanca.store.idempotency import Receipt
 from balanca.store.recordbook import RecordBook, RecordRefused
 from balanca.store.schema import MAX_DECIMALS, MAX_INTEGER_DIGITS
-from balanca.store.transactions import Filters, Transactions
+from balanca.store.transaction_index import Filters
+from balanca.store.transactions import Transactions
 
 T = TypeVar("T")
 STATES = ("open", "closed", "void")

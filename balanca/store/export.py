@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from balanca.records.seal import Record
 from balanca.records.transaction import Rules
-from balanca.store import ledger, transactions
+from balanca.store import ledger, transaction_index
 from balanca.store.pool import connect
 from balanca.store.schema import Dialect
 
@@ -148,11 +148,13 @@ def transactions_page(
     *,
     dialect: Dialect,
     rules: Rules,
-    filters: transactions.Filters,
+    filters: transaction_index.Filters,
 ) -> list[dict[str, Any]]:
     """A page of transactions matching `filters` (their `before` replaced by `below`), as
     the API shows them; a `Page` once the keywords are bound."""
-    return transactions.listing(txn, dialect, rules, replace(filters, before=below, limit=size))
+    return transaction_index.listing(
+        txn, dialect, rules, replace(filters, before=below, limit=size)
+    )
 
 
 # Inside the worker process.

@@ -1,7 +1,7 @@
 -- Truck weighing (DESIGN.md, "Truck weighing"): an index of transactions, nothing more. Every
 -- figure is in the sealed records that carry the transaction's number (`transaction_id`);
 -- a row here is written in the same database transaction as those records and can be
--- rebuilt from them at any time (balanca.store.transactions.rebuild). `open_plate` is the
+-- rebuilt from them at any time (balanca.store.transaction_index.rebuild). `open_plate` is the
 -- plate while the transaction is open, else NULL: a plate has at most one open transaction.
 -- `compared_tare` is the stored tare record a two-pass close was compared with.
 
