@@ -583,6 +583,11 @@ class KilledService(TestCase):
         until(lambda: late.retained("status") == [{"state": "offline"}])
         service.start()
         until(lambda: states()[-1:] == ["online"])
+        started = time.monotonic()
         service.stop()
+        assert service.process is not None
+        # twistd exits with the signal it stopped for, once stopped; Service.stop kills at 10 s
+        self.assertIn(service.process.returncode, (0, -15))
+        self.assertLess(time.monotonic() - started, 8, "it stopped by itself, not killed")
         until(lambda: states()[-1:] == ["offline"], 10)
         self.assertIn("MQTT disconnecting", service.log())
