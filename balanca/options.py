@@ -36,6 +36,7 @@ from balanca.config import (
 )
 from balanca.config_file import OptionKind, Site, read_config
 from balanca.http.security import Access, read_operators_file, read_token_file
+from balanca.publish.settings import MqttSpec, parse_mqtt
 from balanca.records.transaction import Rules
 
 T = TypeVar("T")
@@ -102,7 +103,13 @@ class Options(usage.Options):
             "32",
             "messages a slow WebSocket client may have queued before readings are skipped",
         ],
+        ["mqtt", None, None, "publish to an MQTT broker: mqtt://[USER@]HOST[:1883] or mqtts://..."],
+        ["mqtt-password-file", None, None, "file holding the MQTT user's password"],
+        ["mqtt-ca-file", None, None, "CA certificates (PEM) that an mqtts:// broker is checked by"],
+        ["mqtt-prefix", None, "balanca", "the first level of every MQTT topic"],
+        ["mqtt-version", None, "5", "MQTT protocol version: 5 or 3.1.1"],
     ]
+    optFlags = [["mqtt-discovery", None, "publish Home Assistant discovery for each scale"]]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
@@ -119,6 +126,9 @@ class Options(usage.Options):
         for option in (str(p[0]) for p in self.optParameters):
             if value := self.environ.get(env_name(option)):
                 self[option], self.origins[option] = value, ENVIRONMENT
+        for flag in (str(f[0]) for f in self.optFlags):
+            if self.environ.get(env_name(flag), "").lower() in ("1", "true", "yes"):
+                self[flag], self.origins[flag] = True, ENVIRONMENT
         for name, handler in list(self._dispatch.items()):
             self._dispatch[name] = self._tracked(name, handler)
         self.settings: Settings | None = None
@@ -190,6 +200,7 @@ class Options(usage.Options):
             str(p[0]): "text" for p in self.optParameters if p[0] != "config"
         }
         known.update((name, "list") for name in LIST_DEFAULTS if name != "scale")
+        known.update((str(f[0]), "flag") for f in self.optFlags)
         config = read_config(path, known)
         given = dict(config.options)
         if config.scales is not None:
@@ -221,6 +232,8 @@ class Settings:
     ping_interval: float
     ping_timeout: float
     ws_max_queue: int
+    mqtt: MqttSpec | None = None
+    """Where to publish the site (None: fleet publishing is off)."""
 
     @property
     def scale(self) -> ScaleSpec:
@@ -295,6 +308,28 @@ def settings_from(options: usage.Options, environ: Mapping[str, str]) -> Setting
         ping_interval=_positive(options, "ping-interval"),
         ping_timeout=_positive(options, "ping-timeout"),
         ws_max_queue=_whole(options, "ws-max-queue"),
+        mqtt=mqtt_from(options),
+    )
+
+
+def mqtt_from(options: usage.Options) -> MqttSpec | None:
+    """`--mqtt` and its companions, or None without `--mqtt`."""
+    if not options["mqtt"]:
+        for name in ("mqtt-password-file", "mqtt-ca-file", "mqtt-discovery"):
+            if options[name]:
+                raise ValueError(blamed(options, name, f"--{name} needs --mqtt"))
+        return None
+    return checked(
+        options,
+        "mqtt",
+        lambda url: parse_mqtt(
+            url,
+            password_file=options["mqtt-password-file"],
+            ca_file=options["mqtt-ca-file"],
+            prefix=options["mqtt-prefix"],
+            version=str(options["mqtt-version"]),
+            discovery=bool(options["mqtt-discovery"]),
+        ),
     )
 
 

@@ -33,13 +33,16 @@ from balanca.http.site import site_tree, web_root
 from balanca.http.tickets import Printer, TicketsRoot
 from balanca.hub import Hub
 from balanca.options import Options, Settings
+from balanca.publish.mqtt import Publisher
 from balanca.records.key import fingerprint, load_or_create
 from balanca.scale.link import ScaleLink
 from balanca.scale.scale import Scale
 from balanca.scales import ScaleParts, build_scale
+from balanca.store import outbox
 from balanca.store.idempotency import Idempotency
 from balanca.store.recordbook import RecordBook
 from balanca.store.store import Store
+from balanca.store.transaction_index import get as transactions_view
 from balanca.store.transactions import Transactions
 
 __all__ = ["BalancaService", "Listener", "Options", "Parts", "Settings", "makeService"]
@@ -209,6 +212,17 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         parts.hub.subscribe(book)
     collector.book = book
     transactions = Transactions(book, settings.rules)
+    publisher = None
+    if settings.mqtt is not None:
+        hubs = [parts.hub for parts in scales.values()]
+        publisher = Publisher(
+            settings.mqtt, settings.site.id, hubs, store.interact, store.dialect, reactor
+        )
+        book.outbox = outbox.Queue(
+            store.dialect,
+            lambda txn, number: transactions_view(txn, store.dialect, settings.rules, number),
+        )
+        collector.publisher = publisher
     api = Api(
         reactor,
         scales,
@@ -219,6 +233,8 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
         lambda: book.state,
         Idempotency(store.interact, store.dialect, reactor),
     )
+    if publisher is not None:
+        api.mqtt = publisher.health
     site = site_tree(
         api_tree(api, book, transactions),
         WebSocketResource(live),
@@ -235,6 +251,8 @@ def makeService(options: Options, reactor: Any = global_reactor) -> BalancaServi
     # everything the scales published before the process exits.
     store.setServiceParent(top)
     book.setServiceParent(top)
+    if publisher is not None:  # stops before the store and the record book it reads
+        publisher.setServiceParent(top)
     for parts in scales.values():
         parts.link.setServiceParent(top)
     for description, endpoint in settings.http:

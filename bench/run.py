@@ -33,9 +33,11 @@ stdout; progress goes to stderr.
                         [--scales 4] [--scale-rate 10] [--no-wrk]
 
 `--crash-drill` runs bench/crash.py instead: `kill -9` during a 30 s database cut, and how
-many readings it cost. `--records` runs bench/records.py instead: a chain of 1,000,000 sealed
-records checked while `GET /api/weight` is measured. `--export` runs bench/export.py: 1,000,000
-transactions streamed as `/api/transactions.csv`, rows/s and the server's memory.
+many readings it cost. `--fleet` runs bench/fleet.py instead: 20 sites publishing to one
+Mosquitto, readings/s and latency end to end, records lost across a broker restart.
+`--records` runs bench/records.py instead: a chain of 1,000,000 sealed records checked while
+`GET /api/weight` is measured. `--export` runs bench/export.py: 1,000,000 transactions
+streamed as `/api/transactions.csv`, rows/s and the server's memory.
 """
 
 from __future__ import annotations
@@ -960,6 +962,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--records", action="store_true",
                    help="instead: check a chain of sealed records (bench/records.py)")  # fmt: skip
     p.add_argument("--records-count", type=int, default=1_000_000, help="records in the chain")
+    p.add_argument("--fleet", action="store_true",
+                   help="instead: sites publishing to one Mosquitto (bench/fleet.py)")  # fmt: skip
+    p.add_argument("--fleet-sites", type=int, default=20, help="balanca processes (sites)")
+    p.add_argument("--fleet-seconds", type=float, default=20.0, help="seconds measured")
+    p.add_argument("--fleet-cut", type=float, default=10.0, help="seconds the broker is down")
     p.add_argument("--export", action="store_true",
                    help="instead: stream /api/transactions.csv (bench/export.py)")  # fmt: skip
     p.add_argument("--export-count", type=int, default=1_000_000, help="transactions to export")
@@ -977,6 +984,13 @@ def main(argv: list[str] | None = None) -> int:
         outcome = crash_drill(args.crash_cut, int(args.rate))
         print(crash_line(outcome))
         return 1 if "error" in outcome else 0
+    if args.fleet:
+        from fleet import fleet_bench, fleet_line
+
+        figures = fleet_bench(args.fleet_sites, args.fleet_seconds, args.fleet_cut)
+        log(json.dumps(figures))
+        print(fleet_line(figures))
+        return 0 if figures["records_lost"] == 0 else 1
     if args.export:
         from export import export_bench, export_line
 

@@ -1,5 +1,5 @@
-"""A TCP proxy on 127.0.0.1 in front of MariaDB that tests cut and restore, as a database
-restart or a network failure would: a cut closes every connection through it and refuses new
+"""A TCP proxy on 127.0.0.1 in front of MariaDB (or any TCP server: the MQTT broker) that
+tests cut and restore, as a server restart or a network failure would: a cut closes every connection through it and refuses new
 ones until it is restored on the same port. Silenced, it accepts connections and keeps them
 open but forwards nothing either way, as a dropped route or a frozen server does."""
 
@@ -47,7 +47,7 @@ class _Accepted(_Pipe):
             return  # accepted, and never answered
         self.transport.pauseProducing()  # type: ignore[union-attr]
         self.proxy.connecting += 1
-        target = TCP4ClientEndpoint(reactor, MARIADB["host"], MARIADB["port"])
+        target = TCP4ClientEndpoint(reactor, *self.proxy.target)
         connectProtocol(target, _Pipe(self.proxy)).addCallbacks(self._joined, self._failed)
 
     def _joined(self, upstream: _Pipe) -> None:
@@ -72,9 +72,11 @@ class _Entrance(ServerFactory):
 
 
 class CuttableProxy:
-    """A TCP proxy on 127.0.0.1 to MariaDB that can be cut and restored on the same port."""
+    """A TCP proxy on 127.0.0.1 to `target` (host, port; MariaDB by default) that can be cut
+    and restored on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: tuple[str, int] | None = None) -> None:
+        self.target = target or (str(MARIADB["host"]), int(MARIADB["port"]))
         self.links: set[_Pipe] = set()
         self.connecting = 0
         self.silent = False

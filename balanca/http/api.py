@@ -113,6 +113,8 @@ class Api:
     """The sealed records' state: `ok`, or `broken` once a check fails."""
     keys: Idempotency | None = None
     """Where writes' `Idempotency-Key` answers are kept (None: keys are not honoured)."""
+    mqtt: Callable[[], dict[str, Any]] = lambda: {"state": "off", "outbox": 0, "oldest": None}
+    """Fleet publishing's state for `/api/health` (off unless `--mqtt`)."""
 
     def lone(self, request: Request) -> ScaleParts:
         """The only scale, for a 0.1 path; with several, 400 `scale_required` naming the ids

@@ -19,6 +19,7 @@ from twisted.web.server import Request
 
 from balanca.http.live import LiveFactory
 from balanca.http.site import BalancaSite
+from balanca.publish.mqtt import Publisher
 from balanca.scales import ScaleParts
 from balanca.store.recordbook import RecordBook
 
@@ -43,13 +44,41 @@ class BalancaCollector:
         self.scales, self.live, self.store = scales, live, store
         self.site: BalancaSite | None = None
         self.book: RecordBook | None = None
+        self.publisher: Publisher | None = None
 
     def collect(self) -> Iterator[Metric]:
         yield from self._scales()
         yield from self._websocket()
         yield from self._database()
         yield from self._records()
+        yield from self._mqtt()
         yield from self._http()
+
+    def _mqtt(self) -> Iterator[Metric]:
+        if self.publisher is None:
+            return
+        p, health = self.publisher, self.publisher.health()
+        yield _gauge("mqtt_connected", "1 while the MQTT session with the broker is up", p.link.up)
+        yield _counter("mqtt_connects", "MQTT sessions the broker accepted", p.link.connects)
+        yield _gauge("mqtt_outbox", "Records and transactions waiting for the broker", p.outbox)
+        yield _gauge(
+            "mqtt_outbox_oldest_seconds",
+            "Age of the oldest record or transaction waiting for the broker",
+            health["oldest"],
+        )
+        published = CounterMetricFamily(
+            "balanca_mqtt_published",
+            "MQTT messages sent (records and transactions: acknowledged), by topic",
+            labels=["topic"],
+        )
+        for topic in ("weight", "status", "records", "transactions"):
+            published.add_metric([topic], p.published[topic])
+        yield published
+        yield _counter(
+            "mqtt_readings_dropped",
+            "Readings not published because the broker was away (live data is not queued)",
+            p.readings_dropped,
+        )
 
     def _records(self) -> Iterator[Metric]:
         if self.book is None:

@@ -40,8 +40,6 @@ COMMAND_CODES = {"tare": "tared", "zero": "zeroed", "clear-tare": "tare_cleared"
 """The `code` of a command's success reply."""
 HEALTH_FIELDS = ("id", "state", "link", "reason", "code", "age")
 """A scale's part of `/api/health`."""
-OFF_MQTT = {"state": "off", "outbox": 0, "oldest": None}
-"""`/api/health`'s `mqtt` until fleet publishing exists."""
 
 
 class ScaleEndpoint(KeyedEndpoint):
@@ -150,7 +148,7 @@ class HealthEndpoint(Endpoint):
                 "time": isotime(local_time(self.api.clock.seconds())),
             }
         records = "broken" if self.api.records() == "broken" else "ok"
-        body.update(scales=[scale_health(p) for p in scales], records=records, mqtt=dict(OFF_MQTT))
+        body.update(scales=[scale_health(p) for p in scales], records=records, mqtt=self.api.mqtt())
         return status, body
 
 

@@ -27,7 +27,7 @@ from balanca.reading import Reading, isotime, local_time
 from balanca.records.guards import empties
 from balanca.records.key import fingerprint, key_info, raw_public
 from balanca.records.seal import ChainCheck, Record, Verdict
-from balanca.store import ledger
+from balanca.store import ledger, outbox
 from balanca.store.chaincheck import ChainChecker
 from balanca.store.idempotency import Receipt
 from balanca.store.schema import DIALECTS, Dialect, utc_text
@@ -94,6 +94,8 @@ class RecordBook(Service):
         """The wait before the next try to check the chain while the database is away."""
         self._emptied: dict[str, bool] = {}
         """Per scale: an empty scale was seen since its last capture in this run."""
+        self.outbox: outbox.Queue | None = None
+        """With fleet publishing on: where what the book writes is queued for the broker."""
         self._at_start: list[Callable[[], Awaitable[None]]] = []
 
     def startService(self) -> None:
@@ -165,7 +167,7 @@ class RecordBook(Service):
         `ledger.append`, as the book's one writer; the chain check then covers them."""
 
         async def written() -> T:
-            result: T = await self.interact(interaction, *args)
+            result: T = await self.interact(self._queued(interaction), *args)
             self._check_soon()
             return result
 
@@ -243,10 +245,20 @@ class RecordBook(Service):
             lambda: Deferred.fromCoroutine(self._write(draft, receipt))
         )
 
+    def _queued(self, interaction: Callable[..., T]) -> Callable[..., T]:
+        """`interaction`, queueing what it writes in the outbox when publishing is on."""
+        return interaction if self.outbox is None else self.outbox.wrap(interaction)
+
     async def _write(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
         captured_utc = utc_text(datetime.fromisoformat(draft["captured"]))
         record: Record = await self.interact(
-            ledger.append, self.dialect, draft, self.signer, captured_utc, uuid.uuid4().hex, receipt
+            self._queued(ledger.append),
+            self.dialect,
+            draft,
+            self.signer,
+            captured_utc,
+            uuid.uuid4().hex,
+            receipt,
         )
         self._check_soon()
         return record
