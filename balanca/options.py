@@ -24,12 +24,9 @@ from twisted.python import usage
 
 from balanca import __version__
 from balanca.config import (
-    DatabaseSpec,
     ScaleSpec,
     check_stale_after,
-    db_from_environment,
     nonnegative_decimal,
-    parse_db,
     parse_scale,
     parse_scales,
     split_scale_id,
@@ -38,6 +35,7 @@ from balanca.config_file import OptionKind, Site, read_config
 from balanca.http.security import Access, read_operators_file, read_token_file
 from balanca.publish.settings import MqttSpec, parse_mqtt
 from balanca.records.transaction import Rules
+from balanca.store.spec import DatabaseSpec, db_from_environment, parse_db
 
 T = TypeVar("T")
 LIST_DEFAULTS = {

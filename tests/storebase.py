@@ -24,8 +24,8 @@ from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest, TestCase
 
-from balanca.config import DatabaseSpec
 from balanca.reading import Mode, Reading, Status
+from balanca.store.spec import DatabaseSpec
 from balanca.store.store import Store
 
 MARIADB: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}

@@ -18,7 +18,6 @@ from twisted.enterprise import adbapi
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from balanca.config import DatabaseSpec
 from balanca.http.metrics import BalancaCollector
 from balanca.hub import Hub
 from balanca.reading import Reading, Status
@@ -27,6 +26,7 @@ from balanca.store import deadletters, ledger, prune, schema
 from balanca.store.backlog import BATCH
 from balanca.store.journal import dump, open_file
 from balanca.store.schema import encode_reading, identity, migrations
+from balanca.store.spec import DatabaseSpec
 from balanca.store.store import (
     FLUSH_INTERVAL,
     DatabaseRefused,

@@ -41,7 +41,7 @@ from balanca.store.recordbook import RecordBook
 from balanca.store.transactions import Transactions
 
 if TYPE_CHECKING:
-    from balanca.config import DatabaseSpec
+    from balanca.store.spec import DatabaseSpec
 
 EXPORT_LIMITS = (EVERYTHING, EVERYTHING)
 """An export's `limit=`: every row unless it names fewer."""

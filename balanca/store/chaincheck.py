@@ -23,7 +23,7 @@ from balanca.store.pool import connect
 from balanca.store.schema import DIALECTS
 
 if TYPE_CHECKING:
-    from balanca.config import DatabaseSpec
+    from balanca.store.spec import DatabaseSpec
 
 RANGE = 20_000
 """Records a worker checks at a time."""

@@ -22,7 +22,7 @@ from balanca.store.pool import close_in_background, connection_pool, ensure_data
 from balanca.store.schema import DIALECTS, lost_connection, migrate
 
 if TYPE_CHECKING:
-    from balanca.config import DatabaseSpec
+    from balanca.store.spec import DatabaseSpec
 
 T = TypeVar("T")
 CLOSE_TIMEOUT = 1.0

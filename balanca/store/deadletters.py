@@ -18,10 +18,10 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
-from balanca.config import DatabaseSpec, parse_db
 from balanca.store.journal import load
 from balanca.store.pool import connect
 from balanca.store.schema import DIALECTS, READING_COLUMNS
+from balanca.store.spec import DatabaseSpec, parse_db
 from balanca.store.store import default_journal_path
 
 

@@ -31,7 +31,7 @@ from balanca.store.pool import connect
 from balanca.store.schema import Dialect
 
 if TYPE_CHECKING:
-    from balanca.config import DatabaseSpec
+    from balanca.store.spec import DatabaseSpec
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -31,7 +31,7 @@ from balanca.store.pool import Pool, close_in_background
 from balanca.store.schema import READING_COLUMNS, Row, identity
 
 if TYPE_CHECKING:
-    from balanca.config import DatabaseSpec
+    from balanca.store.spec import DatabaseSpec
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS pending (ord INTEGER PRIMARY KEY, row TEXT NOT NULL)",

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 if TYPE_CHECKING:
-    from balanca.config import DatabaseSpec
+    from balanca.store.spec import DatabaseSpec
 
 DB_TIMEOUT = 5
 """Seconds PyMySQL waits to connect, for an answer, or to send, before it calls the connection

@@ -33,7 +33,7 @@ from balanca.store.idempotency import Receipt
 from balanca.store.schema import DIALECTS, Dialect, utc_text
 
 if TYPE_CHECKING:
-    from balanca.config import DatabaseSpec
+    from balanca.store.spec import DatabaseSpec
 
 CAPTURE_KINDS = ("weighing", "in", "out")
 SEGMENT = 5000

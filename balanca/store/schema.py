@@ -22,7 +22,7 @@ from twisted.enterprise import adbapi
 from balanca.reading import Reading, decimal_text, isotime
 
 if TYPE_CHECKING:
-    from balanca.config import DatabaseSpec
+    from balanca.store.spec import DatabaseSpec
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_DECIMALS = 6

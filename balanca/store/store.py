@@ -51,7 +51,7 @@ from balanca.store.schema import (
 )
 
 if TYPE_CHECKING:
-    from balanca.config import DatabaseSpec
+    from balanca.store.spec import DatabaseSpec
 
 T = TypeVar("T")
 RECORD_POLICIES = ("stable", "all", "none")
