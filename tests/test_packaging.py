@@ -74,5 +74,8 @@ class Install(TestCase):
             cwd=work,
             timeout=60,
         ).stdout.split()
-        self.assertTrue(Path(site[0], "index.html").exists(), site)
-        self.assertTrue(list(Path(site[1], "migrations", "sqlite").glob("001_*.sql")), site)
+        for page_file in (ROOT / "web").iterdir():  # every file the page and tickets load
+            self.assertTrue(Path(site[0], page_file.name).exists(), page_file.name)
+        for migration in (ROOT / "balanca" / "store" / "migrations").glob("*/*.sql"):
+            installed = Path(site[1], "migrations", migration.parent.name, migration.name)
+            self.assertTrue(installed.exists(), installed)
