@@ -132,7 +132,8 @@ class RecordBook(Service):
     ) -> Record:
         """Seal a capture of `reading` (kind and request fields in `fields`) and write it,
         with the answer to `receipt`'s Idempotency-Key in the same transaction."""
-        record = await self._append(self.capture_draft(reading, fields), receipt)
+        draft = self.capture_draft(reading, fields)
+        record: Record = await self.write(ledger.append, *self._sealing(draft, receipt))
         self.noted(reading.scale)
         return record
 
@@ -165,13 +166,9 @@ class RecordBook(Service):
     async def write(self, interaction: Callable[..., T], *args: Any) -> T:
         """Run `interaction(txn, *args)`, a database interaction that appends records with
         `ledger.append`, as the book's one writer; the chain check then covers them."""
-
-        async def written() -> T:
-            result: T = await self.interact(self._queued(interaction), *args)
-            self._check_soon()
-            return result
-
-        return await self._appending.run(lambda: Deferred.fromCoroutine(written()))
+        return await self._appending.run(
+            lambda: Deferred.fromCoroutine(self._locked_write(interaction, *args))
+        )
 
     async def void(
         self, number: int, reason: str, operator: str | None, receipt: Receipt | None = None
@@ -194,7 +191,7 @@ class RecordBook(Service):
             draft = self.draft(
                 {"kind": "void", "voids": number, "reason": reason, "operator": operator}
             )
-            return await self._write(draft, receipt)
+            return await self._locked_write(ledger.append, *self._sealing(draft, receipt))
 
         return await self._appending.run(lambda: Deferred.fromCoroutine(checked()))
 
@@ -240,28 +237,20 @@ class RecordBook(Service):
 
     # Inside.
 
-    async def _append(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
-        return await self._appending.run(
-            lambda: Deferred.fromCoroutine(self._write(draft, receipt))
-        )
-
     def _queued(self, interaction: Callable[..., T]) -> Callable[..., T]:
         """`interaction`, queueing what it writes in the outbox when publishing is on."""
         return interaction if self.outbox is None else self.outbox.wrap(interaction)
 
-    async def _write(self, draft: dict[str, Any], receipt: Receipt | None) -> Record:
-        captured_utc = utc_text(datetime.fromisoformat(draft["captured"]))
-        record: Record = await self.interact(
-            self._queued(ledger.append),
-            self.dialect,
-            draft,
-            self.signer,
-            captured_utc,
-            uuid.uuid4().hex,
-            receipt,
-        )
+    async def _locked_write(self, interaction: Callable[..., T], *args: Any) -> T:
+        """`write`, for a caller that holds the one-writer lock already."""
+        result: T = await self.interact(self._queued(interaction), *args)
         self._check_soon()
-        return record
+        return result
+
+    def _sealing(self, draft: dict[str, Any], receipt: Receipt | None) -> tuple[Any, ...]:
+        """`ledger.append`'s arguments after the cursor, for one `draft` and its receipt."""
+        captured_utc = utc_text(datetime.fromisoformat(draft["captured"]))
+        return (self.dialect, draft, self.signer, captured_utc, uuid.uuid4().hex, receipt)
 
     def _check_soon(self) -> None:
         """Check the records just written, after any check under way. A database that fails
